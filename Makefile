@@ -1,0 +1,17 @@
+.PHONY: demo test test-fast bench venvs
+
+# Serve examples/hello.py on 127.0.0.1:8000 with the free-threaded interpreter (built if needed).
+demo:
+	bash ci/venvs.sh ft
+	.venv/ft/bin/ftserve --threads 2 --host 127.0.0.1 --port 8000 --access-log examples.hello:app
+
+# The whole suite, on 3.13t and on a GIL interpreter.
+test:
+	bash ci/test.sh
+
+# The suite without the slow/stress tests.
+test-fast:
+	bash ci/test.sh -m "not slow"
+
+venvs:
+	bash ci/venvs.sh

@@ -1,0 +1,25 @@
+"""ftserver: a production web server for Python, built for free-threaded CPython."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Config", "Server", "run", "__version__"]
+
+if TYPE_CHECKING:
+    from ftserver.config import Config
+    from ftserver.server import Server, run
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import ftserver` (e.g. by the pytest plugin) stays cheap.
+    if name == "Config":
+        from ftserver.config import Config
+
+        return Config
+    if name in ("Server", "run"):
+        from ftserver import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'ftserver' has no attribute {name!r}")

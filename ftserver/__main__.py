@@ -1,0 +1,3 @@
+from ftserver.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The ``ftserve`` command line. Every option can also be set as ``FTSERVE_<OPTION>``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ftserver import __version__
+from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, Config, ConfigError, default_threads
+from ftserver.loading import AppLoadError
+from ftserver.net import BindError
+from ftserver.runtime import python_build
+from ftserver.server import Server, StartupError
+
+
+def _version_message() -> str:
+    return f"ftserver {__version__} ({python_build()})"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("app", envvar="FTSERVE_APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind to this address.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Bind to this port (0 picks a free port; the log shows it).")
+@click.option("--uds", default=None, help="Bind to this Unix domain socket instead of TCP.")
+@click.option("--threads", default=None, type=int, help=f"Worker threads, each with its own event loop.  [default: number of CPUs, here {default_threads()}]")
+@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. Only ASGI 3 is available in this version (WSGI and RSGI are planned).")
+@click.option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
+@click.option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")
+@click.option("--backlog", default=2048, show_default=True, type=int, help="Listen backlog.")
+@click.option("--lifespan", type=click.Choice(LIFESPAN_MODES), default="auto", show_default=True, help="ASGI lifespan protocol (run once per worker thread). auto: skip if the app does not support it.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True, help="Server log level.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log one line per request to stdout.")
+@click.option("--root-path", default="", help="ASGI root_path: the prefix the app is mounted under behind a proxy.")
+@click.option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=float, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
+@click.option("--timeout-keep-alive", default=5.0, show_default=True, type=float, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
+@click.option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
+@click.option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path).")
+@click.option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")
+@click.option("--date-header/--no-date-header", default=True, show_default=True, help="Send a 'date' header.")
+@click.option("--limit-request-line", default=8190, show_default=True, type=int, help="Longest request line in bytes (414 beyond).")
+@click.option("--limit-request-headers", default=65536, show_default=True, type=int, help="Largest header section in bytes (431 beyond).")
+@click.option("--limit-request-fields", default=100, show_default=True, type=int, help="Most header fields in a request (431 beyond).")
+@click.option("--limit-request-body", default=None, type=int, help="Largest request body in bytes (413 beyond).  [default: unlimited]")
+@click.version_option(__version__, "--version", message=_version_message())
+def cli(app: str, threads: int | None, **options: Any) -> None:
+    """Serve APP, an ASGI 3 application given as "module:attribute" (e.g. "main:app").
+
+    One process runs --threads worker threads, each with its own event loop; on a
+    free-threaded Python (3.13t) they run in parallel. SIGINT/SIGTERM stop gracefully
+    (a second SIGINT forces).
+    """
+    if threads is not None:
+        options["threads"] = threads
+    try:
+        config = Config(app=app, **options)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    server = Server(config)
+    try:
+        code = server.run()
+    except (AppLoadError, ConfigError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except BindError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except StartupError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(3)
+    sys.exit(code)
+
+
+def main() -> None:
+    cli(auto_envvar_prefix="FTSERVE")
+
+
+if __name__ == "__main__":
+    main()

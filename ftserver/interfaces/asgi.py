@@ -1,0 +1,380 @@
+"""ASGI 3 adapter: HTTP (spec 2.4) and lifespan.
+
+The HTTP rules are written once here, against a small *stream* interface that every HTTP
+protocol driver implements (HTTP/1.1 now, HTTP/2 later):
+
+- ``send_body(cycle, body, more)``: write the response head (first call) and body bytes;
+- ``want_body(cycle)``: the app waits for body bytes (send ``100 Continue``, resume reading);
+- ``body_consumed(cycle, nbytes)``: the app took body bytes off the buffer (flow control);
+- ``write_paused`` / ``drain()``: write-side backpressure;
+- ``response_complete(cycle)`` and ``app_finished(cycle, exc)``: end of the exchange.
+
+The driver feeds the cycle with ``on_body``, ``on_body_end`` and ``on_disconnect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from ftserver.protocols.events import Request
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("ftserver.error")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
+
+
+class HTTPStream(Protocol):
+    """What an interface adapter needs of a protocol driver for one request."""
+
+    write_paused: bool
+
+    def send_body(self, cycle: Any, body: bytes, more: bool) -> None: ...
+    def want_body(self, cycle: Any) -> None: ...
+    def body_consumed(self, cycle: Any, nbytes: int) -> None: ...
+    async def drain(self) -> None: ...
+    def response_complete(self, cycle: Any) -> None: ...
+    def app_finished(self, cycle: Any, exc: BaseException | None) -> None: ...
+
+
+class ConnectionInfo:
+    """Per-connection constants copied into every request scope."""
+
+    __slots__ = ("client", "server", "scheme", "root_path", "state")
+
+    def __init__(
+        self,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        scheme: str,
+        root_path: str,
+        state: dict[str, Any] | None,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.root_path = root_path
+        self.state = state
+
+
+def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
+    """Build the ASGI ``http`` connection scope for ``request``.
+
+    ``path`` is the percent-decoded path (UTF-8) and, like ``raw_path``, includes
+    ``root_path`` (ASGI spec: root_path is the mount point, path the full path).
+    """
+    target = request.target
+    if target[:1] != b"/":
+        target = _origin_form(target)
+    raw_path, sep, query = target.partition(b"?")
+    path = raw_path.decode("ascii")
+    if "%" in path:
+        path = unquote(path)
+    root_path = info.root_path
+    if root_path:
+        path = root_path + path
+        raw_path = root_path.encode() + raw_path
+    scope = {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        "method": request.method,
+        "scheme": info.scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": request.headers,
+        "client": info.client,
+        "server": info.server,
+    }
+    state = info.state
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope
+
+
+def _origin_form(target: bytes) -> bytes:
+    """Path and query of an absolute-form (``http://host/p?q``) or asterisk-form target."""
+    if target == b"*":
+        return b"*"
+    scheme_end = target.find(b"://")
+    if scheme_end < 0:  # authority-form (CONNECT)
+        return b"/"
+    slash = target.find(b"/", scheme_end + 3)
+    if slash < 0:
+        question = target.find(b"?", scheme_end + 3)
+        return b"/" + target[question:] if question >= 0 else b"/"
+    return target[slash:]
+
+
+class ASGIHTTPCycle:
+    """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
+
+    __slots__ = (
+        "stream",
+        "scope",
+        "chunks",
+        "body_done",
+        "body_delivered",
+        "waiter",
+        "disconnected",
+        "started",
+        "status",
+        "headers",
+        "trailers",
+        "body_sent",
+        "complete",
+        "response_bytes",
+    )
+
+    def __init__(self, stream: HTTPStream, scope: dict[str, Any], body_done: bool) -> None:
+        self.stream = stream
+        self.scope = scope
+        self.chunks: list[bytes] = []
+        self.body_done = body_done  # the whole request body has arrived
+        self.body_delivered = False  # the app has received more_body=False
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.started = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailers = False
+        self.body_sent = False  # the final http.response.body was sent
+        self.complete = False  # response complete (including trailers)
+        self.response_bytes = 0
+
+    # -- driver side -------------------------------------------------------------
+
+    def on_body(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self._wake()
+
+    def on_body_end(self) -> None:
+        self.body_done = True
+        self._wake()
+
+    def on_disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def app_done(self, exc: BaseException | None) -> None:
+        """Called once when the application coroutine has returned or raised."""
+        self.stream.app_finished(self, exc)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- application side --------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if self.complete or self.disconnected:
+            return {"type": "http.disconnect"}
+        chunks = self.chunks
+        if not chunks:
+            if self.body_done:
+                if not self.body_delivered:
+                    self.body_delivered = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                # The body was delivered: the next message is the disconnect, whenever
+                # the client goes or the response is complete.
+                while not (self.complete or self.disconnected):
+                    await self._wait()
+                return {"type": "http.disconnect"}
+            self.stream.want_body(self)
+            while not (chunks or self.body_done or self.disconnected):
+                await self._wait()
+            if self.disconnected:
+                return {"type": "http.disconnect"}
+        if len(chunks) == 1:
+            body = chunks[0]
+        else:
+            body = b"".join(chunks)
+        chunks.clear()
+        if body:
+            self.stream.body_consumed(self, len(body))
+        more = not self.body_done
+        if not more:
+            self.body_delivered = True
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    def _wait(self) -> asyncio.Future[None]:
+        waiter = self.waiter
+        if waiter is None:
+            self.waiter = waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not self.started:
+                raise RuntimeError("ASGI: 'http.response.body' sent before 'http.response.start'")
+            if self.body_sent:
+                raise RuntimeError("ASGI: 'http.response.body' sent after the response body was complete")
+            if self.disconnected:
+                raise ClientDisconnected("client disconnected")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if type(body) is not bytes:
+                if not isinstance(body, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"ASGI: 'body' must be bytes, got {type(body).__name__}")
+                body = bytes(body)
+            self.response_bytes += len(body)
+            stream = self.stream
+            if more:
+                stream.send_body(self, body, True)
+                if stream.write_paused:
+                    await stream.drain()
+                    if self.disconnected:
+                        raise ClientDisconnected("client disconnected")
+                return
+            self.body_sent = True
+            stream.send_body(self, body, False)
+            if not self.trailers:
+                self.complete = True
+                self._wake()
+                stream.response_complete(self)
+            return
+        if kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("ASGI: 'http.response.start' sent twice")
+            status = message["status"]
+            if type(status) is not int or not 100 <= status <= 999:
+                raise TypeError(f"ASGI: 'status' must be an int in 100..999, got {status!r}")
+            if status < 200:
+                raise RuntimeError("ASGI: informational (1xx) responses cannot be sent with 'http.response.start'")
+            headers = message.get("headers", ())
+            self.headers = headers if type(headers) is list else list(headers)
+            self.status = status
+            self.trailers = bool(message.get("trailers", False))
+            self.started = True
+            return
+        if kind == "http.response.trailers":
+            if not (self.trailers and self.body_sent) or self.complete:
+                raise RuntimeError("ASGI: 'http.response.trailers' sent without 'trailers': True or before the body was complete")
+            # HTTP/1.1 responses carry no trailers here (clients rarely ask with TE: trailers);
+            # the message completes the response.
+            if not message.get("more_trailers", False):
+                self.complete = True
+                self._wake()
+                self.stream.response_complete(self)
+            return
+        raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an 'http' scope")
+
+
+# -- lifespan ---------------------------------------------------------------------
+
+
+class LifespanFailed(Exception):
+    """The app reported ``lifespan.startup.failed`` (or crashed during startup with --lifespan on)."""
+
+
+class Lifespan:
+    """Runs the app's ``lifespan`` scope on one event loop (ASGI lifespan spec 2.0).
+
+    ``mode`` is ``"on"`` (failures are fatal), ``"auto"`` (an app that raises before
+    answering is taken not to support lifespan) or ``"off"``.
+    """
+
+    def __init__(self, app: ASGIApp, mode: str, label: str = "") -> None:
+        self.app = app
+        self.mode = mode
+        self.label = label
+        self.state: dict[str, Any] = {}
+        self.supported = mode != "off"
+        self._to_app: asyncio.Queue[Message] | None = None
+        self._startup_done: asyncio.Future[Message] | None = None
+        self._shutdown_done: asyncio.Future[Message] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        if not self.supported:
+            return
+        loop = asyncio.get_running_loop()
+        self._to_app = asyncio.Queue()
+        self._startup_done = loop.create_future()
+        self._shutdown_done = loop.create_future()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        self._task = loop.create_task(self._run(scope), name="ftserver-lifespan")
+        await self._to_app.put({"type": "lifespan.startup"})
+        message = await self._startup_done
+        if message.get("type") == "lifespan.startup.failed":
+            raise LifespanFailed(message.get("message") or "lifespan startup failed")
+        if message.get("type") == "unsupported":
+            self.supported = False
+
+    async def shutdown(self) -> None:
+        if not self.supported or self._task is None or self._to_app is None:
+            return
+        assert self._shutdown_done is not None
+        if self._task.done():
+            return
+        await self._to_app.put({"type": "lifespan.shutdown"})
+        message = await self._shutdown_done
+        if message.get("type") == "lifespan.shutdown.failed":
+            logger.error("lifespan shutdown failed%s: %s", self.label, message.get("message", ""))
+        try:
+            await asyncio.wait_for(self._task, timeout=5)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - errors were already reported
+            pass
+
+    async def _receive(self) -> Message:
+        assert self._to_app is not None
+        return await self._to_app.get()
+
+    async def _send(self, message: Message) -> None:
+        kind = message.get("type")
+        assert self._startup_done is not None and self._shutdown_done is not None
+        if kind in ("lifespan.startup.complete", "lifespan.startup.failed"):
+            if self._startup_done.done():
+                raise RuntimeError(f"ASGI lifespan: unexpected {kind!r}")
+            self._startup_done.set_result(message)
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            if not self._startup_done.done() or self._shutdown_done.done():
+                raise RuntimeError(f"ASGI lifespan: unexpected {kind!r}")
+            self._shutdown_done.set_result(message)
+        else:
+            raise RuntimeError(f"ASGI lifespan: unexpected message type {kind!r}")
+
+    async def _run(self, scope: Scope) -> None:
+        assert self._startup_done is not None and self._shutdown_done is not None
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if not self._startup_done.done():
+                if self.mode == "auto":
+                    logger.info("ASGI 'lifespan' protocol appears unsupported by the app (%s: %s)", type(exc).__name__, exc)
+                    self._startup_done.set_result({"type": "unsupported"})
+                else:
+                    logger.error("exception in ASGI lifespan startup%s", self.label, exc_info=exc)
+                    self._startup_done.set_result({"type": "lifespan.startup.failed", "message": repr(exc)})
+            else:
+                logger.error("exception in ASGI lifespan%s", self.label, exc_info=exc)
+                if not self._shutdown_done.done():
+                    self._shutdown_done.set_result({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+        finally:
+            if not self._startup_done.done():
+                # The app returned without answering: it ignores lifespan.
+                self._startup_done.set_result({"type": "unsupported"})
+            if not self._shutdown_done.done():
+                self._shutdown_done.set_result({"type": "lifespan.shutdown.complete"})

@@ -1,0 +1,69 @@
+"""Listening sockets: TCP (optionally one per worker with SO_REUSEPORT) and Unix sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+
+class BindError(OSError):
+    """The listening address could not be bound; the message says which and why."""
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def bind_tcp(host: str, port: int, backlog: int, *, reuse_port: bool = False) -> socket.socket:
+    family = _family(host)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot listen on {format_host(host)}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def bind_tcp_group(host: str, port: int, backlog: int, count: int) -> list[socket.socket]:
+    """``count`` sockets sharing one address through SO_REUSEPORT (port 0: the first picks)."""
+    first = bind_tcp(host, port, backlog, reuse_port=True)
+    real_port = first.getsockname()[1]
+    socks = [first]
+    try:
+        for _ in range(count - 1):
+            socks.append(bind_tcp(host, real_port, backlog, reuse_port=True))
+    except OSError:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def bind_unix(path: str, backlog: int) -> socket.socket:
+    if os.path.exists(path):
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise BindError(17, f"cannot listen on {path}: exists and is not a socket")
+        os.unlink(path)  # a stale socket from an earlier run
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o666)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot listen on {path}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

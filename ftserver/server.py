@@ -1,0 +1,320 @@
+"""The server: loads the app, binds, runs worker threads, and stops them gracefully.
+
+Signal handlers only enqueue; one loop in ``_serve_forever`` handles every event (stop
+requests, crashed workers), in the manner of Gunicorn's arbiter.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ftserver import __version__
+from ftserver.config import Config, ConfigError
+from ftserver.loading import import_app
+from ftserver.logs import configure_logging
+from ftserver.net import bind_tcp, bind_tcp_group, bind_unix, format_host
+from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
+from ftserver.threads.accept import AcceptQueue
+from ftserver.threads.worker import WorkerThread
+
+logger = logging.getLogger("ftserver.error")
+
+EXIT_OK = 0
+EXIT_FORCED = 1
+EXIT_STARTUP_FAILED = 3
+
+
+class StartupError(RuntimeError):
+    """The server could not start (lifespan startup failed, a worker died at start...)."""
+
+
+class Server:
+    """Runs one ftserver instance in this process.
+
+    ``run()`` blocks and handles SIGINT/SIGTERM (when called from the main thread);
+    ``start()`` runs it in a background thread and returns once it is serving;
+    ``stop()`` drains it.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app: Callable[..., Any] | None = None
+        self.gil: GILReport | None = None
+        self.workers: list[WorkerThread] = []
+        self.listeners: list[socket.socket] = []
+        self.host = config.host
+        self.port = config.port
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+        self.startup_error: BaseException | None = None
+        self.exit_code = EXIT_OK
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._acceptor: AcceptQueue | None = None
+        self._thread: threading.Thread | None = None
+        self._signals_seen = 0
+
+    # -- public API ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self.config.uds:
+            return f"unix:{self.config.uds}"
+        return f"http://{format_host(self.host)}:{self.port}"
+
+    def run(self) -> int:
+        """Serve until stopped; return the process exit code."""
+        configure_logging(self.config.log_level, self.config.access_log)
+        restore = self._install_signal_handlers()
+        try:
+            try:
+                self._startup()
+            except BaseException as exc:
+                self.startup_error = exc
+                self.exit_code = EXIT_STARTUP_FAILED
+                self.started.set()
+                self._shutdown(force=True)
+                raise
+            self.started.set()
+            self._serve_forever()
+            return self.exit_code
+        finally:
+            self.stopped.set()
+            restore()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Run in a background thread; return once serving (raise if start-up failed)."""
+        self._thread = threading.Thread(target=self._run_quietly, name="ftserver-main", daemon=True)
+        self._thread.start()
+        if not self.started.wait(timeout):
+            raise StartupError(f"server did not start within {timeout} s")
+        if self.startup_error is not None:
+            raise StartupError(str(self.startup_error)) from self.startup_error
+
+    def stop(self, force: bool = False, timeout: float | None = None) -> None:
+        """Stop gracefully (in-flight requests finish) and wait until stopped."""
+        self._events.put(("stop", force))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """Request and connection counters, summed over the workers."""
+        return {
+            "requests": sum(w.stats.requests for w in self.workers),
+            "connections": sum(w.stats.connections for w in self.workers),
+            "open_connections": sum(w.stats.connections - w.stats.closed for w in self.workers),
+        }
+
+    # -- start-up --------------------------------------------------------------------
+
+    def _run_quietly(self) -> None:
+        try:
+            self.run()
+        except BaseException:  # noqa: BLE001 - kept in startup_error for start()
+            pass
+
+    def _startup(self) -> None:
+        config = self.config
+        if isinstance(config.app, str):
+            app, self.gil = watch_gil(lambda: import_app(config.app, factory=config.factory, app_dir=config.app_dir))  # type: ignore[arg-type]
+        else:
+            app, self.gil = watch_gil(lambda: config.app)
+        _check_interface(app, config.interface)
+        self.app = app
+        self._bind()
+        for index in range(config.threads):
+            self.workers.append(self._new_worker(index))
+        for worker in self.workers:
+            worker.start()
+        for worker in self.workers:
+            worker.ready.wait()
+            if worker.startup_error is not None or worker.crashed is not None:
+                error = worker.startup_error or worker.crashed
+                raise StartupError(f"worker {worker.index} failed to start: {error}")
+        if self._acceptor is not None:
+            self._acceptor.start()
+        self._banner()
+
+    def _bind(self) -> None:
+        config = self.config
+        if config.uds:
+            self.listeners = [bind_unix(config.uds, config.backlog)]
+            self._acceptor = AcceptQueue(self.listeners[0], self.workers)
+            return
+        if config.accept == "reuseport":
+            self.listeners = bind_tcp_group(config.host, config.port, config.backlog, config.threads)
+        else:
+            self.listeners = [bind_tcp(config.host, config.port, config.backlog)]
+            self._acceptor = AcceptQueue(self.listeners[0], self.workers)
+        self.port = self.listeners[0].getsockname()[1]
+
+    def _new_worker(self, index: int) -> WorkerThread:
+        listener = None
+        if self._acceptor is None:
+            if index < len(self.listeners) and self.listeners[index].fileno() >= 0:
+                listener = self.listeners[index]
+            else:  # a replacement for a crashed worker: its socket went with its loop
+                listener = bind_tcp(self.config.host, self.port, self.config.backlog, reuse_port=True)
+                self.listeners[index] = listener
+        return WorkerThread(index, self.app, self.config, listener)
+
+    def _banner(self) -> None:
+        config = self.config
+        gil = self.gil.describe() if self.gil else ""
+        accept = "unix socket" if config.uds else f"accept: {config.accept}"
+        logger.info(
+            "ftserver %s | %s | %s | mode: threads | %d thread%s (%s) | http1: %s | pid %d",
+            __version__,
+            python_build(),
+            gil,
+            config.threads,
+            "" if config.threads == 1 else "s",
+            accept,
+            config.http1,
+            os.getpid(),
+        )
+        if self.gil is not None and self.gil.after and config.threads > 1:
+            hint = "" if free_threaded_build() else " Use a free-threaded build (python3.13t) for parallel threads."
+            logger.warning(
+                "The GIL is enabled (%s): the %d worker threads will not run Python code in parallel.%s",
+                self.gil.describe(),
+                config.threads,
+                hint,
+            )
+        logger.info("Listening on %s (press CTRL+C to quit)", self.url)
+
+    # -- the main loop ---------------------------------------------------------------
+
+    def _serve_forever(self) -> None:
+        while True:
+            try:
+                kind, arg = self._events.get(timeout=0.5)
+            except queue.Empty:
+                self._check_workers()
+                continue
+            if kind == "stop":
+                self._shutdown(force=bool(arg))
+                return
+            if kind == "signal":
+                self._handle_signal(arg)
+
+    def _handle_signal(self, signum: int) -> None:
+        self._signals_seen += 1
+        if self._signals_seen == 1:
+            logger.info("Received %s: shutting down gracefully (again to force)", signal.Signals(signum).name)
+            self._events.put(("stop", False))
+        else:
+            logger.warning("Received %s again: forcing shutdown", signal.Signals(signum).name)
+            self.exit_code = EXIT_FORCED
+            for worker in self.workers:
+                worker.stop(force=True)
+
+    def _check_workers(self) -> None:
+        for index, worker in enumerate(self.workers):
+            if worker.is_alive() or worker.startup_error is not None:
+                continue
+            logger.error("worker thread %d died (%r); starting a replacement", index, worker.crashed)
+            replacement = self._new_worker(index)
+            self.workers[index] = replacement
+            if self._acceptor is not None:
+                self._acceptor.reset(index)
+            replacement.start()
+
+    def _shutdown(self, force: bool) -> None:
+        if self._acceptor is not None and self._acceptor.is_alive():
+            self._acceptor.stop()
+            self._acceptor.join(5)
+        if self._acceptor is not None:
+            # Connections still in the backlog were never accepted: close the listener now.
+            for listener in self.listeners:
+                listener.close()
+        if not force:
+            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
+        for worker in self.workers:
+            worker.stop(force=force)
+        for worker in self.workers:
+            # Graceful-stop timeout plus time for lifespan shutdown; a second signal forces.
+            deadline = time.monotonic() + self.config.timeout_graceful_shutdown + 10
+            while worker.is_alive() and time.monotonic() < deadline:
+                worker.join(0.2)
+                self._drain_signals()
+        for listener in self.listeners:
+            listener.close()
+        if self.config.uds:
+            try:
+                os.unlink(self.config.uds)
+            except OSError:
+                pass
+        logger.info("Server stopped")
+
+    def _drain_signals(self) -> None:
+        """While waiting on workers, still act on a second SIGINT (force)."""
+        try:
+            while True:
+                kind, arg = self._events.get_nowait()
+                if kind == "signal":
+                    self._handle_signal(arg)
+        except queue.Empty:
+            pass
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            self._events.put(("signal", signum))
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+
+        def restore() -> None:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+        return restore
+
+
+def _check_interface(app: Any, interface: str) -> None:
+    """Reject apps that are clearly not ASGI 3 with a message that says what they look like."""
+    if interface not in ("auto", "asgi"):
+        raise ConfigError(f"interface {interface!r} is not available yet")
+    if hasattr(app, "__rsgi__") and not _is_async_callable(app):
+        raise ConfigError("the app looks like an RSGI app (it has __rsgi__); RSGI is not available yet in this version")
+    if _is_async_callable(app):
+        return
+    try:
+        params = [
+            p for p in inspect.signature(app).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return
+    if len(params) == 2:
+        raise ConfigError(
+            "the app looks like a WSGI app (it takes 2 arguments: environ, start_response); "
+            "WSGI is not available yet in this version — only ASGI 3 apps are served"
+        )
+
+
+def _is_async_callable(obj: Any) -> bool:
+    while hasattr(obj, "func") and hasattr(obj, "args"):  # functools.partial
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
+
+
+def run(app: str | Callable[..., Any], **options: Any) -> int:
+    """Serve ``app`` (an ASGI callable or ``"module:attr"``) until stopped; return the exit code."""
+    return Server(Config(app=app, **options)).run()
+
+
+if sys.platform == "win32":  # pragma: no cover
+    raise ImportError("ftserver runs on POSIX systems only")

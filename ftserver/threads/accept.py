@@ -1,0 +1,87 @@
+"""The shared accept queue: one acceptor thread hands connections to worker threads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ftserver.threads.worker import WorkerThread
+
+logger = logging.getLogger("ftserver.error")
+
+
+class AcceptQueue(threading.Thread):
+    """Accepts on the shared listener and gives each connection to the least-loaded worker.
+
+    A worker's load is the connections sent to it (counted here, by this thread only)
+    minus those it has closed (counted by the worker, by its thread only): no shared
+    writes. The chosen worker's selector is woken through ``call_soon_threadsafe``.
+    """
+
+    def __init__(self, listener: socket.socket, workers: Sequence[WorkerThread]) -> None:
+        super().__init__(name="ftserver-acceptor", daemon=True)
+        self.listener = listener
+        self.workers = workers  # replaced in place by the server when a worker is respawned
+        self.sent: dict[int, int] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def reset(self, index: int) -> None:
+        """Forget the load of worker ``index`` (it was replaced by a fresh one)."""
+        self.sent[index] = 0
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while not self._stopping:
+                for key, _ in sel.select():
+                    if key.fileobj is self.listener:
+                        self._accept_burst()
+        finally:
+            sel.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _accept_burst(self) -> None:
+        listener = self.listener
+        for _ in range(64):
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: log and retry on the next wake-up
+                logger.error("accept() failed: %s", exc)
+                return
+            worker = self._pick()
+            if worker is None:
+                sock.close()
+                continue
+            self.sent[worker.index] = self.sent.get(worker.index, 0) + 1
+            worker.adopt(sock)
+
+    def _pick(self) -> WorkerThread | None:
+        best = None
+        best_load = 0
+        sent = self.sent
+        for worker in self.workers:
+            if not worker.accepting:
+                continue
+            load = sent.get(worker.index, 0) - worker.stats.closed
+            if best is None or load < best_load:
+                best, best_load = worker, load
+        return best

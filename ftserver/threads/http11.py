@@ -1,0 +1,392 @@
+"""The I/O driver of one HTTP/1.1 connection, living on one worker thread's event loop.
+
+It owns the transport, feeds received bytes to the sans-I/O protocol object
+(``ftserver.protocols.http11`` or the h11 adapter) and turns its events into calls on the
+ASGI cycle; the cycle calls back through the stream interface (``send_body`` and friends,
+see ``ftserver.interfaces.asgi``). Everything here is touched by one thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any
+
+from ftserver.interfaces.asgi import ASGIHTTPCycle, ClientDisconnected, ConnectionInfo, http_scope
+from ftserver.protocols.errors import ProtocolError
+from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
+from ftserver.protocols.http11 import HTTP_100_CONTINUE
+
+if TYPE_CHECKING:
+    from ftserver.threads.worker import WorkerContext
+
+logger = logging.getLogger("ftserver.error")
+
+#: Buffered request-body bytes above which the socket stops being read.
+READ_HIGH_WATER = 256 * 1024
+READ_LOW_WATER = 64 * 1024
+#: Unread request body the server discards to keep a connection alive after the response.
+MAX_DISCARD = 1024 * 1024
+
+_INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
+_INTERNAL_ERROR_BODY = b"Internal Server Error"
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class HTTP11Protocol(asyncio.Protocol):
+    """One HTTP/1.1 connection: parse, run the app for each request in order, write back."""
+
+    __slots__ = (
+        "w",
+        "conn",
+        "transport",
+        "info",
+        "cycle",
+        "head_pending",
+        "continue_sent",
+        "request_read",
+        "discarding",
+        "discarded",
+        "buffered",
+        "read_paused",
+        "write_paused",
+        "drain_waiter",
+        "closed",
+        "closing",
+        "idle_since",
+        "started_at",
+        "request",
+    )
+
+    def __init__(self, w: WorkerContext) -> None:
+        self.w = w
+        self.conn = w.http1_class(w.limits, w.server_header)
+        self.transport: asyncio.Transport | None = None
+        self.cycle: ASGIHTTPCycle | None = None
+        self.request: Request | None = None
+        self.head_pending = False
+        self.continue_sent = False
+        self.request_read = True
+        self.discarding = False
+        self.discarded = 0
+        self.buffered = 0
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.closing = False
+        self.idle_since = 0.0
+        self.started_at = 0.0
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        w = self.w
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
+        server = (sock[0], sock[1]) if isinstance(sock, tuple) else (sock, None) if sock else None
+        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        self.info = ConnectionInfo(client, server, scheme, w.root_path, w.lifespan_state)
+        self.idle_since = w.now
+        w.connections.add(self)
+        w.stats.connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        w = self.w
+        w.connections.discard(self)
+        w.stats.closed += 1
+        cycle = self.cycle
+        if cycle is not None and not cycle.complete:
+            cycle.on_disconnect()
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._handle_events()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_data(b"")
+        self._handle_events()
+        # Keep our side open while a response is being produced; close otherwise.
+        return self.cycle is not None and not self.closed
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- events from the protocol object ---------------------------------------------
+
+    def _handle_events(self) -> None:
+        conn = self.conn
+        start: Request | None = None
+        try:
+            while True:
+                event = conn.next_event()
+                kind = type(event)
+                if kind is Data:
+                    self._on_body(event.data)  # type: ignore[union-attr]
+                elif event is END_OF_MESSAGE:
+                    self._on_body_end()
+                elif kind is Request:
+                    start = event  # type: ignore[assignment]
+                    self._on_request(start)  # type: ignore[arg-type]
+                elif event is NEED_DATA:
+                    break
+                elif event is PAUSED:
+                    if len(conn.trailing_data) > READ_HIGH_WATER and not self.read_paused:
+                        # A client pipelining faster than we answer: stop reading for now.
+                        self.read_paused = True
+                        self.transport.pause_reading()  # type: ignore[union-attr]
+                    break
+                else:  # ConnectionClosed: the client has nothing more to send
+                    if self.cycle is None:
+                        self._close()
+                    else:
+                        self.closing = True
+                    break
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if start is not None and self.cycle is not None and self.request is start:
+            self._run_app(self.cycle)
+
+    def _on_request(self, request: Request) -> None:
+        w = self.w
+        self.request = request
+        self.request_read = not request.has_body
+        self.head_pending = True
+        self.continue_sent = False
+        self.idle_since = 0.0
+        if w.access_log:
+            self.started_at = time.perf_counter()
+        scope = http_scope(request, self.info)
+        self.cycle = ASGIHTTPCycle(self, scope, self.request_read)
+
+    def _on_body(self, data: bytes) -> None:
+        if self.discarding:
+            self.discarded += len(data)
+            if self.discarded > MAX_DISCARD:
+                self._close()
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.complete:
+            return
+        cycle.on_body(data)
+        self.buffered += len(data)
+        if self.buffered > READ_HIGH_WATER and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def _on_body_end(self) -> None:
+        self.request_read = True
+        if self.discarding:
+            self.discarding = False
+            self._next_cycle()
+            return
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.on_body_end()
+
+    def _run_app(self, cycle: ASGIHTTPCycle) -> None:
+        w = self.w
+        try:
+            coro = w.app(cycle.scope, cycle.receive, cycle.send)
+            if type(coro) is not CoroutineType:
+                coro = _await(coro)
+        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
+            cycle.app_done(exc)
+            return
+        w.stepper.run(coro, w.context.copy(), cycle.app_done)
+
+    # -- the stream interface used by the ASGI cycle ---------------------------------
+
+    def send_body(self, cycle: ASGIHTTPCycle, body: bytes, more: bool) -> None:
+        if self.closed:
+            return
+        conn = self.conn
+        if self.head_pending:
+            head = conn.send_response(cycle.status, cycle.headers, self.w.date)
+            self.head_pending = False
+            if more:
+                data = head + conn.send_data(body) if body else head
+            else:
+                data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
+        elif more:
+            if not body:
+                return
+            data = conn.send_data(body)
+        else:
+            data = conn.send_data(body) + conn.send_end() if body else conn.send_end()
+        if data:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def want_body(self, cycle: ASGIHTTPCycle) -> None:
+        request = self.request
+        if request is not None and request.expect_continue and not self.continue_sent and self.head_pending:
+            # RFC 9110 §10.1.1: the client waits for 100 (Continue) before sending the body;
+            # send it only once the app actually asks for the body.
+            self.continue_sent = True
+            if not self.closed:
+                self.transport.write(HTTP_100_CONTINUE)  # type: ignore[union-attr]
+        if self.read_paused and self.buffered < READ_LOW_WATER:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def body_consumed(self, cycle: ASGIHTTPCycle, nbytes: int) -> None:
+        self.buffered -= nbytes
+        if self.read_paused and self.buffered < READ_LOW_WATER:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        if not self.write_paused or self.closed:
+            return
+        waiter = self.drain_waiter
+        if waiter is None:
+            self.drain_waiter = waiter = asyncio.get_running_loop().create_future()
+        await waiter
+
+    def response_complete(self, cycle: ASGIHTTPCycle) -> None:
+        w = self.w
+        w.stats.requests += 1
+        if w.access_log:
+            self._log_access(cycle)
+        if self.cycle is not cycle or self.closed:
+            return
+        self.cycle = None
+        self.request = None
+        self.buffered = 0
+        if not self.conn.keep_alive or self.closing:
+            self._close()
+            return
+        if not self.request_read:
+            # The app answered without reading the whole body: read and drop the rest so
+            # the connection can carry the next request (bounded by MAX_DISCARD).
+            self.discarding = True
+            self.discarded = 0
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
+            return
+        self._next_cycle()
+
+    def _next_cycle(self) -> None:
+        conn = self.conn
+        conn.start_next_cycle()
+        self.idle_since = self.w.now
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        if conn.trailing_data:
+            # Pipelined requests: parse them from a fresh loop callback, never from inside
+            # the app's own step (which may still run code after its response).
+            self.w.loop.call_soon(self._handle_events)
+
+    def app_finished(self, cycle: ASGIHTTPCycle, exc: BaseException | None) -> None:
+        if exc is not None:
+            if cycle.disconnected or isinstance(exc, ClientDisconnected):
+                logger.debug("app stopped after the client disconnected: %r", exc)
+            elif isinstance(exc, asyncio.CancelledError):
+                logger.debug("app cancelled: %r", exc)
+            else:
+                logger.error("Exception in ASGI application", exc_info=exc)
+        elif not cycle.complete:
+            if not cycle.started:
+                logger.error("ASGI callable returned without starting a response")
+            else:
+                logger.error("ASGI callable returned without completing the response")
+        if cycle.complete or self.cycle is not cycle:
+            return
+        if self.closed:
+            self.cycle = None
+            return
+        if self.head_pending and not cycle.disconnected:
+            # Nothing was sent yet: a plain 500; the connection stays usable.
+            cycle.status = 500
+            cycle.headers = _INTERNAL_ERROR_HEADERS
+            cycle.started = cycle.body_sent = cycle.complete = True
+            cycle.response_bytes = len(_INTERNAL_ERROR_BODY)
+            self.send_body(cycle, _INTERNAL_ERROR_BODY, False)
+            self.response_complete(cycle)
+            return
+        # Part of the response is on the wire: the only honest signal left is to close.
+        self.cycle = None
+        self._close()
+
+    # -- errors, timeouts, closing ---------------------------------------------------
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        logger.info("invalid HTTP request from %s: %s", self.info.client, exc)
+        cycle = self.cycle
+        if cycle is not None and not cycle.complete:
+            cycle.on_disconnect()
+        if (cycle is None or self.head_pending) and not self.closed:
+            try:
+                self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001 - the connection is being closed anyway
+                pass
+        self.cycle = None
+        self._close()
+
+    def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
+        """Called by the worker's once-a-second tick."""
+        since = self.idle_since
+        if since and now - since > keep_alive_timeout:
+            if self.conn.trailing_data and not self.closed:
+                # A request head that never completed (slow or stalled client).
+                exc = ProtocolError("request head not received in time", 408)
+                self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
+            self._close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the response in progress."""
+        self.closing = True
+        if self.cycle is None:
+            self._close()
+
+    def abort(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.abort()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()  # type: ignore[union-attr]
+            # connection_lost follows from the loop; forget the connection right away so
+            # shutdown does not wait on it.
+            self.w.connections.discard(self)
+
+    def _log_access(self, cycle: ASGIHTTPCycle) -> None:
+        scope = cycle.scope
+        client = self.info.client
+        duration_ms = (time.perf_counter() - self.started_at) * 1000
+        self.w.access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %d %.2fms',
+            f"{client[0]}:{client[1]}" if client else "-",
+            scope["method"],
+            scope["raw_path"].decode("ascii", "replace") + ("?" + scope["query_string"].decode("ascii", "replace") if scope["query_string"] else ""),
+            scope["http_version"],
+            cycle.status,
+            cycle.response_bytes,
+            duration_ms,
+        )

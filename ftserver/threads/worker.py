@@ -1,0 +1,225 @@
+"""Worker threads: one asyncio selector event loop each, connections stay for life."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import socket
+import ssl
+import threading
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from ftserver.interfaces.asgi import Lifespan, LifespanFailed
+from ftserver.protocols.h11_adapter import H11Connection
+from ftserver.protocols.http11 import HTTP11Connection
+from ftserver.threads.http11 import HTTP11Protocol
+from ftserver.threads.stepping import Stepper
+
+if TYPE_CHECKING:
+    from ftserver.config import Config
+    from ftserver.protocols.limits import Limits
+
+logger = logging.getLogger("ftserver.error")
+access_logger = logging.getLogger("ftserver.access")
+
+
+class WorkerStats:
+    """Counters written only by their worker thread; the server sums them on read."""
+
+    __slots__ = ("requests", "connections", "closed")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.connections = 0  # opened
+        self.closed = 0
+
+
+class WorkerContext:
+    """Everything a connection needs, owned by one worker thread.
+
+    Created inside the thread, so that the objects touched on every request are
+    thread-private (no shared instances, no shared dicts on the hot path).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, app: Any, config: Config, stats: WorkerStats) -> None:
+        self.loop = loop
+        self.app = app
+        self.stepper = Stepper(loop)
+        self.context = contextvars.copy_context()
+        self.http1_class = HTTP11Connection if config.http1 == "fast" else H11Connection
+        self.limits: Limits = config.limits
+        self.server_header: bytes | None = b"ftserver" if config.server_header else None
+        self.date_header = config.date_header
+        self.date: bytes | None = None
+        self.now = loop.time()
+        self.root_path = config.root_path
+        self.lifespan_state: dict[str, Any] | None = None
+        self.connections: set[Any] = set()
+        self.stats = stats
+        self.access_log = config.access_log
+        self.access_logger = access_logger
+        self.keep_alive_timeout = config.timeout_keep_alive
+        self.tick()
+
+    def tick(self) -> None:
+        """Once a second: refresh the cached Date header and close idle connections."""
+        self.now = now = self.loop.time()
+        if self.date_header:
+            self.date = formatdate(usegmt=True).encode("ascii")
+        timeout = self.keep_alive_timeout
+        for protocol in list(self.connections):
+            protocol.check_timeouts(now, timeout)
+
+    def protocol_factory(self) -> asyncio.Protocol:
+        return HTTP11Protocol(self)
+
+
+class WorkerThread(threading.Thread):
+    """One worker: a thread running its own event loop.
+
+    ``listener`` is this worker's own ``SO_REUSEPORT`` socket, or ``None`` when
+    connections are handed over by the server's ``AcceptQueue`` (``adopt``).
+    """
+
+    def __init__(self, index: int, app: Any, config: Config, listener: socket.socket | None, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(name=f"ftserver-worker-{index}", daemon=True)
+        self.index = index
+        self.app = app
+        self.config = config
+        self.listener = listener
+        self.ssl_context = ssl_context
+        self.stats = WorkerStats()
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+        self.crashed: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ctx: WorkerContext | None = None
+        self.accepting = False
+        self._stop: asyncio.Event | None = None
+        self._force = False
+
+    # -- called from other threads ---------------------------------------------------
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Hand an accepted connection to this worker (thread-safe)."""
+        loop = self.loop
+        if loop is None or not self.accepting:
+            sock.close()
+            return
+        try:
+            loop.call_soon_threadsafe(self._adopt, sock)
+        except RuntimeError:  # loop closed meanwhile
+            sock.close()
+
+    def stop(self, force: bool = False) -> None:
+        """Ask the worker to stop gracefully (or at once with ``force``); thread-safe."""
+        loop = self.loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._request_stop, force)
+        except RuntimeError:
+            pass
+
+    # -- the worker thread -----------------------------------------------------------
+
+    def run(self) -> None:
+        loop = asyncio.SelectorEventLoop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to the server, which replaces us
+            self.crashed = exc
+            logger.critical("worker thread %d crashed", self.index, exc_info=exc)
+        finally:
+            self.accepting = False
+            self.ready.set()
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            except Exception:  # noqa: BLE001
+                pass
+            loop.close()
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        ctx = self.ctx = WorkerContext(loop, self.app, self.config, self.stats)
+        label = f" (worker {self.index})"
+        lifespan = Lifespan(self.app, self.config.lifespan, label)
+        try:
+            await lifespan.startup()
+        except LifespanFailed as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        if lifespan.supported:
+            ctx.lifespan_state = lifespan.state
+        server = None
+        if self.listener is not None:
+            server = await loop.create_server(ctx.protocol_factory, sock=self.listener, backlog=self.config.backlog, ssl=self.ssl_context)
+        self.accepting = True
+        self.ready.set()
+        tick = _Ticker(loop, ctx)
+        try:
+            await self._stop.wait()
+        finally:
+            self.accepting = False
+            if server is not None:
+                server.close()
+            await self._drain(ctx)
+            tick.cancel()
+            await lifespan.shutdown()
+
+    async def _drain(self, ctx: WorkerContext) -> None:
+        """Graceful stop: close idle connections, let in-flight requests finish."""
+        for protocol in list(ctx.connections):
+            protocol.shutdown()
+        ctx.stepper.close()
+        deadline = ctx.loop.time() + self.config.timeout_graceful_shutdown
+        while ctx.connections and not self._force and ctx.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(ctx.connections):
+            protocol.abort()
+        ctx.stepper.cancel_all()
+        await asyncio.sleep(0)
+
+    def _adopt(self, sock: socket.socket) -> None:
+        ctx = self.ctx
+        if ctx is None or not self.accepting:
+            sock.close()
+            return
+        sock.setblocking(False)
+        ctx.loop.create_task(self._connect(ctx, sock))
+
+    async def _connect(self, ctx: WorkerContext, sock: socket.socket) -> None:
+        try:
+            await ctx.loop.connect_accepted_socket(ctx.protocol_factory, sock, ssl=self.ssl_context)
+        except (OSError, ssl.SSLError) as exc:
+            logger.debug("connection dropped before it was set up: %r", exc)
+            sock.close()
+
+    def _request_stop(self, force: bool) -> None:
+        self._force = self._force or force
+        if self._stop is not None:
+            self._stop.set()
+
+
+class _Ticker:
+    """Calls ``ctx.tick()`` once a second on the worker's loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ctx: WorkerContext) -> None:
+        self.loop = loop
+        self.ctx = ctx
+        self.handle = loop.call_later(1.0, self._fire)
+
+    def _fire(self) -> None:
+        try:
+            self.ctx.tick()
+        finally:
+            self.handle = self.loop.call_later(1.0, self._fire)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
