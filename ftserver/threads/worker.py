@@ -12,7 +12,6 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.asgi import Lifespan, LifespanFailed
-from ftserver.protocols.h11_adapter import H11Connection
 from ftserver.protocols.http11 import HTTP11Connection
 from ftserver.threads.http11 import HTTP11Protocol
 from ftserver.threads.stepping import Stepper
@@ -48,7 +47,12 @@ class WorkerContext:
         self.app = app
         self.stepper = Stepper(loop)
         self.context = contextvars.copy_context()
-        self.http1_class = HTTP11Connection if config.http1 == "fast" else H11Connection
+        if config.http1 == "h11":
+            from ftserver.protocols.h11_adapter import H11Connection  # only when asked for
+
+            self.http1_class: type = H11Connection
+        else:
+            self.http1_class = HTTP11Connection
         self.limits: Limits = config.limits
         self.server_header: bytes | None = b"ftserver" if config.server_header else None
         self.date_header = config.date_header

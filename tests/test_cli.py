@@ -1,0 +1,203 @@
+"""ftserve as users run it: a subprocess, port 0, signals, readable errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FTSERVE = [sys.executable, "-m", "ftserver"]
+
+
+def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ftserve and return (process, url) once the banner names the real port."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.Popen(
+        [*FTSERVE, "--port", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+    )
+    lines = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"Listening on (http://\S+)", line)
+        if match:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc, match.group(1)
+    proc.kill()
+    raise AssertionError("server did not start:\n" + "".join(lines))
+
+
+def stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serves_and_banner_names_real_port():
+    proc, url = start("--threads", "2", "tests.apps.basic:hello")
+    try:
+        assert not url.endswith(":0")
+        assert httpx.get(url).text == "Hello, world!"
+    finally:
+        assert stop(proc) == 0
+
+
+def test_banner_reports_build_and_gil():
+    proc = subprocess.Popen([*FTSERVE, "--port", "0", "--threads", "1", "tests.apps.basic:hello"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "ftserver" in first and "mode: threads" in first
+        assert "GIL" in first
+        assert ("t |" in first) == bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
+    finally:
+        stop(proc)
+
+
+def test_sigterm_lets_in_flight_request_finish():
+    proc, url = start("--threads", "1", "tests.apps.basic:sleepy")
+    result = {}
+
+    def slow_request():
+        result["response"] = httpx.get(url + "/?1.0", timeout=10)
+
+    t = threading.Thread(target=slow_request)
+    t.start()
+    time.sleep(0.3)  # the request is in flight
+    proc.send_signal(signal.SIGTERM)
+    t.join(10)
+    assert result["response"].text == "done"
+    assert proc.wait(timeout=10) == 0
+
+
+def test_graceful_timeout_closes_stuck_requests():
+    proc, url = start("--timeout-graceful-shutdown", "0.5", "tests.apps.basic:sleepy")
+    errors = []
+
+    def stuck_request():
+        try:
+            httpx.get(url + "/?30", timeout=10)
+        except httpx.HTTPError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=stuck_request)
+    t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 10
+    t.join(10)
+    assert errors, "the stuck request should have been cut off"
+
+
+def test_second_sigint_forces_exit():
+    proc, url = start("tests.apps.basic:sleepy")
+
+    def stuck_request():
+        try:
+            httpx.get(url + "/?30", timeout=10)
+        except httpx.HTTPError:
+            pass  # cut off by the forced exit, as intended
+
+    t = threading.Thread(target=stuck_request, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None  # still draining
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 1
+
+
+@pytest.mark.parametrize(
+    "app,message",
+    [
+        ("nosuchmodule:app", 'Could not import module "nosuchmodule"'),
+        ("tests.apps.basic:nothere", 'Attribute "nothere" not found in module "tests.apps.basic"'),
+        ("no_colon", "module:attribute"),
+    ],
+)
+def test_bad_app_gives_readable_error(app, message):
+    proc = subprocess.run([*FTSERVE, "--port", "0", app], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode in (1, 2)
+    output = proc.stdout + proc.stderr
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_wsgi_app_is_refused_clearly(tmp_path):
+    (tmp_path / "wsgiapp.py").write_text("def app(environ, start_response):\n    return [b'x']\n")
+    proc = subprocess.run([*FTSERVE, "--port", "0", "--app-dir", str(tmp_path), "wsgiapp:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "WSGI" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_port_in_use_is_a_clear_error():
+    proc, url = start("tests.apps.basic:hello")
+    try:
+        port = url.rsplit(":", 1)[1]
+        second = subprocess.run([*FTSERVE, "--port", port, "tests.apps.basic:hello"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert "cannot listen on 127.0.0.1:" + port in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        stop(proc)
+
+
+def test_invalid_option_value():
+    proc = subprocess.run([*FTSERVE, "--threads", "0", "tests.apps.basic:hello"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "threads: must be at least 1" in proc.stderr
+
+
+def test_env_vars_are_options():
+    proc, url = start("tests.apps.basic:hello", env={"FTSERVE_THREADS": "3", "FTSERVE_SERVER_HEADER": "false"})
+    try:
+        r = httpx.get(url)
+        assert "server" not in r.headers
+    finally:
+        stop(proc)
+
+
+def test_version_and_help():
+    out = subprocess.run([*FTSERVE, "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert out.startswith("ftserver ")
+    help_text = subprocess.run([*FTSERVE, "--help"], capture_output=True, text=True, timeout=30).stdout
+    for option in ("--threads", "--accept", "--http1", "--lifespan", "--uds", "--timeout-graceful-shutdown", "--root-path"):
+        assert option in help_text
+
+
+def test_unix_socket(tmp_path):
+    path = str(tmp_path / "ft.sock")
+    proc = subprocess.Popen([*FTSERVE, "--uds", path, "tests.apps.basic:hello"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+            assert client.get("http://x/").text == "Hello, world!"
+    finally:
+        assert stop(proc) == 0
+    assert not os.path.exists(path)
