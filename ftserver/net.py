@@ -17,7 +17,7 @@ def _family(host: str) -> socket.AddressFamily:
 
 def bind_tcp(host: str, port: int, backlog: int, *, reuse_port: bool = False) -> socket.socket:
     family = _family(host)
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:

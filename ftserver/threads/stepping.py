@@ -68,6 +68,15 @@ class _Job:
                     return
 
 
+async def _run_as_task(coro: Coroutine[Any, Any, Any], on_done: DoneCallback) -> None:
+    try:
+        await coro
+    except BaseException as exc:  # noqa: BLE001 - reported like a stepped coroutine's
+        on_done(exc)
+    else:
+        on_done(None)
+
+
 class _Host:
     __slots__ = ("task", "job", "parked")
 
@@ -99,13 +108,23 @@ class Stepper:
         idle = self.idle
         host = idle.pop() if idle else self._new_host()
         loop = self.loop
-        _enter_task(loop, host.task)
+        try:
+            _enter_task(loop, host.task)
+        except RuntimeError:
+            # Called from inside some other task (not from a protocol callback): a
+            # plain Task is the correct, if slower, way to run the app here.
+            idle.append(host)
+            loop.create_task(_run_as_task(coro, on_done), context=ctx)
+            return
         try:
             self._step(host, coro, ctx, on_done)
         finally:
             _leave_task(loop, host.task)
         if host.job is None:
-            idle.append(host)
+            if not host.task.cancelling():  # type: ignore[union-attr]
+                idle.append(host)
+            # else: the app cancelled its task and finished anyway; the pending
+            # cancellation ends this host when it parks.
         else:
             parked = host.parked
             if parked is not None and not parked.done():
@@ -141,13 +160,9 @@ class Stepper:
                     try:
                         await parked
                     except CancelledError:
-                        if host.job is not None:
-                            host.job.cancel_pending = True
-                        elif self.closed:
-                            return
-                        else:
-                            # Cancelled by an app that has finished since; not ours to keep.
-                            task.uncancel()
+                        if host.job is None:
+                            return  # cancelled while idle: loop shutdown, or retired (see run)
+                        host.job.cancel_pending = True
                     continue
                 exc: BaseException | None = None
                 try:

@@ -1,0 +1,100 @@
+"""The applications the benchmark serves, one per scenario (see ``scenarios.py``).
+
+Each app does the least work its scenario needs, so that the server's own cost dominates.
+The ASGI apps answer lifespan events, so every server can run them with lifespan on.
+Servers import these as ``bench.apps:<name>`` with the repository root on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+HELLO = b"Hello, world!"
+BODY_10K = b"x" * 10 * 1024
+STREAM_CHUNK = b"y" * 1024
+STREAM_CHUNKS = 8
+
+_TEXT_PLAIN = (b"content-type", b"text/plain")
+_OCTET_STREAM = (b"content-type", b"application/octet-stream")
+_JSON = (b"content-type", b"application/json")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge startup and shutdown; the apps hold no resources."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _respond(send: Send, body: bytes, content_type: tuple[bytes, bytes]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [content_type, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    """200 text/plain ``Hello, world!``: the per-request floor of a server."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await _respond(send, HELLO, _TEXT_PLAIN)
+
+
+async def json_hello(scope: Scope, receive: Receive, send: Send) -> None:
+    """A small JSON document, serialized on every request (as TechEmpower's JSON test does)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await _respond(send, json.dumps({"message": "Hello, world!"}).encode(), _JSON)
+
+
+async def bytes_10k(scope: Scope, receive: Receive, send: Send) -> None:
+    """A 10 KiB body in one message: measures the server's write path."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await _respond(send, BODY_10K, _OCTET_STREAM)
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Read the whole request body and send it back: measures the read path (64 KiB POSTs)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: nobody to answer
+            return
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    await _respond(send, b"".join(chunks), _OCTET_STREAM)
+
+
+async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+    """No Content-Length and several ``more_body`` messages: chunked transfer on HTTP/1.1."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await send({"type": "http.response.start", "status": 200, "headers": [_OCTET_STREAM]})
+    for _ in range(STREAM_CHUNKS):
+        await send({"type": "http.response.body", "body": STREAM_CHUNK, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def wsgi_hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The WSGI twin of ``hello``."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
+    return [HELLO]

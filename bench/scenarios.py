@@ -1,0 +1,75 @@
+"""The scenario table: what is requested, from which app, with which load tool.
+
+A scenario names its interface (``asgi``, ``wsgi``; ``rsgi`` later); every server that declares
+that interface runs it, unless ``servers`` narrows the list. ``tool`` picks the load generator
+from ``loadgen.TOOLS`` (``wrk`` now; ``h2load`` for HTTP/2 and a WebSocket client later).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps import BODY_10K, HELLO, STREAM_CHUNK, STREAM_CHUNKS
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One benchmark case."""
+
+    name: str
+    description: str
+    interface: str
+    app: str
+    response_bytes: int  # expected body length: a run whose sample response differs is rejected
+    method: str = "GET"
+    request_bytes: int = 0  # request body size (the load tool sends that many bytes of "x")
+    path: str = "/"
+    tool: str = "wrk"
+    servers: tuple[str, ...] | None = None  # None: every server that speaks `interface`
+    default: bool = True  # part of a run when no --scenarios is given
+
+    def applies_to(self, server: str, interfaces: frozenset[str]) -> bool:
+        """Whether ``server`` (speaking ``interfaces``) takes part in this scenario."""
+        return self.interface in interfaces and (self.servers is None or server in self.servers)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("hello", "GET, 200 text/plain, 13-byte body", "asgi", "bench.apps:hello", response_bytes=len(HELLO)),
+    Scenario("json", "GET, JSON serialized per request", "asgi", "bench.apps:json_hello", response_bytes=28),
+    Scenario(
+        "bytes_10k", "GET, 10 KiB body in one message", "asgi", "bench.apps:bytes_10k", response_bytes=len(BODY_10K)
+    ),
+    Scenario(
+        "echo_64k",
+        "POST 64 KiB, body echoed back",
+        "asgi",
+        "bench.apps:echo",
+        response_bytes=64 * 1024,
+        method="POST",
+        request_bytes=64 * 1024,
+    ),
+    Scenario(
+        "stream",
+        f"GET, {STREAM_CHUNKS} x {len(STREAM_CHUNK)} B more_body messages (chunked)",
+        "asgi",
+        "bench.apps:stream",
+        response_bytes=STREAM_CHUNKS * len(STREAM_CHUNK),
+    ),
+    # Off by default until ftserve speaks WSGI: with no ftserve figure there is no ratio.
+    Scenario(
+        "wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO), default=False
+    ),
+)
+
+
+def select(names: list[str] | None) -> list[Scenario]:
+    """The scenarios to run: the defaults, ``all``, or the named ones in table order."""
+    if not names:
+        return [s for s in SCENARIOS if s.default]
+    if names == ["all"]:
+        return list(SCENARIOS)
+    known = {s.name for s in SCENARIOS}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return [s for s in SCENARIOS if s.name in names]

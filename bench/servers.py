@@ -1,0 +1,204 @@
+"""The servers under test: how to install each one and how to start it.
+
+``FT_SERVERS`` run on the free-threaded interpreter; ``GIL_SERVERS`` (``run.py --gil``) are the
+peers' fastest setups on a GIL build. ftserve on 3.13t (named ``REFERENCE``) is what every
+ratio is taken against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from envs import REPO
+
+REFERENCE = "ftserve"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What one server start serves, and where."""
+
+    app: str  # module:attr
+    interface: str
+    host: str
+    port: int
+    workers: int  # threads for ftserve, processes (or Granian's workers) for the peers
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server under test."""
+
+    name: str
+    python: str  # "ft" or "gil": the interpreter its venv is built on
+    requirements: tuple[str, ...]  # pip arguments for bench/.venvs/<name>
+    executable: str  # console script in the venv's bin/
+    arguments: Callable[[Launch], list[str]]
+    interfaces: frozenset[str]
+    distribution: str  # whose version is reported
+    modules: tuple[str, ...]  # imported to check that the GIL stays off on 3.13t
+    unit: str  # what --threads/--workers N counts: "thread" or "worker"
+    project_venv: Path | None = None  # used instead of bench/.venvs/<name> when it has `executable`
+
+
+def _ftserve(launch: Launch) -> list[str]:
+    return [
+        "--host", launch.host, "--port", str(launch.port), "--threads", str(launch.workers),
+        "--log-level", "warning", "--no-access-log", launch.app,
+    ]  # fmt: skip
+
+
+def _uvicorn_h11(launch: Launch) -> list[str]:
+    return [
+        "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
+        "--http", "h11", "--loop", "asyncio", "--log-level", "warning", "--no-access-log", launch.app,
+    ]  # fmt: skip
+
+
+def _uvicorn_fast(launch: Launch) -> list[str]:
+    return [
+        "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
+        "--http", "httptools", "--loop", "uvloop", "--log-level", "warning", "--no-access-log", launch.app,
+    ]  # fmt: skip
+
+
+def _granian(loop: str) -> Callable[[Launch], list[str]]:
+    def arguments(launch: Launch) -> list[str]:
+        return [
+            "--interface", launch.interface, "--host", launch.host, "--port", str(launch.port),
+            "--workers", str(launch.workers), "--loop", loop, "--log-level", "warning", "--no-access-log",
+            launch.app,
+        ]  # fmt: skip
+
+    return arguments
+
+
+def _hypercorn(launch: Launch) -> list[str]:
+    return [
+        "--bind",
+        f"{launch.host}:{launch.port}",
+        "--workers",
+        str(launch.workers),
+        "--log-level",
+        "warning",
+        launch.app,
+    ]
+
+
+def _gunicorn_gthread(launch: Launch) -> list[str]:
+    return [
+        "--bind", f"{launch.host}:{launch.port}", "--workers", str(launch.workers),
+        "--worker-class", "gthread", "--threads", "4", "--log-level", "warning", launch.app,
+    ]  # fmt: skip
+
+
+FT_SERVERS: tuple[ServerSpec, ...] = (
+    ServerSpec(
+        name=REFERENCE,
+        python="ft",
+        requirements=("-e", str(REPO)),
+        executable="ftserve",
+        arguments=_ftserve,
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=("ftserver.cli",),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+    ),
+    ServerSpec(
+        name="uvicorn",
+        python="ft",
+        requirements=("uvicorn",),  # pure Python: h11 and asyncio (httptools/uvloop have no cp313t wheels)
+        executable="uvicorn",
+        arguments=_uvicorn_h11,
+        interfaces=frozenset({"asgi"}),
+        distribution="uvicorn",
+        modules=("uvicorn.main", "h11"),
+        unit="worker",
+    ),
+    ServerSpec(
+        name="granian",
+        python="ft",
+        # 2.7.9 is the last release with cp313t wheels. It aborts on SIGINT on 3.13t: procs stops with SIGTERM.
+        requirements=("granian==2.7.9",),
+        executable="granian",
+        arguments=_granian("asyncio"),
+        interfaces=frozenset({"asgi", "wsgi"}),
+        distribution="granian",
+        modules=("granian._granian",),
+        unit="worker",
+    ),
+    ServerSpec(
+        name="hypercorn",
+        python="ft",
+        requirements=("hypercorn",),
+        executable="hypercorn",
+        arguments=_hypercorn,
+        interfaces=frozenset({"asgi", "wsgi"}),
+        distribution="hypercorn",
+        modules=("hypercorn.asyncio",),
+        unit="worker",
+    ),
+)
+
+GIL_SERVERS: tuple[ServerSpec, ...] = (
+    ServerSpec(
+        name="ftserve-gil",
+        python="gil",
+        requirements=("-e", str(REPO)),
+        executable="ftserve",
+        arguments=_ftserve,
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=("ftserver.cli",),
+        unit="thread",
+        project_venv=REPO / ".venv" / "gil",
+    ),
+    ServerSpec(
+        name="uvicorn-gil",
+        python="gil",
+        requirements=("uvicorn", "httptools", "uvloop"),
+        executable="uvicorn",
+        arguments=_uvicorn_fast,
+        interfaces=frozenset({"asgi"}),
+        distribution="uvicorn",
+        modules=("uvicorn.main", "httptools", "uvloop"),
+        unit="worker",
+    ),
+    ServerSpec(
+        name="granian-gil",
+        python="gil",
+        requirements=("granian[uvloop]",),
+        executable="granian",
+        arguments=_granian("uvloop"),
+        interfaces=frozenset({"asgi", "wsgi"}),
+        distribution="granian",
+        modules=("granian._granian",),
+        unit="worker",
+    ),
+    ServerSpec(
+        name="gunicorn-gthread",
+        python="gil",
+        requirements=("gunicorn",),
+        executable="gunicorn",
+        arguments=_gunicorn_gthread,
+        interfaces=frozenset({"wsgi"}),
+        distribution="gunicorn",
+        modules=("gunicorn.workers.gthread",),
+        unit="worker",
+    ),
+)
+
+
+def select(names: list[str] | None, gil: bool) -> list[ServerSpec]:
+    """The servers to run: the 3.13t set (plus the GIL set with ``gil``), or the named ones."""
+    pool = FT_SERVERS + GIL_SERVERS
+    if not names:
+        return list(FT_SERVERS + (GIL_SERVERS if gil else ()))
+    known = {s.name for s in pool}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return [s for s in pool if s.name in names]

@@ -1,0 +1,319 @@
+"""The HTTP/1.1 connection interface of ``http11.HTTP11Connection``, built on h11.
+
+Selected with ``--http1 h11``, and the oracle our own parser is tested against
+(``tests/protocols/test_differential.py``). Parsing and serialization are h11's; this
+adapter translates events and errors, enforces our ``Limits`` and adds what h11 leaves
+to its user (date/server headers, reason phrases, bodiless responses).
+
+Beyond h11, it rejects what h11 parses but a strict server must not: an HTTP version
+other than 1.0/1.1 (505), and the request smuggling vectors visible in h11's parsed
+fields, Content-Length with Transfer-Encoding and Transfer-Encoding in HTTP/1.0 (400).
+
+Where the result still differs from ``HTTP11Connection`` it is because h11 decides:
+
+- h11 rejects empty lines before a request line (RFC 9112 §2.2 allows ignoring them);
+- h11 never keeps an HTTP/1.0 connection alive, even with ``Connection: keep-alive``;
+- h11 is more lenient elsewhere, and normalizes before we see the fields: bare LF line
+  endings, obs-fold (unfolded), control characters in field values, repeated equal
+  Content-Length (merged), any request-target form;
+- any Transfer-Encoding but ``chunked`` is a 501 (RFC 9112 §6.3 wants 400 when chunked
+  is not the final coding); a request line too long to buffer is a 431, not a 414;
+- h11 lower-cases Transfer-Encoding values in ``Request.headers``;
+- a HEAD response without Content-Length gets ``Transfer-Encoding: chunked`` (what a GET
+  would have had), and application header values must not start or end with
+  whitespace.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Final
+
+import h11
+
+from .errors import (
+    BadRequest,
+    BodyTooLarge,
+    HeaderTooLarge,
+    LocalProtocolError,
+    ProtocolError,
+    RequestLineTooLong,
+    UnsupportedTransferCoding,
+    UnsupportedVersion,
+)
+from .events import (
+    CONNECTION_CLOSED,
+    END_OF_MESSAGE,
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Request,
+    _Sentinel,
+)
+from .http11 import reason_phrase, render_error_response
+from .limits import Limits
+
+__all__ = ["H11Connection"]
+
+_ERROR_CLASSES: Final[dict[int, type[ProtocolError]]] = {
+    400: BadRequest,
+    413: BodyTooLarge,
+    414: RequestLineTooLong,
+    431: HeaderTooLarge,
+    501: UnsupportedTransferCoding,
+    505: UnsupportedVersion,
+}
+# h11 states after which this connection cannot carry another request.
+_CLOSING_STATES: Final = frozenset((h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.SWITCHED_PROTOCOL))
+
+
+def _protocol_error(message: str, status: int) -> ProtocolError:
+    """Our error class for h11's ``error_status_hint``."""
+    return _ERROR_CLASSES.get(status, ProtocolError)(message, status)
+
+
+def _has_token(headers: list[tuple[bytes, bytes]], name: bytes, token: bytes) -> bool:
+    """Whether comma-separated list field ``name`` holds ``token`` (case-insensitive)."""
+    return any(
+        token in (element.strip(b" \t") for element in value.lower().split(b","))
+        for field, value in headers
+        if field.lower() == name
+    )
+
+
+class H11Connection:
+    """``HTTP11Connection``'s interface on top of ``h11.Connection(h11.SERVER)``."""
+
+    __slots__ = (
+        "_conn",
+        "_limits",
+        "_server_header",
+        "_error",
+        "_paused",
+        "_keep_alive",
+        "_body_received",
+        "_is_head",
+        "_has_request",
+        "_no_body",
+        "_response_started",
+        "_response_ended",
+    )
+
+    def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
+        # h11 bounds what it buffers while a head is incomplete: the largest head we allow.
+        if limits.max_request_line is None or limits.max_header_bytes is None:
+            head_limit = sys.maxsize
+        else:
+            head_limit = limits.max_request_line + limits.max_header_bytes + 4
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=head_limit)
+        self._limits = limits
+        self._server_header = server_header
+        self._error: ProtocolError | None = None
+        self._paused = False
+        self._keep_alive = True
+        self._body_received = 0
+        self._is_head = False
+        # h11 would let a response go out before any request (for error pages); our
+        # interface keeps that for error_response().
+        self._has_request = False
+        self._no_body = False
+        self._response_started = False
+        self._response_ended = False
+
+    # --- receiving ----------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; ``b""`` means the peer closed its sending side."""
+        self._conn.receive_data(data)
+
+    def next_event(
+        self,
+    ) -> Request | Data | EndOfMessage | ConnectionClosed | _Sentinel:
+        """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``ProtocolError``."""
+        if self._paused:
+            # After EndOfMessage, pipelined bytes wait for start_next_cycle().
+            return PAUSED
+        if self._error is not None:
+            raise self._error
+        try:
+            event = self._conn.next_event()
+            kind = type(event)
+            if kind is h11.Data:
+                return self._body_data(event)
+            if kind is h11.Request:
+                return self._request(event)
+            if kind is h11.EndOfMessage:
+                self._paused = True
+                return END_OF_MESSAGE
+            if kind is h11.ConnectionClosed:
+                return CONNECTION_CLOSED
+            assert event is h11.NEED_DATA  # h11 pauses only after EndOfMessage
+            return NEED_DATA
+        except h11.RemoteProtocolError as exc:
+            error = _protocol_error(str(exc), exc.error_status_hint)
+            self._fail(error)
+            raise error from exc
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """Remember ``exc``: it is raised again by every later ``next_event()``."""
+        self._error = exc
+        self._keep_alive = False
+
+    def _request(self, event: h11.Request) -> Request:
+        """Translate h11's request and enforce the limits h11 does not know about."""
+        limits = self._limits
+        headers = [(bytes(name), bytes(value)) for name, value in event.headers]
+        version = event.http_version
+        if version not in (b"1.0", b"1.1"):
+            raise UnsupportedVersion("HTTP version not supported (only HTTP/1.0 and HTTP/1.1)")
+        line_length = len(event.method) + len(event.target) + 10  # 2 SP + "HTTP/1.x"
+        if limits.max_request_line is not None and line_length > limits.max_request_line:
+            raise RequestLineTooLong(f"request line longer than {limits.max_request_line} bytes")
+        if limits.max_headers is not None and len(headers) > limits.max_headers:
+            raise HeaderTooLarge(f"more than {limits.max_headers} header fields")
+        # h11 only limits an incomplete head; measure a complete one (": " and CRLF
+        # per field, whitespace around values not counted).
+        section_bytes = sum(len(name) + len(value) + 4 for name, value in headers)
+        if limits.max_header_bytes is not None and section_bytes > limits.max_header_bytes:
+            raise HeaderTooLarge(f"header section larger than {limits.max_header_bytes} bytes")
+        content_length = None
+        chunked = False
+        for name, value in headers:
+            if name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-length":
+                content_length = int(value)
+        if chunked:
+            # h11 lets Transfer-Encoding override Content-Length and accepts it from
+            # HTTP/1.0 clients: both let a request be framed differently by a proxy in
+            # front of us (request smuggling), so RFC 9112 §6.1 and §6.3 say reject.
+            if content_length is not None:
+                raise BadRequest("Content-Length and Transfer-Encoding both present")
+            if version == b"1.0":
+                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        elif (
+            content_length is not None
+            and limits.max_body_size is not None
+            and content_length > limits.max_body_size
+        ):
+            raise BodyTooLarge(
+                f"Content-Length {content_length} exceeds the limit of {limits.max_body_size} bytes"
+            )
+        http11 = version == b"1.1"
+        keep_alive = http11 and not _has_token(headers, b"connection", b"close")
+        self._keep_alive = keep_alive
+        self._is_head = event.method == b"HEAD"
+        self._has_request = True
+        self._body_received = 0
+        return Request(
+            event.method.decode("ascii"),
+            bytes(event.target),
+            version.decode("ascii"),
+            headers,
+            keep_alive,
+            self._conn.they_are_waiting_for_100_continue,
+            content_length,
+            chunked,
+        )
+
+    def _body_data(self, event: h11.Data) -> Data:
+        """A piece of body, counted against ``max_body_size`` (413 when crossed)."""
+        self._body_received += len(event.data)
+        limit = self._limits.max_body_size
+        if limit is not None and self._body_received > limit:
+            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        return Data(bytes(event.data))
+
+    # --- sending ------------------------------------------------------------------
+
+    def send_response(
+        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None
+    ) -> bytes:
+        """The response head; h11 validates the fields and chooses the framing."""
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"status code {status!r} is not in 200-999")
+        if not self._has_request or self._response_started:
+            raise LocalProtocolError(
+                "send_response() needs a received request and no response started"
+            )
+        fields = list(headers)
+        present = {name.lower() for name, _ in fields}
+        if date is not None and b"date" not in present:
+            fields.append((b"date", date))
+        if self._server_header is not None and b"server" not in present:
+            fields.append((b"server", self._server_header))
+        try:
+            head = self._conn.send(
+                h11.Response(status_code=status, headers=fields, reason=reason_phrase(status))
+            )
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from exc
+        self._response_started = True
+        self._no_body = self._is_head or status == 204 or status == 304
+        if _has_token(fields, b"connection", b"close"):
+            self._keep_alive = False
+        return head
+
+    def send_data(self, data: bytes) -> bytes:
+        """``data`` framed by h11; ``b""`` for bodiless responses."""
+        if not self._response_started or self._response_ended:
+            raise LocalProtocolError("send_data() outside of a response body")
+        if self._no_body:
+            return b""
+        try:
+            return self._conn.send(h11.Data(data=data))
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from exc
+
+    def send_end(self) -> bytes:
+        """The end of the response; a body short of its Content-Length closes the connection."""
+        if not self._response_started or self._response_ended:
+            raise LocalProtocolError("send_end() outside of a response body")
+        self._response_ended = True
+        try:
+            return self._conn.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            # "Too little data for declared Content-Length": h11 is now in ERROR,
+            # which makes keep_alive False; the driver closes.
+            return b""
+
+    def error_response(self, exc: ProtocolError, date: bytes | None) -> bytes:
+        """A complete response for ``exc`` (raised by ``next_event``); the connection closes."""
+        if self._response_started:
+            raise LocalProtocolError("error_response() after a response was started")
+        self._response_started = self._response_ended = True
+        self._keep_alive = False
+        return render_error_response(exc, date, self._server_header)
+
+    # --- connection -----------------------------------------------------------------
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection can carry another request after this response."""
+        conn = self._conn
+        if conn.our_state in _CLOSING_STATES or conn.their_state in _CLOSING_STATES:
+            return False
+        return self._keep_alive
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received and not consumed (e.g. pipelined requests)."""
+        return self._conn.trailing_data[0]
+
+    def start_next_cycle(self) -> None:
+        """Get ready for the next request (h11 checks both sides are done)."""
+        if not self._response_ended:
+            raise LocalProtocolError("start_next_cycle() before the response was complete")
+        if not self.keep_alive:
+            raise LocalProtocolError("start_next_cycle() on a connection that must close")
+        try:
+            self._conn.start_next_cycle()
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc)) from exc
+        self._paused = False
+        self._has_request = self._response_started = self._response_ended = False
