@@ -72,7 +72,10 @@ class AcceptQueue(threading.Thread):
                 sock.close()
                 continue
             self.sent[worker.index] = self.sent.get(worker.index, 0) + 1
-            worker.adopt(sock)
+            # Hand over the bare descriptor: the worker wraps it in a socket object of its
+            # own, so the object used on every recv/send is owned by the thread using it
+            # (a socket created here would be a shared instance on 3.13t's hot path).
+            worker.adopt(sock.detach(), listener.family)
 
     def _pick(self) -> WorkerThread | None:
         best = None

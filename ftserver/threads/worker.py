@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -106,16 +107,16 @@ class WorkerThread(threading.Thread):
 
     # -- called from other threads ---------------------------------------------------
 
-    def adopt(self, sock: socket.socket) -> None:
-        """Hand an accepted connection to this worker (thread-safe)."""
+    def adopt(self, fd: int, family: socket.AddressFamily) -> None:
+        """Hand an accepted connection (a bare file descriptor) to this worker; thread-safe."""
         loop = self.loop
         if loop is None or not self.accepting:
-            sock.close()
+            os.close(fd)
             return
         try:
-            loop.call_soon_threadsafe(self._adopt, sock)
+            loop.call_soon_threadsafe(self._adopt, fd, family)
         except RuntimeError:  # loop closed meanwhile
-            sock.close()
+            os.close(fd)
 
     def stop(self, force: bool = False) -> None:
         """Ask the worker to stop gracefully (or at once with ``force``); thread-safe."""
@@ -138,6 +139,11 @@ class WorkerThread(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - reported to the server, which replaces us
             self.crashed = exc
             logger.critical("worker thread %d crashed", self.index, exc_info=exc)
+            self.accepting = False
+            if self.ctx is not None:
+                # Its connections cannot be served by anyone else: close them now.
+                for protocol in list(self.ctx.connections):
+                    protocol.abort()
         finally:
             self.accepting = False
             self.ready.set()
@@ -167,15 +173,13 @@ class WorkerThread(threading.Thread):
         self.accepting = True
         self.ready.set()
         tick = _Ticker(loop, ctx)
-        try:
-            await self._stop.wait()
-        finally:
-            self.accepting = False
-            if server is not None:
-                server.close()
-            await self._drain(ctx)
-            tick.cancel()
-            await lifespan.shutdown()
+        await self._stop.wait()
+        self.accepting = False
+        if server is not None:
+            server.close()
+        await self._drain(ctx)
+        tick.cancel()
+        await lifespan.shutdown()
 
     async def _drain(self, ctx: WorkerContext) -> None:
         """Graceful stop: close idle connections, let in-flight requests finish."""
@@ -190,11 +194,13 @@ class WorkerThread(threading.Thread):
         ctx.stepper.cancel_all()
         await asyncio.sleep(0)
 
-    def _adopt(self, sock: socket.socket) -> None:
+    def _adopt(self, fd: int, family: socket.AddressFamily) -> None:
         ctx = self.ctx
         if ctx is None or not self.accepting:
-            sock.close()
+            os.close(fd)
             return
+        proto = socket.IPPROTO_TCP if family != socket.AF_UNIX else 0
+        sock = socket.socket(family, socket.SOCK_STREAM, proto, fileno=fd)
         sock.setblocking(False)
         ctx.loop.create_task(self._connect(ctx, sock))
 
