@@ -202,3 +202,32 @@ def test_unix_socket(tmp_path):
     finally:
         assert stop(proc) == 0
     assert not os.path.exists(path)
+
+
+def test_access_log_line():
+    proc = subprocess.Popen(
+        [*FTSERVE, "--port", "0", "--access-log", "tests.apps.basic:hello"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = ""
+        while "Listening on" not in line:
+            line = proc.stderr.readline()
+            assert line, "server exited early"
+        url = re.search(r"Listening on (http://\S+)", line).group(1)
+        httpx.get(url + "/some/path?q=1")
+        access = proc.stdout.readline()
+        assert '"GET /some/path?q=1 HTTP/1.1" 200 13' in access
+    finally:
+        stop(proc)
+
+
+def test_factory(tmp_path):
+    (tmp_path / "factoryapp.py").write_text(
+        "from tests.apps.basic import hello\n\ndef create_app():\n    return hello\n"
+    )
+    proc, url = start("--factory", "--app-dir", str(tmp_path), "factoryapp:create_app")
+    try:
+        assert httpx.get(url).text == "Hello, world!"
+    finally:
+        assert stop(proc) == 0

@@ -232,9 +232,17 @@ class H11Connection:
     # --- sending ------------------------------------------------------------------
 
     def send_response(
-        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body_length: int | None = None,
     ) -> bytes:
-        """The response head; h11 validates the fields and chooses the framing."""
+        """The response head; h11 validates the fields and chooses the framing.
+
+        ``body_length`` (the whole body is known) becomes ``content-length`` when the
+        application set neither Content-Length nor Transfer-Encoding.
+        """
         if not 200 <= status <= 999:
             raise LocalProtocolError(f"status code {status!r} is not in 200-999")
         if not self._has_request or self._response_started:
@@ -247,6 +255,9 @@ class H11Connection:
             fields.append((b"date", date))
         if self._server_header is not None and b"server" not in present:
             fields.append((b"server", self._server_header))
+        no_body = self._is_head or status == 204 or status == 304
+        if body_length is not None and not no_body and not present & {b"content-length", b"transfer-encoding"}:
+            fields.append((b"content-length", b"%d" % body_length))
         try:
             head = self._conn.send(
                 h11.Response(status_code=status, headers=fields, reason=reason_phrase(status))
@@ -304,6 +315,11 @@ class H11Connection:
     def trailing_data(self) -> bytes:
         """Bytes received and not consumed (e.g. pipelined requests)."""
         return self._conn.trailing_data[0]
+
+    @property
+    def trailing_size(self) -> int:
+        """``len(trailing_data)``."""
+        return len(self._conn.trailing_data[0])
 
     def start_next_cycle(self) -> None:
         """Get ready for the next request (h11 checks both sides are done)."""

@@ -643,9 +643,17 @@ class HTTP11Connection:
     # --- sending ------------------------------------------------------------------
 
     def send_response(
-        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body_length: int | None = None,
     ) -> bytes:
         """The response head for ``status`` (200-999) and the application's ``headers``.
+
+        ``body_length``: the driver already holds the whole body (the app's first body
+        message was also its last); without an application Content-Length or
+        Transfer-Encoding it is declared as ``content-length`` instead of chunking.
 
         - Every field name must be a token and no value may hold CR, LF or NUL
           (response splitting): ``LocalProtocolError`` otherwise, nothing emitted.
@@ -709,6 +717,10 @@ class HTTP11Connection:
         elif content_length is not None:
             framing = _LENGTH
             self._to_send = int(content_length)
+        elif body_length is not None:
+            framing = _LENGTH
+            self._to_send = body_length
+            parts.append(b"content-length: %d\r\n" % body_length)
         elif self._http11:
             framing = _CHUNKED
             parts.append(b"transfer-encoding: chunked\r\n")
@@ -788,6 +800,11 @@ class HTTP11Connection:
     def trailing_data(self) -> bytes:
         """Bytes received and not consumed (e.g. pipelined requests)."""
         return bytes(self._buf[self._pos :])
+
+    @property
+    def trailing_size(self) -> int:
+        """``len(trailing_data)`` without the copy."""
+        return len(self._buf) - self._pos
 
     def start_next_cycle(self) -> None:
         """Get ready for the next request: legal once the request was read to its

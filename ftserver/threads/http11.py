@@ -153,7 +153,7 @@ class HTTP11Protocol(asyncio.Protocol):
                 elif event is NEED_DATA:
                     break
                 elif event is PAUSED:
-                    if len(conn.trailing_data) > READ_HIGH_WATER and not self.read_paused:
+                    if conn.trailing_size > READ_HIGH_WATER and not self.read_paused:
                         # A client pipelining faster than we answer: stop reading for now.
                         self.read_paused = True
                         self.transport.pause_reading()  # type: ignore[union-attr]
@@ -225,11 +225,14 @@ class HTTP11Protocol(asyncio.Protocol):
             return
         conn = self.conn
         if self.head_pending:
-            head = conn.send_response(cycle.status, cycle.headers, self.w.date)
-            self.head_pending = False
             if more:
+                head = conn.send_response(cycle.status, cycle.headers, self.w.date)
+                self.head_pending = False
                 data = head + conn.send_data(body) if body else head
             else:
+                # The whole body is here: declare its length rather than chunking it.
+                head = conn.send_response(cycle.status, cycle.headers, self.w.date, len(body))
+                self.head_pending = False
                 data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
         elif more:
             if not body:
@@ -297,7 +300,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
-        if conn.trailing_data:
+        if conn.trailing_size:
             # Pipelined requests: parse them from a fresh loop callback, never from inside
             # the app's own step (which may still run code after its response).
             self.w.loop.call_soon(self._handle_events)
@@ -352,7 +355,7 @@ class HTTP11Protocol(asyncio.Protocol):
         """Called by the worker's once-a-second tick."""
         since = self.idle_since
         if since and now - since > keep_alive_timeout:
-            if self.conn.trailing_data and not self.closed:
+            if self.conn.trailing_size and not self.closed:
                 # A request head that never completed (slow or stalled client).
                 exc = ProtocolError("request head not received in time", 408)
                 self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
