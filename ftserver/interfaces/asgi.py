@@ -250,7 +250,8 @@ class ASGIHTTPCycle:
             stream.send_body(self, body, False)
             if not self.trailers:
                 self.complete = True
-                self._wake()
+                if self.waiter is not None:
+                    self._wake()
                 stream.response_complete(self)
             return
         if kind == "http.response.start":

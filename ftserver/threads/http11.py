@@ -198,6 +198,8 @@ class HTTP11Protocol(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
 
     def _on_body_end(self) -> None:
+        if self.request_read:
+            return  # a request without a body: the cycle was created complete
         self.request_read = True
         if self.discarding:
             self.discarding = False

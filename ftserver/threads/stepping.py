@@ -108,27 +108,36 @@ class Stepper:
         idle = self.idle
         host = idle.pop() if idle else self._new_host()
         loop = self.loop
+        task = host.task
         try:
-            _enter_task(loop, host.task)
+            _enter_task(loop, task)
         except RuntimeError:
             # Called from inside some other task (not from a protocol callback): a
             # plain Task is the correct, if slower, way to run the app here.
             idle.append(host)
             loop.create_task(_run_as_task(coro, on_done), context=ctx)
             return
+        # _step inlined: this is the per-request hot path.
         try:
-            self._step(host, coro, ctx, on_done)
-        finally:
-            _leave_task(loop, host.task)
-        if host.job is None:
-            if not host.task.cancelling():  # type: ignore[union-attr]
-                idle.append(host)
-            # else: the app cancelled its task and finished anyway; the pending
-            # cancellation ends this host when it parks.
+            yielded = ctx.run(coro.send, None)
+        except StopIteration:
+            _leave_task(loop, task)
+            exc: BaseException | None = None
+        except BaseException as e:  # noqa: BLE001 - reported to the protocol, which answers 500
+            _leave_task(loop, task)
+            exc = e
         else:
+            _leave_task(loop, task)
+            host.job = _Job(coro, ctx, yielded, on_done)
             parked = host.parked
             if parked is not None and not parked.done():
                 parked.set_result(None)
+            return
+        if not task.cancelling():  # type: ignore[union-attr]
+            idle.append(host)
+        # else: the app cancelled its task and finished anyway; the pending cancellation
+        # ends this host when it parks.
+        on_done(exc)
 
     def _step(self, host: _Host, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, on_done: DoneCallback) -> None:
         try:
