@@ -29,6 +29,8 @@ READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = 64 * 1024
 #: Unread request body the server discards to keep a connection alive after the response.
 MAX_DISCARD = 1024 * 1024
+#: Response bytes gathered from consecutive body messages before they are written.
+WRITE_COALESCE = 64 * 1024
 
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
@@ -61,6 +63,8 @@ class HTTP11Protocol(asyncio.Protocol):
         "idle_since",
         "started_at",
         "request",
+        "pending",
+        "pending_bytes",
     )
 
     def __init__(self, w: WorkerContext) -> None:
@@ -82,6 +86,8 @@ class HTTP11Protocol(asyncio.Protocol):
         self.closing = False
         self.idle_since = 0.0
         self.started_at = 0.0
+        self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
+        self.pending_bytes = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -226,23 +232,46 @@ class HTTP11Protocol(asyncio.Protocol):
         if self.closed:
             return
         conn = self.conn
-        if self.head_pending:
-            if more:
-                head = conn.send_response(cycle.status, cycle.headers, self.w.date)
+        if more:
+            if self.head_pending:
+                data = conn.send_response(cycle.status, cycle.headers, self.w.date)
                 self.head_pending = False
-                data = head + conn.send_data(body) if body else head
+                if body:
+                    data += conn.send_data(body)
+            elif body:
+                data = conn.send_data(body)
             else:
-                # The whole body is here: declare its length rather than chunking it.
-                head = conn.send_response(cycle.status, cycle.headers, self.w.date, len(body))
-                self.head_pending = False
-                data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
-        elif more:
-            if not body:
                 return
-            data = conn.send_data(body)
+            # Coalesce the parts an app sends in one go (one packet instead of one per
+            # message): they go out together at the end of this loop iteration, or as
+            # soon as they add up to WRITE_COALESCE bytes.
+            pending = self.pending
+            pending.append(data)
+            self.pending_bytes += len(data)
+            if self.pending_bytes >= WRITE_COALESCE:
+                self._flush()
+            elif len(pending) == 1:
+                self.w.loop.call_soon(self._flush)
+            return
+        if self.head_pending:
+            # The whole body is here: declare its length rather than chunking it.
+            head = conn.send_response(cycle.status, cycle.headers, self.w.date, len(body))
+            self.head_pending = False
+            data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
         else:
             data = conn.send_data(body) + conn.send_end() if body else conn.send_end()
-        if data:
+        if self.pending:
+            self.pending.append(data)
+            self._flush()
+        elif data:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        pending = self.pending
+        if pending and not self.closed:
+            data = b"".join(pending)
+            pending.clear()
+            self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
 
     def want_body(self, cycle: ASGIHTTPCycle) -> None:
@@ -264,6 +293,8 @@ class HTTP11Protocol(asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     async def drain(self) -> None:
+        if self.pending_bytes:
+            self._flush()
         if not self.write_paused or self.closed:
             return
         waiter = self.drain_waiter
@@ -375,6 +406,7 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def _close(self) -> None:
         if not self.closed:
+            self._flush()
             self.closed = True
             self.transport.close()  # type: ignore[union-attr]
             # connection_lost follows from the loop; forget the connection right away so
