@@ -36,7 +36,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 def test_mutated_requests_get_an_answer_or_a_close(http1):
     rng = random.Random(1234)
     with serve(basic.echo, http1=http1, timeout_keep_alive=1) as server:
-        for i in range(150):
+        for _ in range(150):
             payload = mutate(rng, rng.choice(SEEDS))
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
                 sock.sendall(payload)
