@@ -4,6 +4,7 @@ The HTTP rules are written once here, against a small *stream* interface that ev
 protocol driver implements (HTTP/1.1 now, HTTP/2 later):
 
 - ``send_body(cycle, body, more)``: write the response head (first call) and body bytes;
+- ``send_trailers(cycle, fields)``: end the response with trailer fields (``http.response.trailers``);
 - ``want_body(cycle)``: the app waits for body bytes (send ``100 Continue``, resume reading);
 - ``body_consumed(cycle, nbytes)``: the app took body bytes off the buffer (flow control);
 - ``write_paused`` / ``drain()``: write-side backpressure;
@@ -46,6 +47,7 @@ class HTTPStream(Protocol):
     def send_body(self, cycle: Any, body: bytes, more: bool) -> None: ...
     def want_body(self, cycle: Any) -> None: ...
     def body_consumed(self, cycle: Any, nbytes: int) -> None: ...
+    def send_trailers(self, cycle: Any, trailers: list[tuple[bytes, bytes]]) -> None: ...
     async def drain(self) -> None: ...
     def response_complete(self, cycle: Any) -> None: ...
     def app_finished(self, cycle: Any, exc: BaseException | None) -> None: ...
@@ -137,6 +139,7 @@ class ASGIHTTPCycle:
         "status",
         "headers",
         "trailers",
+        "trailer_fields",
         "body_sent",
         "complete",
         "response_bytes",
@@ -154,6 +157,7 @@ class ASGIHTTPCycle:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.trailers = False
+        self.trailer_fields: list[tuple[bytes, bytes]] = []
         self.body_sent = False  # the final http.response.body was sent
         self.complete = False  # response complete (including trailers)
         self.response_bytes = 0
@@ -247,7 +251,8 @@ class ASGIHTTPCycle:
                         raise ClientDisconnected("client disconnected")
                 return
             self.body_sent = True
-            stream.send_body(self, body, False)
+            # With trailers announced the response ends with the trailers message.
+            stream.send_body(self, body, self.trailers)
             if not self.trailers:
                 self.complete = True
                 if self.waiter is not None:
@@ -271,9 +276,10 @@ class ASGIHTTPCycle:
         if kind == "http.response.trailers":
             if not (self.trailers and self.body_sent) or self.complete:
                 raise RuntimeError("ASGI: 'http.response.trailers' sent without 'trailers': True or before the body was complete")
-            # HTTP/1.1 responses carry no trailers here (clients rarely ask with TE: trailers);
-            # the message completes the response.
+            headers = message.get("headers", ())
+            self.trailer_fields += headers
             if not message.get("more_trailers", False):
+                self.stream.send_trailers(self, self.trailer_fields)
                 self.complete = True
                 self._wake()
                 self.stream.response_complete(self)

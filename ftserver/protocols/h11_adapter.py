@@ -97,6 +97,7 @@ class H11Connection:
         "_is_head",
         "_has_request",
         "_no_body",
+        "_chunked",
         "_response_started",
         "_response_ended",
     )
@@ -119,6 +120,7 @@ class H11Connection:
         # interface keeps that for error_response().
         self._has_request = False
         self._no_body = False
+        self._chunked = False
         self._response_started = False
         self._response_ended = False
 
@@ -266,6 +268,8 @@ class H11Connection:
             raise LocalProtocolError(str(exc)) from exc
         self._response_started = True
         self._no_body = self._is_head or status == 204 or status == 304
+        # Only a chunked body has a trailer section; h11 refuses trailers otherwise.
+        self._chunked = not self._no_body and b"\r\ntransfer-encoding: chunked\r\n" in head.lower()
         if _has_token(fields, b"connection", b"close"):
             self._keep_alive = False
         return head
@@ -281,12 +285,15 @@ class H11Connection:
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(str(exc)) from exc
 
-    def send_end(self) -> bytes:
-        """The end of the response; a body short of its Content-Length closes the connection."""
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        """The end of the response, with ``trailers`` when chunked (dropped otherwise);
+        a body short of its Content-Length closes the connection."""
         if not self._response_started or self._response_ended:
             raise LocalProtocolError("send_end() outside of a response body")
         self._response_ended = True
         try:
+            if trailers and self._chunked:
+                return self._conn.send(h11.EndOfMessage(headers=trailers))
             return self._conn.send(h11.EndOfMessage())
         except h11.LocalProtocolError:
             # "Too little data for declared Content-Length": h11 is now in ERROR,

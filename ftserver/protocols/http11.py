@@ -766,17 +766,29 @@ class HTTP11Connection:
             return data
         return b""
 
-    def send_end(self) -> bytes:
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
         """The last bytes of the response (the last-chunk when chunked).
 
-        A body shorter than its Content-Length cannot be completed: ``keep_alive``
-        becomes False so the driver closes the connection.
+        ``trailers`` go into the trailer section of a chunked response (RFC 9112 §7.1.2),
+        validated like header fields; other framings have nowhere to carry them, so they
+        are dropped. A body shorter than its Content-Length cannot be completed:
+        ``keep_alive`` becomes False so the driver closes the connection.
         """
         if self._response_state != _SENDING:
             raise LocalProtocolError("send_end() outside of a response body")
-        self._response_state = _SENT
         if self._framing == _CHUNKED:
+            if trailers:
+                parts = [b"0\r\n"]
+                for name, value in trailers:
+                    if _match_token(name) is None or _search_unsafe(value) is not None:
+                        raise LocalProtocolError(_response_field_error(name, value))
+                    parts += (name, b": ", value, b"\r\n")
+                parts.append(b"\r\n")
+                self._response_state = _SENT
+                return b"".join(parts)
+            self._response_state = _SENT
             return b"0\r\n\r\n"
+        self._response_state = _SENT
         if self._framing == _LENGTH and self._to_send:
             self._keep_alive = False
         return b""

@@ -266,6 +266,22 @@ class HTTP11Protocol(asyncio.Protocol):
         elif data:
             self.transport.write(data)  # type: ignore[union-attr]
 
+    def send_trailers(self, cycle: ASGIHTTPCycle, trailers: list[tuple[bytes, bytes]]) -> None:
+        """End a chunked response with trailer fields, if the client said it accepts them
+        (``TE: trailers``, RFC 9110 §10.1.4); otherwise end it without them."""
+        if self.closed:
+            return
+        if self.head_pending:  # trailers announced but no body message was sent
+            self.send_body(cycle, b"", True)
+        accepts = False
+        request = self.request
+        if request is not None:
+            for name, value in request.headers:
+                if name == b"te" and b"trailers" in value.lower():
+                    accepts = True
+        self.pending.append(self.conn.send_end(trailers if accepts else None))
+        self._flush()
+
     def _flush(self) -> None:
         pending = self.pending
         if pending and not self.closed:

@@ -344,3 +344,24 @@ def test_invalid_response_header_gives_500(http1):
         r = httpx.get(server.url + "/")
         assert r.status_code == 500
         assert "injected" not in r.headers
+
+
+async def trailers_app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")], "trailers": True})
+    await send({"type": "http.response.body", "body": b"data", "more_body": True})
+    await send({"type": "http.response.body", "body": b"!"})
+    await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")], "more_trailers": False})
+
+
+@pytest.mark.parametrize("te,expected_end", [(b"TE: trailers\r\n", b"0\r\nx-checksum: abc\r\n\r\n"), (b"", b"0\r\n\r\n")])
+def test_response_trailers_only_when_client_accepts_them(raw_client, http1, te, expected_end):
+    with serve(trailers_app, http1=http1) as server:
+        c = raw_client(server.url)
+        for _ in range(2):  # and the connection is reusable afterwards
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + te + b"\r\n")
+            head = c._read_until(b"\r\n\r\n")
+            assert b"transfer-encoding: chunked" in head.lower()
+            body = c._read_until(expected_end)
+            assert body == b"4\r\ndata\r\n1\r\n!\r\n"
