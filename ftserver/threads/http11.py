@@ -143,6 +143,8 @@ class HTTP11Protocol(asyncio.Protocol):
     # -- events from the protocol object ---------------------------------------------
 
     def _handle_events(self) -> None:
+        if self.closed:  # e.g. a scheduled pass over pipelined requests after a close
+            return
         conn = self.conn
         start: Request | None = None
         try:
