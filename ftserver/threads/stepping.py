@@ -93,18 +93,11 @@ class Stepper:
         self.loop = loop
         self.idle: list[_Host] = []
         self.hosts: set[_Host] = set()
-        self.current: _Host | None = None  # the host whose task is running on_done right now
         self.closed = False
 
     def run(self, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, on_done: DoneCallback) -> None:
         """Step ``coro`` now; if it suspends, a host task finishes it. ``on_done(exc)`` is
         called exactly once, with the exception the coroutine raised or ``None``."""
-        host = self.current
-        if host is not None:
-            # Called synchronously from a host's on_done (e.g. the next pipelined request):
-            # that host's task is already the current task and is about to be free.
-            self._step(host, coro, ctx, on_done)
-            return
         idle = self.idle
         host = idle.pop() if idle else self._new_host()
         loop = self.loop
@@ -112,12 +105,11 @@ class Stepper:
         try:
             _enter_task(loop, task)
         except RuntimeError:
-            # Called from inside some other task (not from a protocol callback): a
-            # plain Task is the correct, if slower, way to run the app here.
+            # Called from inside a running task (not from a protocol callback, e.g. from
+            # a host's on_done): a plain Task is the correct, if slower, way to run it.
             idle.append(host)
             loop.create_task(_run_as_task(coro, on_done), context=ctx)
             return
-        # _step inlined: this is the per-request hot path.
         try:
             yielded = ctx.run(coro.send, None)
         except StopIteration:
@@ -138,16 +130,6 @@ class Stepper:
         # else: the app cancelled its task and finished anyway; the pending cancellation
         # ends this host when it parks.
         on_done(exc)
-
-    def _step(self, host: _Host, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, on_done: DoneCallback) -> None:
-        try:
-            yielded = ctx.run(coro.send, None)
-        except StopIteration:
-            on_done(None)
-        except BaseException as exc:  # noqa: BLE001 - reported to the protocol, which answers 500
-            on_done(exc)
-        else:
-            host.job = _Job(coro, ctx, yielded, on_done)
 
     def _new_host(self) -> _Host:
         host = _Host()
@@ -179,17 +161,12 @@ class Stepper:
                 except BaseException as e:  # noqa: BLE001 - CancelledError included: the app did not handle it
                     exc = e
                 host.job = None
-                self.current = host
-                try:
-                    job.on_done(exc)
-                finally:
-                    self.current = None
-                if host.job is None:
-                    if task.cancelling():
-                        # Leftover cancellation requests would confuse the next request's
-                        # asyncio.timeout / cancel scopes: retire this host.
-                        return
-                    self.idle.append(host)
+                job.on_done(exc)
+                if task.cancelling():
+                    # Leftover cancellation requests would confuse the next request's
+                    # asyncio.timeout / cancel scopes: retire this host.
+                    return
+                self.idle.append(host)
         finally:
             self.hosts.discard(host)
             if host in self.idle:
