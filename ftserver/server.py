@@ -6,7 +6,6 @@ requests, crashed workers), in the manner of Gunicorn's arbiter.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import queue
@@ -20,6 +19,7 @@ from typing import Any
 
 from ftserver import __version__
 from ftserver.config import Config, ConfigError
+from ftserver.interfaces import detect_interface
 from ftserver.loading import import_app
 from ftserver.logs import configure_logging
 from ftserver.net import bind_tcp, bind_tcp_group, bind_unix, format_host
@@ -50,6 +50,7 @@ class Server:
         self.config = config
         self.app: Callable[..., Any] | None = None
         self.gil: GILReport | None = None
+        self.interface = config.interface  # resolved from "auto" once the app is loaded
         self.workers: list[WorkerThread] = []
         self.listeners: list[socket.socket] = []
         self.host = config.host
@@ -128,7 +129,7 @@ class Server:
             app, self.gil = watch_gil(lambda: import_app(config.app, factory=config.factory, app_dir=config.app_dir))  # type: ignore[arg-type]
         else:
             app, self.gil = watch_gil(lambda: config.app)
-        _check_interface(app, config.interface)
+        self.interface = detect_interface(app, config.interface)
         self.app = app
         self._bind()
         for index in range(config.threads):
@@ -165,17 +166,18 @@ class Server:
             else:  # a replacement for a crashed worker: its socket went with its loop
                 listener = bind_tcp(self.config.host, self.port, self.config.backlog, reuse_port=True)
                 self.listeners[index] = listener
-        return WorkerThread(index, self.app, self.config, listener)
+        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener)
 
     def _banner(self) -> None:
         config = self.config
         gil = self.gil.describe() if self.gil else ""
         accept = "unix socket" if config.uds else f"accept: {config.accept}"
         logger.info(
-            "ftserver %s | %s | %s | mode: threads | %d thread%s (%s) | http1: %s | pid %d",
+            "ftserver %s | %s | %s | %s | mode: threads | %d thread%s (%s) | http1: %s | pid %d",
             __version__,
             python_build(),
             gil,
+            self.interface.upper(),
             config.threads,
             "" if config.threads == 1 else "s",
             accept,
@@ -282,33 +284,6 @@ class Server:
                 signal.signal(signum, old)
 
         return restore
-
-
-def _check_interface(app: Any, interface: str) -> None:
-    """Reject apps that are clearly not ASGI 3 with a message that says what they look like."""
-    if interface not in ("auto", "asgi"):
-        raise ConfigError(f"interface {interface!r} is not available yet")
-    if hasattr(app, "__rsgi__") and not _is_async_callable(app):
-        raise ConfigError("the app looks like an RSGI app (it has __rsgi__); RSGI is not available yet in this version")
-    if _is_async_callable(app):
-        return
-    try:
-        params = [
-            p for p in inspect.signature(app).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        return
-    if len(params) == 2:
-        raise ConfigError(
-            "the app looks like a WSGI app (it takes 2 arguments: environ, start_response); "
-            "WSGI is not available yet in this version — only ASGI 3 apps are served"
-        )
-
-
-def _is_async_callable(obj: Any) -> bool:
-    while hasattr(obj, "func") and hasattr(obj, "args"):  # functools.partial
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
 
 
 def run(app: str | Callable[..., Any], **options: Any) -> int:

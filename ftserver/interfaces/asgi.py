@@ -1,16 +1,7 @@
 """ASGI 3 adapter: HTTP (spec 2.4) and lifespan.
 
-The HTTP rules are written once here, against a small *stream* interface that every HTTP
-protocol driver implements (HTTP/1.1 now, HTTP/2 later):
-
-- ``send_body(cycle, body, more)``: write the response head (first call) and body bytes;
-- ``send_trailers(cycle, fields)``: end the response with trailer fields (``http.response.trailers``);
-- ``want_body(cycle)``: the app waits for body bytes (send ``100 Continue``, resume reading);
-- ``body_consumed(cycle, nbytes)``: the app took body bytes off the buffer (flow control);
-- ``write_paused`` / ``drain()``: write-side backpressure;
-- ``response_complete(cycle)`` and ``app_finished(cycle, exc)``: end of the exchange.
-
-The driver feeds the cycle with ``on_body``, ``on_body_end`` and ``on_disconnect``.
+The HTTP rules are written once here, against the stream interface every HTTP protocol
+driver implements (``ftserver.interfaces.stream``).
 """
 
 from __future__ import annotations
@@ -18,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Protocol
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed
+
 if TYPE_CHECKING:
+    from ftserver.config import Config
     from ftserver.protocols.events import Request
 
 Scope = MutableMapping[str, Any]
@@ -37,40 +32,6 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
-
-
-class HTTPStream(Protocol):
-    """What an interface adapter needs of a protocol driver for one request."""
-
-    write_paused: bool
-
-    def send_body(self, cycle: Any, body: bytes, more: bool) -> None: ...
-    def want_body(self, cycle: Any) -> None: ...
-    def body_consumed(self, cycle: Any, nbytes: int) -> None: ...
-    def send_trailers(self, cycle: Any, trailers: list[tuple[bytes, bytes]]) -> None: ...
-    async def drain(self) -> None: ...
-    def response_complete(self, cycle: Any) -> None: ...
-    def app_finished(self, cycle: Any, exc: BaseException | None) -> None: ...
-
-
-class ConnectionInfo:
-    """Per-connection constants copied into every request scope."""
-
-    __slots__ = ("client", "server", "scheme", "root_path", "state")
-
-    def __init__(
-        self,
-        client: tuple[str, int] | None,
-        server: tuple[str, int | None] | None,
-        scheme: str,
-        root_path: str,
-        state: dict[str, Any] | None,
-    ) -> None:
-        self.client = client
-        self.server = server
-        self.scheme = scheme
-        self.root_path = root_path
-        self.state = state
 
 
 def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
@@ -124,11 +85,16 @@ def _origin_form(target: bytes) -> bytes:
     return target[slash:]
 
 
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
 class ASGIHTTPCycle:
     """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
 
     __slots__ = (
         "stream",
+        "request",
         "scope",
         "chunks",
         "body_done",
@@ -145,9 +111,10 @@ class ASGIHTTPCycle:
         "response_bytes",
     )
 
-    def __init__(self, stream: HTTPStream, scope: dict[str, Any], body_done: bool) -> None:
+    def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
         self.stream = stream
-        self.scope = scope
+        self.request = request
+        self.scope = http_scope(request, info)
         self.chunks: list[bytes] = []
         self.body_done = body_done  # the whole request body has arrived
         self.body_delivered = False  # the app has received more_body=False
@@ -175,6 +142,17 @@ class ASGIHTTPCycle:
     def on_disconnect(self) -> None:
         self.disconnected = True
         self._wake()
+
+    def run(self, w: Any) -> None:
+        """Start the app on the worker's loop, stepped without a Task of its own."""
+        try:
+            coro = w.app(self.scope, self.receive, self.send)
+            if type(coro) is not CoroutineType:
+                coro = _await(coro)
+        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
+            self.app_done(exc)
+            return
+        w.stepper.run(coro, w.context.copy(), self.app_done)
 
     def app_done(self, exc: BaseException | None) -> None:
         """Called once when the application coroutine has returned or raised."""
@@ -290,7 +268,7 @@ class ASGIHTTPCycle:
 # -- lifespan ---------------------------------------------------------------------
 
 
-class LifespanFailed(Exception):
+class LifespanFailed(InterfaceStartupFailed):
     """The app reported ``lifespan.startup.failed`` (or crashed during startup with --lifespan on)."""
 
 
@@ -385,3 +363,21 @@ class Lifespan:
                 self._startup_done.set_result({"type": "unsupported"})
             if not self._shutdown_done.done():
                 self._shutdown_done.set_result({"type": "lifespan.shutdown.complete"})
+
+
+class ASGIAdapter:
+    """ASGI on one worker thread: the lifespan scope around that thread's lifetime."""
+
+    exchange_class = ASGIHTTPCycle
+
+    def __init__(self, app: ASGIApp, config: Config, label: str = "") -> None:
+        self.lifespan = Lifespan(app, config.lifespan, label)
+
+    async def startup(self, w: Any) -> None:
+        lifespan = self.lifespan
+        await lifespan.startup()
+        if lifespan.supported:
+            w.lifespan_state = lifespan.state
+
+    async def shutdown(self, w: Any) -> None:
+        await self.lifespan.shutdown()

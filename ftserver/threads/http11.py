@@ -2,8 +2,9 @@
 
 It owns the transport, feeds received bytes to the sans-I/O protocol object
 (``ftserver.protocols.http11`` or the h11 adapter) and turns its events into calls on the
-ASGI cycle; the cycle calls back through the stream interface (``send_body`` and friends,
-see ``ftserver.interfaces.asgi``). Everything here is touched by one thread only.
+interface's exchange object (ASGI, WSGI or RSGI); the exchange calls back through the
+stream interface (``send_body`` and friends, see ``ftserver.interfaces.stream``).
+Everything here is touched by one thread only.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from types import CoroutineType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ftserver.interfaces.asgi import ASGIHTTPCycle, ClientDisconnected, ConnectionInfo, http_scope
+from ftserver.interfaces.asgi import ClientDisconnected
+from ftserver.interfaces.stream import ConnectionInfo, Exchange
 from ftserver.protocols.errors import ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
 from ftserver.protocols.http11 import HTTP_100_CONTINUE
@@ -34,10 +35,6 @@ WRITE_COALESCE = 64 * 1024
 
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 class HTTP11Protocol(asyncio.Protocol):
@@ -71,7 +68,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.w = w
         self.conn = w.http1_class(w.limits, w.server_header)
         self.transport: asyncio.Transport | None = None
-        self.cycle: ASGIHTTPCycle | None = None
+        self.cycle: Exchange | None = None
         self.request: Request | None = None
         self.head_pending = False
         self.continue_sent = False
@@ -176,7 +173,7 @@ class HTTP11Protocol(asyncio.Protocol):
             self._protocol_error(exc)
             return
         if start is not None and self.cycle is not None and self.request is start:
-            self._run_app(self.cycle)
+            self.cycle.run(self.w)
 
     def _on_request(self, request: Request) -> None:
         w = self.w
@@ -187,8 +184,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.idle_since = 0.0
         if w.access_log:
             self.started_at = time.perf_counter()
-        scope = http_scope(request, self.info)
-        self.cycle = ASGIHTTPCycle(self, scope, self.request_read)
+        self.cycle = w.exchange_class(self, request, self.info, self.request_read)
 
     def _on_body(self, data: bytes) -> None:
         if self.discarding:
@@ -217,20 +213,9 @@ class HTTP11Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.on_body_end()
 
-    def _run_app(self, cycle: ASGIHTTPCycle) -> None:
-        w = self.w
-        try:
-            coro = w.app(cycle.scope, cycle.receive, cycle.send)
-            if type(coro) is not CoroutineType:
-                coro = _await(coro)
-        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
-            cycle.app_done(exc)
-            return
-        w.stepper.run(coro, w.context.copy(), cycle.app_done)
-
     # -- the stream interface used by the ASGI cycle ---------------------------------
 
-    def send_body(self, cycle: ASGIHTTPCycle, body: bytes, more: bool) -> None:
+    def send_body(self, cycle: Exchange, body: bytes, more: bool) -> None:
         if self.closed:
             return
         conn = self.conn
@@ -268,7 +253,7 @@ class HTTP11Protocol(asyncio.Protocol):
         elif data:
             self.transport.write(data)  # type: ignore[union-attr]
 
-    def send_trailers(self, cycle: ASGIHTTPCycle, trailers: list[tuple[bytes, bytes]]) -> None:
+    def send_trailers(self, cycle: Exchange, trailers: list[tuple[bytes, bytes]]) -> None:
         """End a chunked response with trailer fields, if the client said it accepts them
         (``TE: trailers``, RFC 9110 §10.1.4); otherwise end it without them."""
         if self.closed:
@@ -292,7 +277,7 @@ class HTTP11Protocol(asyncio.Protocol):
             self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
 
-    def want_body(self, cycle: ASGIHTTPCycle) -> None:
+    def want_body(self, cycle: Exchange) -> None:
         request = self.request
         if request is not None and request.expect_continue and not self.continue_sent and self.head_pending:
             # RFC 9110 §10.1.1: the client waits for 100 (Continue) before sending the body;
@@ -304,7 +289,7 @@ class HTTP11Protocol(asyncio.Protocol):
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
 
-    def body_consumed(self, cycle: ASGIHTTPCycle, nbytes: int) -> None:
+    def body_consumed(self, cycle: Exchange, nbytes: int) -> None:
         self.buffered -= nbytes
         if self.read_paused and self.buffered < READ_LOW_WATER:
             self.read_paused = False
@@ -320,7 +305,7 @@ class HTTP11Protocol(asyncio.Protocol):
             self.drain_waiter = waiter = asyncio.get_running_loop().create_future()
         await waiter
 
-    def response_complete(self, cycle: ASGIHTTPCycle) -> None:
+    def response_complete(self, cycle: Exchange) -> None:
         w = self.w
         w.stats.requests += 1
         if w.access_log:
@@ -356,7 +341,7 @@ class HTTP11Protocol(asyncio.Protocol):
             # the app's own step (which may still run code after its response).
             self.w.loop.call_soon(self._handle_events)
 
-    def app_finished(self, cycle: ASGIHTTPCycle, exc: BaseException | None) -> None:
+    def app_finished(self, cycle: Exchange, exc: BaseException | None) -> None:
         if exc is not None:
             if cycle.disconnected or isinstance(exc, ClientDisconnected):
                 logger.debug("app stopped after the client disconnected: %r", exc)
@@ -431,16 +416,16 @@ class HTTP11Protocol(asyncio.Protocol):
             # shutdown does not wait on it.
             self.w.connections.discard(self)
 
-    def _log_access(self, cycle: ASGIHTTPCycle) -> None:
-        scope = cycle.scope
+    def _log_access(self, cycle: Exchange) -> None:
+        request = cycle.request
         client = self.info.client
         duration_ms = (time.perf_counter() - self.started_at) * 1000
         self.w.access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d %.2fms',
             f"{client[0]}:{client[1]}" if client else "-",
-            scope["method"],
-            scope["raw_path"].decode("ascii", "replace") + ("?" + scope["query_string"].decode("ascii", "replace") if scope["query_string"] else ""),
-            scope["http_version"],
+            request.method,
+            request.target.decode("ascii", "replace"),
+            request.http_version,
             cycle.status,
             cycle.response_bytes,
             duration_ms,

@@ -12,7 +12,8 @@ import threading
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces.asgi import Lifespan, LifespanFailed
+from ftserver.interfaces import make_adapter
+from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.protocols.http11 import HTTP11Connection
 from ftserver.threads.http11 import HTTP11Protocol
 from ftserver.threads.stepping import Stepper
@@ -46,6 +47,8 @@ class WorkerContext:
     def __init__(self, loop: asyncio.AbstractEventLoop, app: Any, config: Config, stats: WorkerStats) -> None:
         self.loop = loop
         self.app = app
+        self.interface = make_adapter(config.interface, app, config, f" (worker {threading.current_thread().name})")
+        self.exchange_class: type = self.interface.exchange_class
         self.stepper = Stepper(loop)
         self.context = contextvars.copy_context()
         if config.http1 == "h11":
@@ -157,16 +160,12 @@ class WorkerThread(threading.Thread):
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         ctx = self.ctx = WorkerContext(loop, self.app, self.config, self.stats)
-        label = f" (worker {self.index})"
-        lifespan = Lifespan(self.app, self.config.lifespan, label)
         try:
-            await lifespan.startup()
-        except LifespanFailed as exc:
+            await ctx.interface.startup(ctx)
+        except InterfaceStartupFailed as exc:
             self.startup_error = exc
             self.ready.set()
             return
-        if lifespan.supported:
-            ctx.lifespan_state = lifespan.state
         server = None
         if self.listener is not None:
             server = await loop.create_server(ctx.protocol_factory, sock=self.listener, backlog=self.config.backlog, ssl=self.ssl_context)
@@ -179,7 +178,7 @@ class WorkerThread(threading.Thread):
             server.close()
         await self._drain(ctx)
         tick.cancel()
-        await lifespan.shutdown()
+        await ctx.interface.shutdown(ctx)
 
     async def _drain(self, ctx: WorkerContext) -> None:
         """Graceful stop: close idle connections, let in-flight requests finish."""
