@@ -189,7 +189,181 @@ _INCOMPLETE_HEAD = "incomplete request: connection closed before the request hea
 _INCOMPLETE_BODY = "incomplete request: connection closed before the request body was complete"
 
 
-class HTTP11Connection:
+class ResponseWriter:
+    """The response half of an HTTP/1.1 server connection: heads, framed body, end.
+
+    Shared by ``HTTP11Connection`` and the h11 adapter (``--http1 h11``, where h11 parses
+    the requests): the request side sets ``_http11``, ``_is_head``, ``_keep_alive`` and
+    ``_response_state = _READY`` for each request.
+    """
+
+    __slots__ = ("_http11", "_is_head", "_keep_alive", "_response_state", "_framing", "_to_send", "_server_header")
+
+    def __init__(self, server_header: bytes | None) -> None:
+        if server_header is not None and not _FIELD_VALUE_RE.fullmatch(server_header):
+            raise ValueError(f"server header {server_header!r} is not a valid field value")
+        self._server_header = server_header
+        self._http11 = True
+        self._is_head = False
+        self._keep_alive = True
+        self._response_state = _NO_REQUEST
+        self._framing = _NO_BODY
+        self._to_send = 0
+
+    def send_response(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body_length: int | None = None,
+    ) -> bytes:
+        """The response head for ``status`` (200-999) and the application's ``headers``.
+
+        ``body_length``: the driver already holds the whole body (the app's first body
+        message was also its last); without an application Content-Length or
+        Transfer-Encoding it is declared as ``content-length`` instead of chunking.
+
+        - Every field name must be a token and no value may hold CR, LF or NUL
+          (response splitting): ``LocalProtocolError`` otherwise, nothing emitted.
+        - ``date``/``server`` are added unless the application set them.
+        - Framing: the application's Content-Length (enforced by ``send_data``); else
+          ``transfer-encoding: chunked`` for HTTP/1.1 (not added twice if the
+          application set it); else, for HTTP/1.0, close-delimited. HEAD, 204 and 304
+          have no body: their headers are sent as given, nothing is added.
+        - ``connection: close`` when the request asked for it, the application set it or
+          the framing needs it (an application Connection field without ``close`` is
+          kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
+          ``connection: keep-alive`` for a kept HTTP/1.0 client.
+        """
+        if self._response_state != _READY:
+            raise LocalProtocolError(
+                "send_response() needs a received request and no response started"
+            )
+        if not 200 <= status <= 999:
+            # 1xx (100 Continue) are written by the driver, not through this call.
+            raise LocalProtocolError(f"status code {status!r} is not in 200-999")
+        parts = [_STATUS_LINES[status]]
+        content_length: bytes | None = None
+        transfer_encoding_at = -1
+        close_requested = has_connection = has_date = has_server = False
+        for name, value in headers:
+            if _match_token(name) is None or _search_unsafe(value) is not None:
+                raise LocalProtocolError(_response_field_error(name, value))
+            lowered = name.lower()
+            if lowered in _MANAGED_RESPONSE_FIELDS:
+                if lowered == b"content-length":
+                    if content_length is not None:
+                        raise LocalProtocolError("more than one Content-Length")
+                    content_length = value.strip(b" \t")
+                    if not content_length.isdigit():
+                        raise LocalProtocolError("Content-Length is not 1*DIGIT")
+                elif lowered == b"transfer-encoding":
+                    if value.strip(b" \t").lower() != b"chunked" or transfer_encoding_at >= 0:
+                        raise LocalProtocolError("only Transfer-Encoding: chunked is supported")
+                    transfer_encoding_at = len(parts)
+                elif lowered == b"connection":
+                    has_connection = True
+                    close_requested = close_requested or b"close" in _comma_tokens(value)
+                elif lowered == b"date":
+                    has_date = True
+                else:
+                    has_server = True
+            parts += (name, b": ", value, b"\r\n")
+
+        keep_alive = self._keep_alive and not close_requested
+        if self._is_head or status == 204 or status == 304:
+            framing = _NO_BODY
+        elif transfer_encoding_at >= 0:
+            if content_length is not None:
+                raise LocalProtocolError("Content-Length and Transfer-Encoding both set")
+            if self._http11:
+                framing = _CHUNKED
+            else:
+                # An HTTP/1.0 client cannot decode chunked: delimit by closing instead.
+                del parts[transfer_encoding_at : transfer_encoding_at + 4]
+                framing = _UNTIL_CLOSE
+        elif content_length is not None:
+            framing = _LENGTH
+            self._to_send = int(content_length)
+        elif body_length is not None:
+            framing = _LENGTH
+            self._to_send = body_length
+            parts.append(b"content-length: %d\r\n" % body_length)
+        elif self._http11:
+            framing = _CHUNKED
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            framing = _UNTIL_CLOSE
+        if framing == _UNTIL_CLOSE:
+            keep_alive = False
+
+        if date is not None and not has_date:
+            parts += (b"date: ", date, b"\r\n")
+        if self._server_header is not None and not has_server:
+            parts += (b"server: ", self._server_header, b"\r\n")
+        if not keep_alive:
+            if not close_requested:
+                parts.append(b"connection: close\r\n")
+        elif not self._http11 and not has_connection:
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        self._keep_alive = keep_alive
+        self._framing = framing
+        self._response_state = _SENDING
+        return b"".join(parts)
+
+    def send_data(self, data: bytes) -> bytes:
+        """``data`` framed for the wire; ``b""`` for bodiless responses and empty data.
+
+        Raises ``LocalProtocolError`` past the declared Content-Length.
+        """
+        if self._response_state != _SENDING:
+            raise LocalProtocolError("send_data() outside of a response body")
+        framing = self._framing
+        if framing == _LENGTH:
+            size = len(data)
+            if size > self._to_send:
+                raise LocalProtocolError("more body than the declared Content-Length")
+            self._to_send -= size
+            return data
+        if framing == _CHUNKED:
+            if not data:
+                return b""  # an empty chunk would be the last-chunk
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if framing == _UNTIL_CLOSE:
+            return data
+        return b""
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        """The last bytes of the response (the last-chunk when chunked).
+
+        ``trailers`` go into the trailer section of a chunked response (RFC 9112 §7.1.2),
+        validated like header fields; other framings have nowhere to carry them, so they
+        are dropped. A body shorter than its Content-Length cannot be completed:
+        ``keep_alive`` becomes False so the driver closes the connection.
+        """
+        if self._response_state != _SENDING:
+            raise LocalProtocolError("send_end() outside of a response body")
+        if self._framing == _CHUNKED:
+            if trailers:
+                parts = [b"0\r\n"]
+                for name, value in trailers:
+                    if _match_token(name) is None or _search_unsafe(value) is not None:
+                        raise LocalProtocolError(_response_field_error(name, value))
+                    parts += (name, b": ", value, b"\r\n")
+                parts.append(b"\r\n")
+                self._response_state = _SENT
+                return b"".join(parts)
+            self._response_state = _SENT
+            return b"0\r\n\r\n"
+        self._response_state = _SENT
+        if self._framing == _LENGTH and self._to_send:
+            self._keep_alive = False
+        return b""
+
+
+
+class HTTP11Connection(ResponseWriter):
     """One HTTP/1.1 connection, server side: requests in, responses out.
 
     Receiving: ``receive_data()`` then ``next_event()`` until ``NEED_DATA`` or
@@ -218,13 +392,6 @@ class HTTP11Connection:
         "_empty_lines",
         "_head_bytes",
         "_head_fields",
-        "_http11",
-        "_is_head",
-        "_keep_alive",
-        "_response_state",
-        "_framing",
-        "_to_send",
-        "_server_header",
         "_head_limits",
         "_max_request_line",
         "_max_header_bytes",
@@ -233,9 +400,7 @@ class HTTP11Connection:
     )
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
-        if server_header is not None and not _FIELD_VALUE_RE.fullmatch(server_header):
-            raise ValueError(f"server header {server_header!r} is not a valid field value")
-        self._server_header = server_header
+        super().__init__(server_header)
         # None means unlimited; a large int keeps the hot path free of None checks.
         self._max_request_line = _limit(limits.max_request_line)
         self._max_header_bytes = _limit(limits.max_header_bytes)
@@ -261,12 +426,6 @@ class HTTP11Connection:
         # Header section size, counted again when trailers arrive.
         self._head_bytes = 0
         self._head_fields = 0
-        self._http11 = True
-        self._is_head = False
-        self._keep_alive = True
-        self._response_state = _NO_REQUEST
-        self._framing = _NO_BODY
-        self._to_send = 0
 
     # --- receiving ----------------------------------------------------------------
 
@@ -639,159 +798,6 @@ class HTTP11Connection:
         self._fields_seen = 0
         self._state = _DONE
         return END_OF_MESSAGE
-
-    # --- sending ------------------------------------------------------------------
-
-    def send_response(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        date: bytes | None,
-        body_length: int | None = None,
-    ) -> bytes:
-        """The response head for ``status`` (200-999) and the application's ``headers``.
-
-        ``body_length``: the driver already holds the whole body (the app's first body
-        message was also its last); without an application Content-Length or
-        Transfer-Encoding it is declared as ``content-length`` instead of chunking.
-
-        - Every field name must be a token and no value may hold CR, LF or NUL
-          (response splitting): ``LocalProtocolError`` otherwise, nothing emitted.
-        - ``date``/``server`` are added unless the application set them.
-        - Framing: the application's Content-Length (enforced by ``send_data``); else
-          ``transfer-encoding: chunked`` for HTTP/1.1 (not added twice if the
-          application set it); else, for HTTP/1.0, close-delimited. HEAD, 204 and 304
-          have no body: their headers are sent as given, nothing is added.
-        - ``connection: close`` when the request asked for it, the application set it or
-          the framing needs it (an application Connection field without ``close`` is
-          kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
-          ``connection: keep-alive`` for a kept HTTP/1.0 client.
-        """
-        if self._response_state != _READY:
-            raise LocalProtocolError(
-                "send_response() needs a received request and no response started"
-            )
-        if not 200 <= status <= 999:
-            # 1xx (100 Continue) are written by the driver, not through this call.
-            raise LocalProtocolError(f"status code {status!r} is not in 200-999")
-        parts = [_STATUS_LINES[status]]
-        content_length: bytes | None = None
-        transfer_encoding_at = -1
-        close_requested = has_connection = has_date = has_server = False
-        for name, value in headers:
-            if _match_token(name) is None or _search_unsafe(value) is not None:
-                raise LocalProtocolError(_response_field_error(name, value))
-            lowered = name.lower()
-            if lowered in _MANAGED_RESPONSE_FIELDS:
-                if lowered == b"content-length":
-                    if content_length is not None:
-                        raise LocalProtocolError("more than one Content-Length")
-                    content_length = value.strip(b" \t")
-                    if not content_length.isdigit():
-                        raise LocalProtocolError("Content-Length is not 1*DIGIT")
-                elif lowered == b"transfer-encoding":
-                    if value.strip(b" \t").lower() != b"chunked" or transfer_encoding_at >= 0:
-                        raise LocalProtocolError("only Transfer-Encoding: chunked is supported")
-                    transfer_encoding_at = len(parts)
-                elif lowered == b"connection":
-                    has_connection = True
-                    close_requested = close_requested or b"close" in _comma_tokens(value)
-                elif lowered == b"date":
-                    has_date = True
-                else:
-                    has_server = True
-            parts += (name, b": ", value, b"\r\n")
-
-        keep_alive = self._keep_alive and not close_requested
-        if self._is_head or status == 204 or status == 304:
-            framing = _NO_BODY
-        elif transfer_encoding_at >= 0:
-            if content_length is not None:
-                raise LocalProtocolError("Content-Length and Transfer-Encoding both set")
-            if self._http11:
-                framing = _CHUNKED
-            else:
-                # An HTTP/1.0 client cannot decode chunked: delimit by closing instead.
-                del parts[transfer_encoding_at : transfer_encoding_at + 4]
-                framing = _UNTIL_CLOSE
-        elif content_length is not None:
-            framing = _LENGTH
-            self._to_send = int(content_length)
-        elif body_length is not None:
-            framing = _LENGTH
-            self._to_send = body_length
-            parts.append(b"content-length: %d\r\n" % body_length)
-        elif self._http11:
-            framing = _CHUNKED
-            parts.append(b"transfer-encoding: chunked\r\n")
-        else:
-            framing = _UNTIL_CLOSE
-        if framing == _UNTIL_CLOSE:
-            keep_alive = False
-
-        if date is not None and not has_date:
-            parts += (b"date: ", date, b"\r\n")
-        if self._server_header is not None and not has_server:
-            parts += (b"server: ", self._server_header, b"\r\n")
-        if not keep_alive:
-            if not close_requested:
-                parts.append(b"connection: close\r\n")
-        elif not self._http11 and not has_connection:
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        self._keep_alive = keep_alive
-        self._framing = framing
-        self._response_state = _SENDING
-        return b"".join(parts)
-
-    def send_data(self, data: bytes) -> bytes:
-        """``data`` framed for the wire; ``b""`` for bodiless responses and empty data.
-
-        Raises ``LocalProtocolError`` past the declared Content-Length.
-        """
-        if self._response_state != _SENDING:
-            raise LocalProtocolError("send_data() outside of a response body")
-        framing = self._framing
-        if framing == _LENGTH:
-            size = len(data)
-            if size > self._to_send:
-                raise LocalProtocolError("more body than the declared Content-Length")
-            self._to_send -= size
-            return data
-        if framing == _CHUNKED:
-            if not data:
-                return b""  # an empty chunk would be the last-chunk
-            return b"%x\r\n%b\r\n" % (len(data), data)
-        if framing == _UNTIL_CLOSE:
-            return data
-        return b""
-
-    def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
-        """The last bytes of the response (the last-chunk when chunked).
-
-        ``trailers`` go into the trailer section of a chunked response (RFC 9112 §7.1.2),
-        validated like header fields; other framings have nowhere to carry them, so they
-        are dropped. A body shorter than its Content-Length cannot be completed:
-        ``keep_alive`` becomes False so the driver closes the connection.
-        """
-        if self._response_state != _SENDING:
-            raise LocalProtocolError("send_end() outside of a response body")
-        if self._framing == _CHUNKED:
-            if trailers:
-                parts = [b"0\r\n"]
-                for name, value in trailers:
-                    if _match_token(name) is None or _search_unsafe(value) is not None:
-                        raise LocalProtocolError(_response_field_error(name, value))
-                    parts += (name, b": ", value, b"\r\n")
-                parts.append(b"\r\n")
-                self._response_state = _SENT
-                return b"".join(parts)
-            self._response_state = _SENT
-            return b"0\r\n\r\n"
-        self._response_state = _SENT
-        if self._framing == _LENGTH and self._to_send:
-            self._keep_alive = False
-        return b""
 
     def error_response(self, exc: ProtocolError, date: bytes | None) -> bytes:
         """A complete response for ``exc`` (raised by ``next_event``); the connection closes."""

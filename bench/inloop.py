@@ -1,0 +1,142 @@
+"""Time (or profile) ftserver's request path without sockets or a load generator.
+
+Runs the real HTTP/1.1 driver (``ftserver.threads.http11.HTTP11Protocol``) on an event loop
+in a worker thread (as the server does: on 3.13t some costs only show off the main
+thread), fed by a fake transport: each "request" is ``data_received(request bytes)``, the
+app runs, the response is written to the fake transport. What is left out is the kernel
+and asyncio's selector/transport layer, so the figure is the server's own Python cost.
+
+    python bench/inloop.py                       # µs per request for each app
+    python bench/inloop.py --app hello --profile # pyinstrument profile of one app
+    python bench/inloop.py --http1 h11
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ftserver.config import Config  # noqa: E402
+from ftserver.threads.worker import WorkerContext, WorkerStats  # noqa: E402
+
+REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+
+
+async def hello(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+
+async def stream(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for _ in range(8):
+        await send({"type": "http.response.body", "body": b"x" * 128, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+APPS = {"hello": hello, "stream": stream}
+
+
+class FakeTransport(asyncio.Transport):
+    """Enough of asyncio.Transport for the driver; counts what is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+        self.writes = 0
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self.writes += 1
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def run(app_name: str, http1: str, n: int, profile: bool) -> float:
+    result: list[float] = []
+
+    def thread_main() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface="asgi")
+        ctx = WorkerContext(loop, APPS[app_name], config, WorkerStats())
+        protocol = ctx.protocol_factory()
+        transport = FakeTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+
+        def drive(count: int) -> asyncio.Future[None]:
+            # From plain loop callbacks, as a transport calls data_received (not from
+            # inside a task, which would make the stepper fall back to a Task per request).
+            done = loop.create_future()
+
+            def step(left: int) -> None:
+                if left == 0:
+                    done.set_result(None)
+                    return
+                protocol.data_received(REQUEST)
+                loop.call_soon(step, left - 1)  # next iteration: coalesced writes flush first
+
+            loop.call_soon(step, count)
+            return done
+
+        loop.run_until_complete(drive(2000))  # warm up
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0001)
+            profiler.start()
+        start = time.perf_counter()
+        loop.run_until_complete(drive(n))
+        result.append((time.perf_counter() - start) / n * 1e6)
+        if profiler is not None:
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+        ctx.stepper.close()
+        ctx.stepper.cancel_all()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+    thread = threading.Thread(target=thread_main)
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--app", choices=sorted(APPS), action="append")
+    parser.add_argument("--http1", choices=("fast", "h11"), default="fast")
+    parser.add_argument("-n", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile (install pyinstrument)")
+    args = parser.parse_args()
+    for name in args.app or sorted(APPS):
+        times = [run(name, args.http1, args.n, args.profile) for _ in range(1 if args.profile else args.repeat)]
+        print(f"{name:8} http1={args.http1:4}  {min(times):6.2f} µs/request (best of {len(times)}: {', '.join(f'{t:.2f}' for t in times)})")
+
+
+if __name__ == "__main__":
+    main()
