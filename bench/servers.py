@@ -50,6 +50,10 @@ def _ftserve(launch: Launch) -> list[str]:
     ]  # fmt: skip
 
 
+def _ftserve_h11(launch: Launch) -> list[str]:
+    return [*_ftserve(launch)[:-1], "--http1", "h11", launch.app]
+
+
 def _uvicorn_h11(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
@@ -192,9 +196,26 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
 )
 
 
+#: Run only when named with --servers.
+EXTRA_SERVERS: tuple[ServerSpec, ...] = (
+    ServerSpec(
+        name="ftserve-h11",  # the strict mode: h11 parses requests (compare with uvicorn, also h11)
+        python="ft",
+        requirements=("-e", str(REPO)),
+        executable="ftserve",
+        arguments=_ftserve_h11,
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=("ftserver.cli", "h11"),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+    ),
+)
+
+
 def select(names: list[str] | None, gil: bool) -> list[ServerSpec]:
     """The servers to run: the 3.13t set (plus the GIL set with ``gil``), or the named ones."""
-    pool = FT_SERVERS + GIL_SERVERS
+    pool = FT_SERVERS + GIL_SERVERS + EXTRA_SERVERS
     if not names:
         return list(FT_SERVERS + (GIL_SERVERS if gil else ()))
     known = {s.name for s in pool}
