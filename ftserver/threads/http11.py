@@ -35,6 +35,8 @@ WRITE_COALESCE = 64 * 1024
 
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+#: Added to responses on a connection the server will close (graceful stop, RFC 9112 §9.6).
+_CONNECTION_CLOSE = (b"connection", b"close")
 
 
 class HTTP11Protocol(asyncio.Protocol):
@@ -57,6 +59,7 @@ class HTTP11Protocol(asyncio.Protocol):
         "drain_waiter",
         "closed",
         "closing",
+        "fresh",
         "idle_since",
         "started_at",
         "request",
@@ -81,6 +84,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.closing = False
+        self.fresh = True  # no request has started on this connection yet
         self.idle_since = 0.0
         self.started_at = 0.0
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
@@ -182,6 +186,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.head_pending = True
         self.continue_sent = False
         self.idle_since = 0.0
+        self.fresh = False
         if w.access_log:
             self.started_at = time.perf_counter()
         self.cycle = w.exchange_class(self, request, self.info, self.request_read)
@@ -221,7 +226,8 @@ class HTTP11Protocol(asyncio.Protocol):
         conn = self.conn
         if more:
             if self.head_pending:
-                data = conn.send_response(cycle.status, cycle.headers, self.w.date)
+                headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
+                data = conn.send_response(cycle.status, headers, self.w.date)
                 self.head_pending = False
                 if body:
                     data += conn.send_data(body)
@@ -242,7 +248,8 @@ class HTTP11Protocol(asyncio.Protocol):
             return
         if self.head_pending:
             # The whole body is here: declare its length rather than chunking it.
-            head = conn.send_response(cycle.status, cycle.headers, self.w.date, len(body))
+            headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
+            head = conn.send_response(cycle.status, headers, self.w.date, len(body))
             self.head_pending = False
             data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
         else:
@@ -398,9 +405,15 @@ class HTTP11Protocol(asyncio.Protocol):
             self._close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close now if idle, else after the response in progress."""
+        """Graceful stop: close now if idle, else after the response in progress.
+
+        A connection that has not carried a request yet was accepted an instant ago: its
+        client is sending the first request (or about to), and closing would fail it. It
+        gets that one request, answered with ``connection: close``, or the keep-alive
+        timeout if nothing comes.
+        """
         self.closing = True
-        if self.cycle is None:
+        if self.cycle is None and not (self.fresh and not self.closed):
             self._close()
 
     def abort(self) -> None:
