@@ -189,6 +189,8 @@ class Config:
             raise ConfigError(f"max_requests_jitter: must be >= 0, got {self.max_requests_jitter}")
         if self.workers_max_rss is not None and not self.workers_max_rss > 0:
             raise ConfigError(f"workers_max_rss: must be > 0 MiB, got {self.workers_max_rss}")
+        if self.access_log_file is not None and not self.access_log:
+            object.__setattr__(self, "access_log", True)  # naming the file asks for the log
         for name in ("pid_file", "log_file", "access_log_file"):
             path = getattr(self, name)
             if path is not None:

@@ -535,7 +535,10 @@ class Supervisor:
         worker.release()
         now = time.monotonic()
         if worker.state is State.STOPPING:
-            how = logging.INFO if worker.exit_status == 0 or worker.forced else logging.WARNING
+            if not worker.ready_at:
+                how = logging.DEBUG  # stopped while starting: nothing to report
+            else:
+                how = logging.INFO if worker.exit_status == 0 or worker.forced else logging.WARNING
             logger.log(how, "%r stopped (%s)", worker, worker.describe_exit())
             if worker.replacement is not None:  # stopped (TTOU, shutdown) while being replaced
                 worker.replacement.replaces = None

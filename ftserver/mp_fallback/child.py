@@ -166,6 +166,7 @@ class WorkerProcessServer(Server):
 
 def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
     """The body of a forked worker process; returns its exit code."""
+    _name_process("ftserve worker")
     status = StatusChannel(status_fd)
     server = WorkerProcessServer(spec, status, heartbeat)
     try:
@@ -186,3 +187,12 @@ def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
                 stream.flush()
             except (OSError, ValueError):
                 pass
+
+
+def _name_process(name: str) -> None:
+    """Name the process for ps/top (``comm``, 15 bytes; the command line stays)."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:  # not Linux
+        pass

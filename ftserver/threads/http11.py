@@ -35,6 +35,8 @@ WRITE_COALESCE = 64 * 1024
 
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+#: How long an idle connection stays open once a graceful stop began (see ``shutdown``).
+DRAIN_LINGER = 0.5
 #: Added to responses on a connection the server will close (graceful stop, RFC 9112 §9.6).
 _CONNECTION_CLOSE = (b"connection", b"close")
 
@@ -59,7 +61,6 @@ class HTTP11Protocol(asyncio.Protocol):
         "drain_waiter",
         "closed",
         "closing",
-        "fresh",
         "idle_since",
         "started_at",
         "request",
@@ -84,7 +85,6 @@ class HTTP11Protocol(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.closing = False
-        self.fresh = True  # no request has started on this connection yet
         self.idle_since = 0.0
         self.started_at = 0.0
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
@@ -186,7 +186,6 @@ class HTTP11Protocol(asyncio.Protocol):
         self.head_pending = True
         self.continue_sent = False
         self.idle_since = 0.0
-        self.fresh = False
         if w.access_log:
             self.started_at = time.perf_counter()
         self.cycle = w.exchange_class(self, request, self.info, self.request_read)
@@ -405,16 +404,23 @@ class HTTP11Protocol(asyncio.Protocol):
             self._close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close now if idle, else after the response in progress.
+        """Graceful stop: close after the response in progress, or after a short linger
+        if idle.
 
-        A connection that has not carried a request yet was accepted an instant ago: its
-        client is sending the first request (or about to), and closing would fail it. It
-        gets that one request, answered with ``connection: close``, or the keep-alive
-        timeout if nothing comes.
+        Closing an idle connection at once fails a request its client is sending at that
+        moment: one accepted an instant ago (its first request is on the way), or a
+        keep-alive connection about to be reused. During ``DRAIN_LINGER`` a request that
+        arrives is served, with ``connection: close`` (RFC 9112 §9.6), so the client moves
+        to a new connection; a client that sends nothing sees the close long before it
+        next uses the connection.
         """
         self.closing = True
-        if self.cycle is None and not (self.fresh and not self.closed):
-            self._close()
+        if self.cycle is None and not self.closed:
+            self.w.loop.call_later(DRAIN_LINGER, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None and not self.conn.trailing_size:
+            self._close()  # (a request head in progress gets the keep-alive timeout: 408)
 
     def abort(self) -> None:
         if not self.closed and self.transport is not None:
