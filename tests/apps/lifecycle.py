@@ -15,7 +15,7 @@ import asyncio
 import os
 import time
 
-_leaked: list[bytearray] = []
+_leaked: list[bytes] = []
 IMPORTED_BY = os.getpid()
 
 
@@ -25,7 +25,7 @@ async def app(scope, receive, send):
     path = scope["path"]
     arg = float(scope["query_string"] or b"0")
     if path == "/leak":
-        _leaked.append(bytearray(b"x" * int(arg * 2**20)))
+        _leaked.append(b"x" * int(arg * 2**20))  # written, so resident
     elif path == "/block":
         time.sleep(arg)
     elif path == "/sleep":
