@@ -37,7 +37,7 @@ def default_threads() -> int:
 class Config:
     """Everything the server needs to run. Build it once; it validates itself.
 
-    ``app`` is an ASGI callable or an import string ``"module:attribute"``
+    ``app`` is an ASGI, WSGI or RSGI callable or an import string ``"module:attribute"``
     (``"module:factory"`` with ``factory=True``).
     """
 
@@ -56,6 +56,8 @@ class Config:
     root_path: str = ""
     timeout_graceful_shutdown: float = 30.0
     timeout_keep_alive: float = 5.0
+    blocking_threads: int = 8
+    timeout_io: float = 60.0
     factory: bool = False
     app_dir: str | None = "."
     server_header: bool = True
@@ -77,11 +79,6 @@ class Config:
         if self.threads < 1:
             raise ConfigError(f"threads: must be at least 1, got {self.threads}")
         _choice("interface", self.interface, INTERFACES)
-        if self.interface in ("wsgi", "rsgi"):
-            raise ConfigError(
-                f"interface: {self.interface!r} is not available yet in this version of ftserver; "
-                "only ASGI 3 apps are served (use --interface asgi or auto)"
-            )
         _choice("http1", self.http1, HTTP1_MODES)
         _choice("accept", self.accept, ACCEPT_MODES)
         _choice("lifespan", self.lifespan, LIFESPAN_MODES)
@@ -94,6 +91,10 @@ class Config:
             raise ConfigError(f"timeout_graceful_shutdown: must be >= 0, got {self.timeout_graceful_shutdown}")
         if self.timeout_keep_alive <= 0:
             raise ConfigError(f"timeout_keep_alive: must be > 0, got {self.timeout_keep_alive}")
+        if self.blocking_threads < 1:
+            raise ConfigError(f"blocking_threads: must be at least 1, got {self.blocking_threads}")
+        if self.timeout_io <= 0:
+            raise ConfigError(f"timeout_io: must be > 0, got {self.timeout_io}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(f"root_path: must start with '/' and not end with '/', got {self.root_path!r}")
         for name in ("limit_request_line", "limit_request_headers", "limit_request_fields"):
