@@ -373,7 +373,8 @@ class HandlerContext:
             "wsgi.errors": self.errors,
             "wsgi.file_wrapper": FileWrapper,
             # Reading wsgi.input to its end is safe (it stops at the end of the body), so
-            # chunked uploads work in frameworks that honour this (Werkzeug, Django).
+            # chunked uploads work in frameworks that honour this (Werkzeug/Flask; Django
+            # reads CONTENT_LENGTH bytes only).
             "wsgi.input_terminated": True,
             "SCRIPT_NAME": adapter.root_path,
             "SERVER_SOFTWARE": f"ftserver/{__version__}",
