@@ -44,12 +44,12 @@ def _version_message() -> str:
 @click.option("--limit-request-headers", default=65536, show_default=True, type=int, help="Largest header section in bytes (431 beyond).")
 @click.option("--limit-request-fields", default=100, show_default=True, type=int, help="Most header fields in a request (431 beyond).")
 @click.option("--limit-request-body", default=None, type=int, help="Largest request body in bytes (413 beyond).  [default: unlimited]")
-@click.option("--fd", default=None, type=int, help="Serve on the listening socket already open on this file descriptor (systemd socket activation; the reloader's server process); replaces --host/--port/--uds.")
+@click.option("--fd", default=None, type=int, metavar="N", help="Serve on the listening socket already open on this file descriptor (systemd socket activation; the reloader's server process); replaces --host/--port/--uds.")
 @click.option("--reload", is_flag=True, default=False, help="Development: run the server in a child process and restart it when a watched file changes. The listening socket stays open across restarts.")
-@click.option("--reload-dir", "reload_dirs", multiple=True, envvar="FTSERVE_RELOAD_DIR", help="Directory to watch with --reload (repeatable).  [default: --app-dir, i.e. the current directory]")
-@click.option("--reload-include", "reload_includes", multiple=True, envvar="FTSERVE_RELOAD_INCLUDE", help="Also watch files matching this glob (repeatable; file names, or relative paths if it has a '/'). Wins over the default excludes.  [default: *.py]")
-@click.option("--reload-exclude", "reload_excludes", multiple=True, envvar="FTSERVE_RELOAD_EXCLUDE", help="Ignore files and directories matching this glob (repeatable), besides the defaults: " + " ".join(DEFAULT_EXCLUDES))
-@click.option("--reload-delay", default=0.25, show_default=True, type=float, help="Seconds between two scans of the watched files (stat polling).")
+@click.option("--reload-dir", "reload_dirs", multiple=True, metavar="DIR", envvar="FTSERVE_RELOAD_DIR", help="Directory to watch with --reload (repeatable).  [default: --app-dir, i.e. the current directory]")
+@click.option("--reload-include", "reload_includes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_INCLUDE", help="Also watch files matching this glob (repeatable; file names, or relative paths if it has a '/'). Wins over the default excludes.  [default: *.py]")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_EXCLUDE", help="Ignore files and directories matching this glob (repeatable), besides the defaults: " + " ".join(DEFAULT_EXCLUDES))
+@click.option("--reload-delay", default=0.25, show_default=True, type=float, metavar="SECONDS", help="Seconds between two scans of the watched files (stat polling).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
     """Serve APP, an ASGI 3 application given as "module:attribute" (e.g. "main:app").

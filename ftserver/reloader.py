@@ -28,13 +28,13 @@ import fnmatch
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,42 +56,58 @@ Snapshot = dict[str, tuple[int, int]]
 # -- what to watch ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+class GlobSet:
+    """Glob patterns (``fnmatch``) matched against a file or directory name, or against its
+    path relative to the watched directory when the pattern has a ``/``. Compiled into one
+    regular expression per kind: a scan matches thousands of names."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._name = _compile(p for p in self.patterns if "/" not in p)
+        self._path = _compile(p for p in self.patterns if "/" in p)
+
+    def matches(self, name: str, parent: str) -> bool:
+        """``parent`` is the relative path of the directory holding ``name``, with a trailing ``/``."""
+        if self._name is not None and self._name(name) is not None:
+            return True
+        return self._path is not None and self._path(parent + name) is not None
+
+
+def _compile(patterns: Iterable[str]) -> Callable[[str], Any] | None:
+    regexes = [fnmatch.translate(p) for p in patterns]
+    return re.compile("|".join(regexes)).match if regexes else None
+
+
 class FileWatcher:
     """Finds the watched files under ``dirs`` and tells what changed between two scans.
 
     A file is watched when its name (or its path relative to the watched directory)
     matches an include pattern and neither it nor any directory on the way matches an
-    exclude pattern; excluded directories are not entered. Explicit ``includes`` win over
-    the default excludes for file names (``--reload-include .env`` watches ``.env``).
-    The watched directories themselves are never excluded.
+    exclude pattern; excluded directories are not entered, symbolic links to directories
+    are not followed. The user's own includes win over the default excludes for file
+    names (``--reload-include .env`` watches ``.env``); the user's excludes win over
+    everything. The watched directories themselves are never excluded.
     """
 
-    dirs: tuple[Path, ...]
-    includes: tuple[str, ...] = DEFAULT_INCLUDES
-    excludes: tuple[str, ...] = DEFAULT_EXCLUDES
-    user_includes: tuple[str, ...] = ()
-    user_excludes: tuple[str, ...] = ()
+    def __init__(self, dirs: Iterable[Path | str], includes: Iterable[str] = (), excludes: Iterable[str] = ()) -> None:
+        self.dirs = tuple(Path(d) for d in dirs)
+        self.user_includes = GlobSet(includes)
+        self.user_excludes = GlobSet(excludes)
+        self.includes = GlobSet(DEFAULT_INCLUDES + tuple(p for p in includes if p not in DEFAULT_INCLUDES))
+        self.excludes = GlobSet(DEFAULT_EXCLUDES + tuple(p for p in excludes if p not in DEFAULT_EXCLUDES))
 
     @classmethod
     def from_config(cls, config: Config) -> FileWatcher:
-        dirs = config.reload_dirs or (config.app_dir or ".",)
+        """``--reload-dir`` (default: the app directory), with nested directories counted once."""
         resolved: list[Path] = []
-        for path in (Path(d).resolve() for d in dirs):
-            # A directory inside another watched one would be scanned twice.
-            if not any(path == other or path.is_relative_to(other) for other in resolved):
+        for path in (Path(d).resolve() for d in config.reload_dirs or (config.app_dir or ".",)):
+            if not any(path.is_relative_to(other) for other in resolved):
                 resolved = [other for other in resolved if not other.is_relative_to(path)] + [path]
-        return cls(
-            dirs=tuple(resolved),
-            includes=DEFAULT_INCLUDES + tuple(p for p in config.reload_includes if p not in DEFAULT_INCLUDES),
-            excludes=DEFAULT_EXCLUDES + tuple(p for p in config.reload_excludes if p not in DEFAULT_EXCLUDES),
-            user_includes=config.reload_includes,
-            user_excludes=config.reload_excludes,
-        )
+        return cls(resolved, config.reload_includes, config.reload_excludes)
 
     def describe(self) -> str:
         dirs = ", ".join(_display(d) for d in self.dirs)
-        return f"{dirs} (include {' '.join(self.includes)}; exclude {' '.join(self.excludes)})"
+        return f"{dirs} (include {' '.join(self.includes.patterns)}; exclude {' '.join(self.excludes.patterns)})"
 
     def snapshot(self) -> Snapshot:
         """``{path: (mtime_ns, size)}`` for every watched file now."""
@@ -100,23 +116,23 @@ class FileWatcher:
             self._scan(root, "", found)
         return found
 
-    def _scan(self, directory: Path | str, rel: str, found: Snapshot) -> None:
+    def _scan(self, directory: Path | str, parent: str, found: Snapshot) -> None:
         try:
             entries = os.scandir(directory)
         except OSError:  # removed or unreadable meanwhile: the next scan will tell
             return
         with entries:
             for entry in entries:
-                rel_path = f"{rel}{entry.name}"
+                name = entry.name
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
                 if is_dir:
-                    if not self._matches(entry.name, rel_path, self.excludes):
-                        self._scan(entry.path, rel_path + "/", found)
+                    if not self.excludes.matches(name, parent):
+                        self._scan(entry.path, f"{parent}{name}/", found)
                     continue
-                if not self._wanted(entry.name, rel_path):
+                if not self._wanted(name, parent):
                     continue
                 try:
                     st = entry.stat()  # follows a symlink to the file it names
@@ -124,19 +140,12 @@ class FileWatcher:
                     continue
                 found[entry.path] = (st.st_mtime_ns, st.st_size)
 
-    def _wanted(self, name: str, rel_path: str) -> bool:
-        if self._matches(name, rel_path, self.user_excludes):
+    def _wanted(self, name: str, parent: str) -> bool:
+        if self.user_excludes.matches(name, parent):
             return False
-        if self._matches(name, rel_path, self.user_includes):
+        if self.user_includes.matches(name, parent):
             return True
-        return self._matches(name, rel_path, self.includes) and not self._matches(name, rel_path, self.excludes)
-
-    @staticmethod
-    def _matches(name: str, rel_path: str, patterns: Iterable[str]) -> bool:
-        for pattern in patterns:
-            if fnmatch.fnmatchcase(name, pattern) or ("/" in pattern and fnmatch.fnmatchcase(rel_path, pattern)):
-                return True
-        return False
+        return self.includes.matches(name, parent) and not self.excludes.matches(name, parent)
 
 
 def changed_paths(before: Snapshot, after: Snapshot) -> list[str]:
@@ -225,10 +234,8 @@ class Reloader:
         self.listener = self._bind()
         restore = self._install_signal_handlers()
         try:
-            logger.info(
-                "Reloader (pid %d, stat polling every %ss) holds %s; watching %s",
-                os.getpid(), self.config.reload_delay, self._url(), self.watcher.describe(),
-            )
+            logger.info("Watching %s for changes (stat polling every %ss)", self.watcher.describe(), self.config.reload_delay)
+            logger.info("Reloader process %d holds %s across restarts of the server process", os.getpid(), self._url())
             snapshot = self.watcher.snapshot()
             self._start_child()
             while True:
@@ -413,7 +420,7 @@ def _display(path: Path | str) -> str:
     path = Path(path)
     try:
         rel = path.relative_to(Path.cwd())
-    except ValueError:
+    except (ValueError, OSError):  # outside it, or the current directory is gone
         return str(path)
     return str(rel) if str(rel) != "." else "."
 

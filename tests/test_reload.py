@@ -102,7 +102,7 @@ class Reloader:
             return sum(1 for line in self.lines if re.search(pattern, line))
 
     def url(self) -> str:
-        return self.wait_for(r"holds (http://[^;\s]+)")[1].group(1)
+        return self.wait_for(r"holds (http://\S+)")[1].group(1)
 
     def live_children(self) -> list[psutil.Process]:
         return [p for p in self.children.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -255,6 +255,18 @@ def test_excluded_and_unwatched_files_do_not_reload(tmp_path, reloader):
     assert r.count("Started server process") == 2
 
 
+def test_reload_with_reuseport_listeners(tmp_path, reloader):
+    """The inherited socket serves thread 0; the other threads bind beside it with SO_REUSEPORT."""
+    write_app(tmp_path, b"rp 1")
+    r = reloader("--accept", "reuseport", "--threads", "2")
+    url = r.url()
+    wait_for_body(url, "rp 1")
+    write_app(tmp_path, b"rp 22")
+    wait_for_body(url, "rp 22")
+    for _ in range(20):  # whichever listener the kernel picks, the new code answers
+        assert httpx.get(url, timeout=5).text == "rp 22"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_reloader_and_server(tmp_path, reloader, signum):
     write_app(tmp_path, b"hi")
@@ -278,6 +290,45 @@ def test_ctrl_c_at_the_terminal_is_one_graceful_stop(tmp_path, reloader):
     assert r.proc.wait(DEADLINE) == 0
     assert gone(child, 5)
     assert r.count("shutting down gracefully") == 1 and "forcing" not in r.log
+
+
+SLOW_APP = """\
+import asyncio
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(30 if scope["path"] == "/slow" else 0)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def test_second_signal_forces_the_draining_server(tmp_path, reloader):
+    (tmp_path / "app.py").write_text(SLOW_APP)
+    r = reloader("--timeout-graceful-shutdown", "60")
+    url = r.url()
+    wait_for_body(url, "ok")
+    [child] = r.live_children()
+    outcome: list[object] = []
+
+    def stuck() -> None:
+        try:
+            outcome.append(httpx.get(url + "/slow", timeout=DEADLINE).status_code)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=stuck)
+    thread.start()
+    time.sleep(0.5)  # the request is in flight
+    r.proc.send_signal(signal.SIGINT)
+    r.wait_for(r"shutting down gracefully")
+    assert r.proc.poll() is None  # draining: the stuck request holds it
+    r.proc.send_signal(signal.SIGINT)
+    assert r.proc.wait(DEADLINE) == 1  # the server's forced exit, passed on
+    assert gone(child, 5)
+    thread.join(DEADLINE)
+    assert outcome and isinstance(outcome[0], httpx.HTTPError)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
