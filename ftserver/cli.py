@@ -11,7 +11,7 @@ from ftserver import __version__
 from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, Config, ConfigError, default_threads
 from ftserver.loading import AppLoadError, format_app_error
 from ftserver.net import BindError
-from ftserver.reloader import DEFAULT_EXCLUDES, Reloader, child_command
+from ftserver.reloader import DEFAULT_EXCLUDES, Reloader
 from ftserver.runtime import python_build
 from ftserver.server import Server, StartupError
 
@@ -89,10 +89,8 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
 
 
 def _reload(config: Config) -> None:
-    ctx = click.get_current_context()
-    command = child_command(ctx.params, ctx.command, ctx.get_parameter_source)
     try:
-        code = Reloader(config, command).run()
+        code = Reloader(config).run()
     except BindError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

@@ -33,8 +33,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -158,37 +160,27 @@ def changed_paths(before: Snapshot, after: Snapshot) -> list[str]:
 # -- the child's command line ------------------------------------------------------------
 
 
-def child_command(params: dict[str, Any], command: Any, sources: Callable[[str], Any]) -> list[str]:
-    """``python -m ftserver`` with the options the user gave, minus the reloader's own.
+def server_command(config: Config) -> list[str]:
+    """``python -m ftserver`` with ``config``'s options, minus the reloader's own.
 
-    ``command`` is the click command, ``params`` its parsed values and ``sources(name)``
-    where each came from; values left at their default are not repeated (the child's
-    defaults are the same), values from the environment are passed as options because
-    the child's environment drops every ``FTSERVE_*`` variable.
+    Each ``Config`` field is the CLI option of the same name (``limit_request_body`` is
+    ``--limit-request-body``; a test holds every field to it). Values left at their default
+    are not repeated; the reloader adds ``--fd N``.
     """
-    import click  # the CLI's dependency; kept out of this module's import for library users
-
+    defaults = Config(app=config.app)
     args: list[str] = []
-    positional: list[str] = []
-    for param in command.params:
-        name = param.name
-        if name in PARENT_ONLY_OPTIONS or not param.expose_value or name not in params:
+    for field in fields(Config):
+        name = field.name
+        value = getattr(config, name)
+        if name == "app" or name in PARENT_ONLY_OPTIONS or value is None or value == getattr(defaults, name):
             continue
-        value = params[name]
-        if isinstance(param, click.Argument):
-            positional.append(str(value))
-            continue
-        if value is None or sources(name) in (None, click.core.ParameterSource.DEFAULT):
-            continue
-        if param.is_flag and not param.count:
-            if value:
-                args.append(param.opts[0])
-            elif param.secondary_opts:
-                args.append(param.secondary_opts[0])
-            continue
-        for item in value if param.multiple else (value,):
-            args += [param.opts[0], str(item)]
-    return [sys.executable, *_interpreter_flags(), "-m", "ftserver", *args, "--", *positional]
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(option if value else "--no-" + option[2:])
+        else:
+            for item in value if isinstance(value, tuple) else (value,):
+                args += [option, str(item)]
+    return [sys.executable, *_interpreter_flags(), "-m", "ftserver", *args, "--", str(config.app)]
 
 
 def _interpreter_flags() -> list[str]:
@@ -200,7 +192,8 @@ def _interpreter_flags() -> list[str]:
 
 
 def child_environment() -> dict[str, str]:
-    """This environment without ``FTSERVE_*``: the child's configuration is its command line."""
+    """This environment without ``FTSERVE_*``: the child's configuration is its command line
+    (the CLI folded those variables into the Config already)."""
     return {key: value for key, value in os.environ.items() if not key.startswith("FTSERVE_")}
 
 
@@ -210,14 +203,15 @@ def child_environment() -> dict[str, str]:
 class Reloader:
     """Runs the server in a child process and restarts it when a watched file changes.
 
-    ``command`` is the child's command line without the socket; the reloader appends
-    ``--fd N``. ``run()`` blocks until SIGINT/SIGTERM and returns the exit code: the
-    child's, or 0 when no child was running.
+    ``command`` is the child's command line without the socket (default:
+    :func:`server_command`); the reloader adds ``--fd N``. ``run()`` must be called from
+    the main thread (it handles SIGINT/SIGTERM); it blocks until one of them and returns
+    the exit code: the child's, or 0 when no child was running.
     """
 
-    def __init__(self, config: Config, command: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Config, command: Sequence[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.config = config
-        self.command = list(command)
+        self.command = server_command(config) if command is None else list(command)
         self.env = child_environment() if env is None else env
         self.watcher = FileWatcher.from_config(config)
         self.listener: socket.socket | None = None
@@ -230,6 +224,8 @@ class Reloader:
         self._prctl = _load_prctl()
 
     def run(self) -> int:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("the reloader handles signals: run it in the main thread")
         configure_logging(self.config.log_level, self.config.access_log)
         self.listener = self._bind()
         restore = self._install_signal_handlers()

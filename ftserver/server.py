@@ -23,6 +23,7 @@ from ftserver.interfaces import detect_interface
 from ftserver.loading import import_app
 from ftserver.logs import configure_logging
 from ftserver.net import BindError, bind_tcp, bind_tcp_group, bind_unix, format_host, listener_from_fd
+from ftserver.reloader import Reloader
 from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
 from ftserver.threads.accept import AcceptQueue
 from ftserver.threads.worker import WorkerThread
@@ -47,6 +48,8 @@ class Server:
     """
 
     def __init__(self, config: Config) -> None:
+        if config.reload:
+            raise ConfigError("reload: a Server runs in this process; use ftserver.run() or ftserve --reload")
         self.config = config
         self.app: Callable[..., Any] | None = None
         self.gil: GILReport | None = None
@@ -310,8 +313,15 @@ class Server:
 
 
 def run(app: str | Callable[..., Any], **options: Any) -> int:
-    """Serve ``app`` (an ASGI callable or ``"module:attr"``) until stopped; return the exit code."""
-    return Server(Config(app=app, **options)).run()
+    """Serve ``app`` (an ASGI callable or ``"module:attr"``) until stopped; return the exit code.
+
+    With ``reload=True`` (development) this process becomes the reloader and the server
+    runs in a child process, restarted when a watched file changes (``ftserver.reloader``).
+    """
+    config = Config(app=app, **options)
+    if config.reload:
+        return Reloader(config).run()
+    return Server(config).run()
 
 
 if sys.platform == "win32":  # pragma: no cover

@@ -6,6 +6,7 @@ logs as started); durations are bounded by deadlines, never asserted.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -16,14 +17,14 @@ import threading
 import time
 from pathlib import Path
 
-import click
 import httpx
 import psutil
 import pytest
 
 from ftserver.cli import cli
 from ftserver.config import Config, ConfigError
-from ftserver.reloader import FileWatcher, changed_paths, child_command
+from ftserver.reloader import PARENT_ONLY_OPTIONS, FileWatcher, changed_paths, server_command
+from ftserver.server import Server
 
 FTSERVE = [sys.executable, "-m", "ftserver"]
 DEADLINE = 30.0
@@ -250,9 +251,9 @@ def test_excluded_and_unwatched_files_do_not_reload(tmp_path, reloader):
     assert r.count("Started server process") == 1
     # The watcher was live all along: an included file does reload.
     (tmp_path / "template.html").write_text("<p>changed</p>\n")
-    r.wait_for(r"Detected changes in 'template\.html'")
+    index, _ = r.wait_for(r"Detected changes in 'template\.html'")
+    r.wait_for(r"Started server process", index + 1)
     wait_for_body(url, "one")
-    assert r.count("Started server process") == 2
 
 
 def test_reload_with_reuseport_listeners(tmp_path, reloader):
@@ -461,31 +462,96 @@ def test_help_describes_reload():
         assert option in out
 
 
-def test_child_command_repeats_the_users_options_minus_the_reloaders(monkeypatch):
-    monkeypatch.setenv("FTSERVE_HTTP1", "h11")
-    captured = {}
+def test_every_config_field_is_the_cli_option_of_the_same_name():
+    """What server_command relies on to hand the Config to the server process."""
+    options = {opt for param in cli.params for opt in (*param.opts, *param.secondary_opts)}
+    for field in dataclasses.fields(Config):
+        if field.name == "app" or field.name in PARENT_ONLY_OPTIONS:
+            continue
+        option = "--" + field.name.replace("_", "-")
+        assert option in options, f"Config.{field.name} has no CLI option {option}"
+        if field.default is True:
+            assert "--no-" + option[2:] in options, f"Config.{field.name} defaults to True: needs --no-{option[2:]}"
 
-    def fake_reload(config):
-        ctx = click.get_current_context()
-        captured["command"] = child_command(ctx.params, ctx.command, ctx.get_parameter_source)
-        raise SystemExit(0)
 
-    monkeypatch.setattr("ftserver.cli._reload", fake_reload)
-    with pytest.raises(SystemExit):
-        cli.main(
-            ["--reload", "--reload-dir", ".", "--reload-delay", "0.5", "--port", "0", "--host", "127.0.0.1",
-             "--threads", "3", "--no-date-header", "--access-log", "--factory", "--root-path", "/api", "mod:make"],
-            auto_envvar_prefix="FTSERVE", standalone_mode=False,
-        )
-    command = captured["command"]
-    assert command[:1] == [sys.executable] and command[command.index("-m") + 1] == "ftserver"
-    options = command[command.index("-m") + 2:]
-    assert options[-2:] == ["--", "mod:make"]
-    assert not any(arg.startswith(("--reload", "--port", "--host", "--uds")) for arg in options)
-    for expected in (["--threads", "3"], ["--no-date-header"], ["--access-log"], ["--factory"], ["--root-path", "/api"], ["--http1", "h11"]):
-        i = options.index(expected[0])
-        assert options[i:i + len(expected)] == expected
-    assert "--server-header" not in options  # defaults are not repeated
+def test_server_command_round_trips_through_the_cli(tmp_path):
+    config = Config(
+        app="mod:make", host="0.0.0.0", port=0, threads=3, interface="asgi", http1="h11", accept="reuseport",
+        backlog=10, lifespan="off", log_level="debug", access_log=True, root_path="/api", timeout_graceful_shutdown=2.5,
+        timeout_keep_alive=7.0, factory=True, app_dir=str(tmp_path), server_header=False, date_header=False,
+        limit_request_line=100, limit_request_headers=2000, limit_request_fields=7, limit_request_body=1000,
+        reload=True, reload_dirs=(str(tmp_path),), reload_includes=("*.html",), reload_excludes=("x*",), reload_delay=0.5,
+    )
+    command = server_command(config)
+    assert command[0] == sys.executable and command[command.index("-m") + 1] == "ftserver"
+    args = command[command.index("-m") + 2:]
+    assert args[-2:] == ["--", "mod:make"]
+    assert not any(arg.startswith(("--reload", "--port", "--host", "--uds", "--fd")) for arg in args)
+    assert "--server-header" not in args and "--no-server-header" in args
+    ctx = cli.make_context("ftserve", [*args[:-2], "--fd", "7", *args[-2:]])
+    parsed = Config(**ctx.params)
+    defaults = Config(app="mod:make")
+    assert parsed == config.replace(
+        host=defaults.host, port=defaults.port, fd=7, reload=False, reload_dirs=(), reload_includes=(), reload_excludes=(),
+        reload_delay=defaults.reload_delay,
+    )
+    assert server_command(Config(app="m:a"))[-4:] == ["-m", "ftserver", "--", "m:a"]  # defaults are not repeated
+
+
+def test_environment_options_reach_the_server_process_as_arguments(tmp_path):
+    write_app(tmp_path, b"env")
+    proc = subprocess.Popen(
+        [*FTSERVE, "app:app"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**clean_env(), "FTSERVE_RELOAD": "1", "FTSERVE_PORT": "0", "FTSERVE_THREADS": "3", "FTSERVE_SERVER_HEADER": "false",
+             "FTSERVE_RELOAD_EXCLUDE": "a* b*"},
+    )
+    try:
+        lines = []
+        while not any("Listening on" in line for line in lines):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], "".join(lines)
+        text = "".join(lines)
+        assert "exclude .* *.py[cod]" in text and " a* b*)" in text
+        child = psutil.Process(proc.pid).children()[0]
+        assert child.cmdline()[child.cmdline().index("-m"):] == ["-m", "ftserver", "--threads", "3", "--no-server-header", "--fd", child.cmdline()[-3], "--", "app:app"]
+        assert not any(key.startswith("FTSERVE_") for key in child.environ())
+        url = re.search(r"Listening on (http://\S+)", text).group(1)
+        assert "server" not in httpx.get(url, timeout=5).headers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(DEADLINE) == 0
+
+
+def test_python_api_reload(tmp_path):
+    """ftserver.run("app:app", reload=True) from a script, as with uvicorn.run."""
+    write_app(tmp_path, b"api 1")
+    (tmp_path / "main.py").write_text(
+        "import ftserver\n\nif __name__ == '__main__':\n"
+        "    raise SystemExit(ftserver.run('app:app', port=0, threads=1, reload=True, reload_delay=0.1))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "main.py"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    children = []
+    try:
+        line = ""
+        while "holds" not in line:
+            line = proc.stdout.readline()
+            assert line, "reloader exited early"
+        url = re.search(r"holds (http://\S+)", line).group(1)
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        wait_for_body(url, "api 1")
+        children = psutil.Process(proc.pid).children()
+        write_app(tmp_path, b"api 2")
+        wait_for_body(url, "api 2")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(DEADLINE) == 0
+        for child in children:
+            assert gone(child, 5)
+
+
+def test_a_server_object_does_not_reload():
+    with pytest.raises(ConfigError, match="use ftserver.run"):
+        Server(Config(app="m:a", reload=True))
 
 
 # -- the file watcher --------------------------------------------------------------------
