@@ -9,7 +9,7 @@ port. A child that fails at start-up (a syntax error in the edited file) prints 
 and exits; the reloader stays and starts a new child on the next change.
 
 Why stat polling: watchfiles (inotify through Rust) ships no free-threaded wheel, and one
-pass of ``os.scandir`` with an ``lstat`` per matching file is cheap for a source tree.
+pass of ``os.scandir`` with a ``stat`` per matching file is cheap for a source tree.
 Why a child process and not re-importing in place: a fresh interpreter is the only way to
 drop every module, thread and C-level state the old code created.
 
@@ -245,10 +245,13 @@ class Reloader:
                     return self._exit_code(self._stop_child())
                 self._check_child()
                 now = self.watcher.snapshot()
-                changes = changed_paths(snapshot, now)
-                if not changes:
+                if now == snapshot:
                     continue
-                snapshot = self._settle(now)
+                now = self._settle(now)
+                changes = changed_paths(snapshot, now)
+                snapshot = now
+                if not changes:  # a file created and removed again, say
+                    continue
                 logger.warning("Detected changes in %s: reloading", _list_paths(changes))
                 code = self._stop_child()
                 if self._stop_requested:  # signalled while the old server drained
