@@ -9,8 +9,9 @@ import click
 
 from ftserver import __version__
 from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
-from ftserver.loading import AppLoadError
+from ftserver.loading import AppImportError, AppLoadError
 from ftserver.net import BindError
+from ftserver.reloader import DEFAULT_EXCLUDES, Reloader
 from ftserver.runtime import python_build
 from ftserver.server import StartupError
 from ftserver.supervisor import SupervisorError, serve
@@ -55,7 +56,7 @@ def _version_message() -> str:
 @click.option("--pid-file", default=None, help="Write the server's process id to this file (refused if it names a running process; removed at exit).")
 @click.option("--log-file", default=None, help="Write the server log to this file instead of stderr (reopened on SIGUSR1).")
 @click.option("--access-log-file", default=None, help="Write the access log to this file instead of stdout (turns the access log on; reopened on SIGUSR1).")
-@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. Only ASGI 3 is available in this version (WSGI and RSGI are planned).")
+@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3.")
 @click.option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @click.option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")
 @click.option("--backlog", default=2048, show_default=True, type=int, help="Listen backlog.")
@@ -65,6 +66,8 @@ def _version_message() -> str:
 @click.option("--root-path", default="", help="ASGI root_path: the prefix the app is mounted under behind a proxy.")
 @click.option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=float, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
 @click.option("--timeout-keep-alive", default=5.0, show_default=True, type=float, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
+@click.option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
+@click.option("--timeout-io", default=60.0, show_default=True, type=float, help="WSGI: seconds a handler waits on a stalled client (request body not arriving, response not read) before giving up.")
 @click.option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
 @click.option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path).")
 @click.option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")
@@ -73,9 +76,15 @@ def _version_message() -> str:
 @click.option("--limit-request-headers", default=65536, show_default=True, type=int, help="Largest header section in bytes (431 beyond).")
 @click.option("--limit-request-fields", default=100, show_default=True, type=int, help="Most header fields in a request (431 beyond).")
 @click.option("--limit-request-body", default=None, type=int, help="Largest request body in bytes (413 beyond).  [default: unlimited]")
+@click.option("--fd", default=None, type=int, metavar="N", help="Serve on the listening socket already open on this file descriptor (systemd socket activation; the reloader's server process); replaces --host/--port/--uds.")
+@click.option("--reload", is_flag=True, default=False, help="Development: run the server in a child process and restart it when a watched file changes. The listening socket stays open across restarts.")
+@click.option("--reload-dir", "reload_dirs", multiple=True, metavar="DIR", envvar="FTSERVE_RELOAD_DIR", help="Directory to watch with --reload (repeatable).  [default: --app-dir, i.e. the current directory]")
+@click.option("--reload-include", "reload_includes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_INCLUDE", help="Also watch files matching this glob (repeatable; file names, or relative paths if it has a '/'). Wins over the default excludes.  [default: *.py]")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_EXCLUDE", help="Ignore files and directories matching this glob (repeatable), besides the defaults: " + " ".join(DEFAULT_EXCLUDES))
+@click.option("--reload-delay", default=0.25, show_default=True, type=float, metavar="SECONDS", help="Seconds between two scans of the watched files (stat polling).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
-    """Serve APP, an ASGI 3 application given as "module:attribute" (e.g. "main:app").
+    """Serve APP, an ASGI 3 or WSGI application given as "module:attribute" (e.g. "main:app").
 
     A supervisor process runs the worker processes. On a free-threaded Python (3.13t)
     that is one worker process of --threads threads, each with its own event loop, all
@@ -83,7 +92,8 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
 
     Signals to the supervisor: SIGINT/SIGTERM stop gracefully (a second one forces),
     SIGHUP reloads the workers without dropping requests, SIGTTIN/SIGTTOU add/remove a
-    worker process, SIGUSR1 reopens the log files.
+    worker process, SIGUSR1 reopens the log files. With --reload (development) the
+    server restarts whenever a watched file changes.
     """
     if threads is not None:
         options["threads"] = threads
@@ -91,6 +101,8 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
         config = Config(app=app, **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if config.reload:
+        _reload(config)
     try:
         code = serve(config)
     except SupervisorError as exc:
@@ -105,6 +117,18 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(3)
+    except AppImportError as exc:  # the app's own error (a SyntaxError...): its traceback, not ours
+        click.echo(f"Error: {exc}", err=True, nl=False)
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _reload(config: Config) -> None:
+    try:
+        code = Reloader(config).run()
+    except BindError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 

@@ -41,7 +41,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -50,13 +49,13 @@ import psutil
 from ftserver import __version__
 from ftserver.config import Config, ConfigError, WorkerPlan
 from ftserver.interfaces import detect_interface
-from ftserver.loading import AppLoadError, import_app
+from ftserver.loading import AppImportError, AppLoadError, import_app
 from ftserver.logs import configure_logging, reopen_log_files
 from ftserver.mp_fallback.child import WorkerSpec
 from ftserver.mp_fallback.process import State, WorkerProcess
-from ftserver.net import bind_tcp, bind_unix, format_host, reserve_port
+from ftserver.net import BindError, bind_tcp, bind_unix, format_host, listener_from_fd, reserve_port
 from ftserver.runtime import GILReport, free_threaded_build, gil_enabled, python_build, watch_gil
-from ftserver.server import EXIT_FORCED, EXIT_OK, Server
+from ftserver.server import EXIT_FORCED, EXIT_OK, Server, StartupError
 
 logger = logging.getLogger("ftserver.error")
 
@@ -96,7 +95,15 @@ def serve(config: Config) -> int:
     if not config.supervisor:
         configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
         with PidFile(config.pid_file):
-            return Server(config).run()
+            server = Server(config)
+            try:
+                return server.run()
+            except (AppLoadError, ConfigError, BindError, StartupError):
+                raise
+            except Exception as exc:
+                if server.startup_error is exc:  # the app's own error, at import
+                    raise AppImportError(config.app, exc) from exc
+                raise
     return Supervisor(config).run()
 
 
@@ -164,6 +171,7 @@ class Supervisor:
         self.port_holder: socket.socket | None = None
         self.host = config.host
         self.port = config.port
+        self.uds = config.uds
         self.plan: WorkerPlan | None = None
         self.gil: GILReport | None = None  # from the preload or probe import, if any
         self.interface: str | None = None
@@ -187,8 +195,8 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        if self.config.uds:
-            return f"unix:{self.config.uds}"
+        if self.uds:
+            return f"unix:{self.uds}"
         return f"http://{format_host(self.host)}:{self.port}"
 
     def run(self) -> int:
@@ -216,6 +224,19 @@ class Supervisor:
 
     def _bind(self) -> None:
         config = self.config
+        if config.fd is not None:  # inherited (systemd socket activation, the reloader)
+            listener = listener_from_fd(config.fd)
+            if listener.family == socket.AF_UNIX:
+                self.uds = listener.getsockname()
+            else:
+                self.host, self.port = listener.getsockname()[:2]
+            if config.accept == "reuseport":
+                # Each worker adopts the descriptor for its thread 0 and binds the other
+                # threads' listeners beside it (Server._adopt_fd); it stays open here.
+                self.port_holder = listener
+            else:
+                self.listeners = [listener]
+            return
         if config.uds:
             self.listeners = [bind_unix(config.uds, config.backlog)]
         elif config.accept == "reuseport":
@@ -269,8 +290,7 @@ class Supervisor:
                 except (AppLoadError, ConfigError) as exc:
                     payload = {"error": str(exc)}
                 except BaseException as exc:  # noqa: BLE001 - the app's own import-time bug
-                    traceback.print_exc()
-                    payload = {"error": f"{type(exc).__name__}: {exc} (while importing the app)"}
+                    payload = {"error": str(AppImportError(config.app, exc)).rstrip("\n")}
                 os.write(write_fd, json.dumps(payload).encode())
             finally:
                 sys.stdout.flush()
@@ -325,7 +345,7 @@ class Supervisor:
         info = first.ready_info if first else {}
         report = self.gil or (_gil_report(info["gil"]) if info.get("gil") else None)
         interface = self.interface or info.get("interface", "?")
-        accept = "unix socket" if config.uds else f"accept: {config.accept}"
+        accept = "unix socket" if self.uds else f"accept: {config.accept}"
         pids = ", ".join(str(w.pid) for w in self.workers)
         logger.info(
             "ftserver %s | %s | %s | %s | mode: %s | %s (%s) | http1: %s | pid %d, worker%s %s",
@@ -366,6 +386,7 @@ class Supervisor:
             # The supervisor owns the Unix socket (it binds and unlinks it): to the worker
             # it is just an inherited listener.
             uds=None,
+            fd=config.fd if config.accept == "reuseport" else None,
             app=self.app if self.app is not None else config.app,
             factory=config.factory if self.app is None else False,
             pid_file=None,
@@ -393,8 +414,8 @@ class Supervisor:
             if other is not me:
                 other.close_status()
                 other.heartbeat.close()
-        if self.port_holder is not None:
-            self.port_holder.close()
+        if self.port_holder is not None and self.config.fd is None:
+            self.port_holder.close()  # (an inherited descriptor stays: the worker adopts it)
 
     def _reset_signals_in_child(self, worker: bool) -> None:
         signal.set_wakeup_fd(-1)
@@ -668,6 +689,8 @@ class Supervisor:
             self._signals.append(signum)
 
         for signum in HANDLED_SIGNALS:
+            if signum in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # ignored when we were started (the reloader's child, a background job): keep it so
             self._previous_handlers[signum] = signal.signal(signum, handler)
 
     def handle_int(self) -> None:

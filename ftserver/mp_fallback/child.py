@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftserver.config import Config, ConfigError
-from ftserver.loading import AppLoadError
+from ftserver.loading import AppImportError, AppLoadError
 from ftserver.logs import reopen_log_files
 from ftserver.mp_fallback.heartbeat import Heartbeat
 from ftserver.net import BindError
@@ -177,9 +177,11 @@ def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
     except StartupError as exc:
         status.send("failed", message=str(exc), code=EXIT_STARTUP_FAILED)
         return EXIT_STARTUP_FAILED
-    except BaseException as exc:  # an import-time bug in the app: show the traceback
-        logger.critical("worker process failed to start", exc_info=exc)
-        status.send("failed", message=f"{type(exc).__name__}: {exc}", code=EXIT_APP_ERROR)
+    except Exception as exc:
+        if server.startup_error is not exc:
+            raise  # ours: run_worker's caller prints the traceback
+        # The app's own error (a SyntaxError, an exception at import): its traceback, not ours.
+        status.send("failed", message=str(AppImportError(spec.config.app, exc)).rstrip("\n"), code=EXIT_APP_ERROR)
         return EXIT_APP_ERROR
     finally:
         for stream in (sys.stdout, sys.stderr):
