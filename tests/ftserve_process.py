@@ -170,11 +170,43 @@ def ftserve() -> Iterator[Callable[..., Served]]:
         served.stop()
 
 
-def get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
-    """One request on a fresh connection (``connection: close``); (status, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n".encode())
-        chunks = []
+def wait_accepted(server_pid: int, sock: socket.socket, timeout: float = 10.0) -> None:
+    """Wait until the server (the process or one of its workers) has accepted ``sock``.
+
+    A request sent on it is then in the server's hands: a signal sent next finds it in
+    flight (on a loaded machine, a fixed sleep does not promise that).
+    """
+    local = sock.getsockname()[:2]
+
+    def accepted() -> bool:
+        try:
+            root = psutil.Process(server_pid)
+            processes = [root, *root.children()]
+        except psutil.NoSuchProcess:
+            return False
+        for process in processes:
+            try:
+                for conn in process.net_connections(kind="tcp"):
+                    if conn.raddr and (conn.raddr.ip, conn.raddr.port) == local:
+                        return True
+            except psutil.Error:
+                pass
+        return False
+
+    wait_for(accepted, timeout, "the server to accept the connection")
+
+
+def send_request(port: int, path: str, timeout: float = 30.0) -> socket.socket:
+    """Open a connection and send a GET on it (``connection: close``); read with ``read_response``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n".encode())
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, str]:
+    """(status, body) of the response on ``sock``; raises ``ConnectionError`` if there is none."""
+    chunks = []
+    with sock:
         while True:
             data = sock.recv(65536)
             if not data:
@@ -185,6 +217,11 @@ def get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
     if not head.startswith(b"HTTP/1.1 "):
         raise ConnectionError(f"no response: {response[:100]!r}")
     return int(head[9:12]), body.decode()
+
+
+def get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
+    """One request on a fresh connection (``connection: close``); (status, body)."""
+    return read_response(send_request(port, path, timeout))
 
 
 class Load:

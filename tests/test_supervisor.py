@@ -12,7 +12,19 @@ import time
 
 import pytest
 
-from tests.ftserve_process import FREE_THREADED, FTSERVE, ROOT, Load, ftserve, get, start_ftserve, wait_for  # noqa: F401 - fixture
+from tests.ftserve_process import (  # noqa: F401 - ftserve is a fixture
+    FREE_THREADED,
+    FTSERVE,
+    ROOT,
+    Load,
+    ftserve,
+    get,
+    read_response,
+    send_request,
+    start_ftserve,
+    wait_accepted,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow  # each test runs a server for a few seconds (bounded)
 
@@ -148,6 +160,18 @@ def test_wedged_event_loop_is_detected_and_the_worker_replaced(ftserve):
     assert get(served.port)[0] == 200
 
 
+def test_a_blocked_worker_takes_no_new_connections(ftserve):
+    """While one worker's loop is blocked, the other worker serves every new connection."""
+    served = ftserve(*TWO_WORKERS, "--heartbeat-timeout", "0", "--workers-kill-timeout", "1")  # avoided, not replaced
+    served.wait_workers(2)
+    blocker = send_request(served.port, "/block?10")
+    wait_accepted(served.pid, blocker)
+    time.sleep(3.5)  # > STALE_LOOP: its acceptor has seen the loop stop ticking
+    answers = {get(served.port, timeout=4)[1] for _ in range(12)}  # each would wait ~6 s on the blocked loop
+    assert len(answers) == 1
+    blocker.close()
+
+
 def test_ttin_and_ttou_add_and_remove_workers(ftserve):
     served = ftserve(*TWO_WORKERS)
     two = served.wait_workers(2)
@@ -167,17 +191,11 @@ def test_ttin_and_ttou_add_and_remove_workers(ftserve):
 def test_sigint_drains_in_flight_requests(ftserve):
     served = ftserve(*TWO_WORKERS)
     served.wait_workers(2)
-    result = {}
-
-    def slow() -> None:
-        result["response"] = get(served.port, "/sleep?1", timeout=10)
-
-    thread = threading.Thread(target=slow)
-    thread.start()
-    time.sleep(0.3)
+    sock = send_request(served.port, "/sleep?1")
+    wait_accepted(served.pid, sock)
+    time.sleep(0.1)
     served.signal(signal.SIGINT)
-    thread.join(10)
-    assert result["response"][0] == 200
+    assert read_response(sock)[0] == 200
     assert served.proc.wait(10) == 0
     assert served.workers() == set()
 
@@ -185,14 +203,15 @@ def test_sigint_drains_in_flight_requests(ftserve):
 def test_second_sigint_forces_and_exits_1(ftserve):
     served = ftserve(*TWO_WORKERS)
     workers = served.wait_workers(2)
-    thread = threading.Thread(target=lambda: _ignore_errors(get, served.port, "/sleep?30", 20), daemon=True)
-    thread.start()
-    time.sleep(0.3)
+    sock = send_request(served.port, "/sleep?30")
+    wait_accepted(served.pid, sock)
     served.signal(signal.SIGINT)
-    time.sleep(0.3)
-    assert served.proc.poll() is None  # draining
+    served.wait_log("Received SIGINT: shutting down gracefully")
+    assert served.proc.poll() is None  # draining: the request has 30 s to go
     served.signal(signal.SIGINT)
     assert served.proc.wait(10) == 1
+    with pytest.raises(ConnectionError):
+        read_response(sock)  # cut off
     for pid in workers:
         wait_for(lambda pid=pid: not _alive(pid), 5, f"worker {pid} to be gone")
 
