@@ -40,7 +40,11 @@ class StartupError(RuntimeError):
 
 
 class Server:
-    """Runs one ftserver instance in this process.
+    """Runs one ftserver instance in this process: threads mode, ``threads`` worker threads.
+
+    ``ftserve`` runs it inside each worker process of the supervisor
+    (``ftserver.mp_fallback``); ``ftserve --no-supervisor``, ``ftserver.testing.serve`` and
+    the pytest fixture run it directly.
 
     ``run()`` blocks and handles SIGINT/SIGTERM (when called from the main thread);
     ``start()`` runs it in a background thread and returns once it is serving;

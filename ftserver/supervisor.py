@@ -439,7 +439,7 @@ class Supervisor:
         if worker.recycle_reason is not None or worker.state is not State.SERVING or self.stopping:
             return
         worker.recycle_reason = reason
-        logger.info("Recycling %r (%s): starting its replacement first", worker, reason)
+        logger.info("Recycling %r: %s; starting its replacement first", worker, reason)
         self._spawn(replaces=worker)
 
     def _stop_worker(self, worker: WorkerProcess) -> None:
@@ -519,7 +519,7 @@ class Supervisor:
             worker.replaces = None
             old.replacement = None
             if old.state is not State.STOPPING:
-                logger.info("%r is ready: stopping %r (%s)", worker, old, old.recycle_reason)
+                logger.info("%r is ready; stopping %r (%s)", worker, old, old.recycle_reason)
                 self._stop_worker(old)
             return
         if self.booted:
@@ -652,7 +652,7 @@ class Supervisor:
                     self._recycle(worker, worker.retry_reason)
                 continue
             if worker.lifetime_deadline is not None and now >= worker.lifetime_deadline:
-                self._recycle(worker, f"--workers-lifetime {config.workers_lifetime:g} s")
+                self._recycle(worker, f"--workers-lifetime {config.workers_lifetime:g} s reached")
                 continue
             if sample_rss:
                 self._sample_rss(worker)
@@ -666,7 +666,7 @@ class Supervisor:
         limit = config.workers_max_rss * 2**20
         worker.rss_strikes = worker.rss_strikes + 1 if rss > limit else 0
         if worker.rss_strikes >= config.rss_samples:
-            self._recycle(worker, f"RSS {rss / 2**20:.0f} MiB > --workers-max-rss {config.workers_max_rss:g} MiB in {worker.rss_strikes} samples")
+            self._recycle(worker, f"RSS {rss / 2**20:.0f} MiB above --workers-max-rss {config.workers_max_rss:g} MiB in {worker.rss_strikes} samples")
 
     def _enforce_deadlines(self, now: float) -> None:
         for worker in self.workers:

@@ -121,11 +121,12 @@ class Served:
                     pass
 
 
-def start_ftserve(*args: str, env: dict[str, str] | None = None, app: str | None = APP, timeout: float = 30.0) -> Served:
-    """Start ftserve on a free port; return once it printed "Listening on"."""
-    argv = [*FTSERVE, "--port", "0", *args]
-    if app:
-        argv.append(app)
+def start_ftserve(*args: str, env: dict[str, str] | None = None, app: str | None = APP, timeout: float = 30.0, argv: list[str] | None = None) -> Served:
+    """Start ftserve on a free port (or run ``argv``); return once it printed "Listening on"."""
+    if argv is None:
+        argv = [*FTSERVE, "--port", "0", *args]
+        if app:
+            argv.append(app)
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -103,7 +104,7 @@ def test_max_requests_recycles_without_failing_a_request(ftserve):
     with Load(served.port, clients=2) as load:
         wait_for(lambda: load.served_by_others(first) > 20, 30, "requests served by replacement workers")
     assert load.failures == []
-    served.wait_log(r"Recycling worker \d+ \(pid \d+\) \(max-requests \(\d+ requests served\)\)")
+    served.wait_log(r"Recycling worker \d+ \(pid \d+\): --max-requests reached \(\d+ requests served\); starting its replacement first")
     assert served.proc.poll() is None
 
 
@@ -113,7 +114,7 @@ def test_workers_lifetime_recycles_without_failing_a_request(ftserve):
     with Load(served.port, clients=2) as load:
         wait_for(lambda: load.served_by_others(first) > 20, 30, "requests served by replacement workers")
     assert load.failures == []
-    served.wait_log(r"Recycling worker \d+ \(pid \d+\) \(--workers-lifetime 1 s\)")
+    served.wait_log(r"Recycling worker \d+ \(pid \d+\): --workers-lifetime 1 s reached")
 
 
 def test_leaking_worker_is_recycled_by_max_rss(ftserve):
@@ -125,7 +126,7 @@ def test_leaking_worker_is_recycled_by_max_rss(ftserve):
         served.wait_workers(2, timeout=10, exclude={leaker})
         time.sleep(0.3)
     assert load.failures == []
-    served.wait_log(r"Recycling worker \d+ \(pid %d\) \(RSS \d+ MiB > --workers-max-rss 200 MiB in 2 samples\)" % leaker)
+    served.wait_log(r"Recycling worker \d+ \(pid %d\): RSS \d+ MiB above --workers-max-rss 200 MiB in 2 samples" % leaker)
     assert served.workers() & first == first - {leaker}  # the other worker was left alone
 
 
@@ -135,7 +136,7 @@ def test_max_rss_recycles_the_threads_mode_process(ftserve):
     (old,) = served.wait_workers(1)
     get(served.port, "/leak?300")
     served.wait_workers(1, timeout=10, exclude={old})
-    served.wait_log(r"Recycling worker 1 \(pid %d\) \(RSS" % old)
+    served.wait_log(r"Recycling worker 1 \(pid %d\): RSS" % old)
 
 
 def test_wedged_event_loop_is_detected_and_the_worker_replaced(ftserve):
@@ -335,3 +336,15 @@ def test_sigusr1_reopens_log_files(ftserve, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+@pytest.mark.parametrize("app", ["'tests.apps.lifecycle:app'", "app"])
+def test_python_api_runs_the_supervisor(app):
+    """ftserver.run() is ftserve: worker processes, signals; an app object is inherited by fork."""
+    script = f"import sys, ftserver\nfrom tests.apps.lifecycle import app\nsys.exit(ftserver.run({app}, port=0, workers=2))\n"
+    served = start_ftserve(argv=[sys.executable, "-c", script])
+    try:
+        workers = served.wait_workers(2)
+        assert {int(get(served.port)[1]) for _ in range(20)} <= workers
+    finally:
+        assert served.stop() == 0

@@ -132,7 +132,7 @@ class WorkerProcessServer(Server):
             served = sum(w.stats.requests for w in self.workers)
             if served >= limit:
                 self._retire_sent = True
-                self.status.send("retire", reason=f"max-requests ({served} requests served)")
+                self.status.send("retire", reason=f"--max-requests reached ({served} requests served)")
 
     # -- signals -------------------------------------------------------------------------
 
