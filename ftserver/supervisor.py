@@ -44,8 +44,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
-
 from ftserver import __version__
 from ftserver.config import Config, ConfigError, WorkerPlan
 from ftserver.interfaces import detect_interface
@@ -126,7 +124,7 @@ class PidFile:
         if path is None:
             return
         other = self._read()
-        if other is not None and other != os.getpid() and psutil.pid_exists(other):
+        if other is not None and other != os.getpid() and _pid_exists(other):
             raise SupervisorError(f"pid file {path} names a running process (pid {other}): is the server already running? Stop it, or remove the file if that process is not ftserve")
         if other is not None:
             logger.info("pid file %s was stale (pid %d is not running): replacing it", path, other)
@@ -251,6 +249,8 @@ class Supervisor:
         """Decide the layout: import the app here (``--preload``) or in a probe process
         when the mode depends on whether the import turns the GIL on."""
         config = self.config
+        if config.workers_max_rss is not None:
+            self._import_psutil()
         gil_at_start = gil_enabled()
         if config.preload and isinstance(config.app, str):
             app_path = config.app
@@ -270,6 +270,21 @@ class Supervisor:
                 self._mode_note = (logging.WARNING, f"{report.describe()}: running {plan.describe()} (--mode auto; --mode threads keeps one process)")
             else:
                 self._mode_note = (logging.INFO, f"Regular (GIL) build of CPython: running {plan.describe()} (--mode auto)")
+
+    def _import_psutil(self) -> None:
+        """psutil reads the workers' memory. Imported only when needed, and watched: an
+        extension that turns the GIL on in the supervisor would turn it on in every worker
+        forked from it (an old psutil without free-threaded support does)."""
+        try:
+            _, report = watch_gil(lambda: __import__("psutil"))
+        except ImportError:
+            raise SupervisorError("--workers-max-rss needs psutil (pip install psutil)") from None
+        if report.reenabled:
+            logger.warning(
+                "%s (psutil, imported for --workers-max-rss): the workers inherit the GIL; "
+                "install a psutil with free-threading support (7.1 or newer)",
+                report.describe(),
+            )
 
     def _probe(self) -> tuple[GILReport, str]:
         """Import the app in a throw-away child to learn whether it turns the GIL on.
@@ -801,6 +816,16 @@ class Supervisor:
             if fd >= 0:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _gil_json(report: GILReport) -> dict[str, Any]:

@@ -80,8 +80,8 @@ def test_banner_reports_build_and_gil():
 
 def test_sigterm_lets_in_flight_request_finish():
     proc, url = start("--threads", "1", "tests.apps.basic:sleepy")
-    sock = send_request(int(url.rsplit(":", 1)[1]), "/?1.0")
-    wait_accepted(proc.pid, sock)  # the request is in flight
+    sock = send_request(int(url.rsplit(":", 1)[1]), "/?3.0")
+    wait_accepted(proc.pid, sock)  # the request is in flight (3 s: seen even on a busy machine)
     proc.send_signal(signal.SIGTERM)
     assert read_response(sock) == (200, "done")
     assert proc.wait(timeout=10) == 0

@@ -20,8 +20,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import psutil
-
 from ftserver.mp_fallback.child import WorkerSpec, run_worker
 from ftserver.mp_fallback.heartbeat import Heartbeat
 
@@ -182,7 +180,9 @@ class WorkerProcess:
         return now - oldest if oldest else now - self.ready_at
 
     def rss(self) -> int | None:
-        """Resident set size in bytes (``None`` if the process is gone)."""
+        """Resident set size in bytes (``None`` if the process is gone); needs psutil."""
+        import psutil  # imported by the supervisor at start when --workers-max-rss is set
+
         try:
             return int(psutil.Process(self.pid).memory_info().rss)
         except psutil.Error:

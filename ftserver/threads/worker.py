@@ -170,6 +170,7 @@ class WorkerThread(threading.Thread):
         server = None
         if self.listener is not None:
             server = await loop.create_server(ctx.protocol_factory, sock=self.listener, backlog=self.config.backlog, ssl=self.ssl_context)
+        ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
         tick = _Ticker(loop, ctx)
