@@ -66,6 +66,7 @@ SENDFILE_SEGMENT = 1024 * 1024
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE_RE = re.compile(r"[\r\n\x00]")
 _STATUS_RE = re.compile(r"([0-9]{3})(?: .*)?", re.DOTALL)
+_search_unsafe = _UNSAFE_VALUE_RE.search
 
 _allocate_lock = threading.Lock
 
@@ -356,7 +357,19 @@ class _EmptyInput:
 class HandlerContext:
     """What one handler thread needs; created in that thread, used only by it."""
 
-    __slots__ = ("app", "inbox", "loop", "base", "header_keys", "errors", "empty_input", "timeout", "context")
+    __slots__ = (
+        "app",
+        "inbox",
+        "loop",
+        "base",
+        "header_keys",
+        "response_names",
+        "statuses",
+        "errors",
+        "empty_input",
+        "timeout",
+        "context",
+    )
 
     def __init__(self, adapter: WSGIAdapter) -> None:
         self.app = adapter.app
@@ -380,6 +393,10 @@ class HandlerContext:
             "SERVER_SOFTWARE": f"ftserver/{__version__}",
         }
         self.header_keys: dict[bytes, str] = {}  # b"user-agent" -> "HTTP_USER_AGENT"
+        # What start_response has validated before: "Content-Type" -> b"Content-Type",
+        # "200 OK" -> 200 (an app uses few names and statuses; caches stay small).
+        self.response_names: dict[str, bytes] = {}
+        self.statuses: dict[str, int] = {}
         self.context = contextvars.copy_context()
 
     def header_key(self, name: bytes) -> str:
@@ -399,6 +416,31 @@ class HandlerContext:
         if len(self.header_keys) < 512:
             self.header_keys[name] = key
         return key
+
+    def response_name(self, name: Any) -> bytes:
+        """A response header name from the app, checked (a str holding a token) and encoded."""
+        if type(name) is not str:
+            raise TypeError(f"WSGI: header names must be str, got {name!r}")
+        if _TOKEN_RE.fullmatch(name) is None:
+            raise ValueError(f"WSGI: header name {name!r} is not a token")
+        encoded = name.encode("latin-1")
+        if len(self.response_names) < 512:
+            self.response_names[name] = encoded
+        return encoded
+
+    def status_code(self, status: Any) -> int:
+        """The code of a PEP 3333 status string ("200 OK"): 200-999."""
+        if type(status) is not str:
+            raise TypeError(f"WSGI: status must be a str, got {type(status).__name__}")
+        match = _STATUS_RE.fullmatch(status)
+        if match is None:
+            raise ValueError(f"WSGI: status must be 'NNN reason', got {status!r}")
+        code = int(match.group(1))
+        if code < 200:
+            raise ValueError(f"WSGI: an informational (1xx) status cannot be the response status: {status!r}")
+        if len(self.statuses) < 256:
+            self.statuses[status] = code
+        return code
 
 
 class WSGIExchange:
@@ -542,7 +584,6 @@ class WSGIExchange:
         if self.input is not None:
             self.input._timeout = ctx.timeout
         keys = ctx.header_keys
-        host = None
         for name, value in request.headers:
             key = keys.get(name)
             if key is None:
@@ -556,14 +597,12 @@ class WSGIExchange:
                 environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
             else:
                 environ[key] = text
-                if key == "HTTP_HOST":
-                    host = text
         server = info.server
         if server is not None and server[1] is not None:
             environ["SERVER_NAME"] = server[0]
             environ["SERVER_PORT"] = str(server[1])
         else:  # a Unix socket: the Host header is the best name there is
-            name = host or "localhost"
+            name = environ.get("HTTP_HOST") or "localhost"
             head, sep, port = name.rpartition(":")
             if sep and port.isdigit():
                 name = head
@@ -591,24 +630,21 @@ class WSGIExchange:
                 exc_info = None
         elif self.out_headers is not None:
             raise AssertionError("WSGI: start_response() called a second time without exc_info")
-        if type(status) is not str:
-            raise TypeError(f"WSGI: status must be a str, got {type(status).__name__}")
-        match = _STATUS_RE.fullmatch(status)
-        if match is None:
-            raise ValueError(f"WSGI: status must be 'NNN reason', got {status!r}")
-        code = int(match.group(1))
-        if code < 200:
-            raise ValueError(f"WSGI: an informational (1xx) status cannot be the response status: {status!r}")
+        ctx = self.ctx
+        code = ctx.statuses.get(status) if type(status) is str else None
+        if code is None:
+            code = ctx.status_code(status)
+        names = ctx.response_names
         encoded = []
-        for field in headers:
-            name, value = field
-            if type(name) is not str or type(value) is not str:
-                raise TypeError(f"WSGI: header names and values must be str, got {field!r}")
-            if _TOKEN_RE.fullmatch(name) is None:
-                raise ValueError(f"WSGI: header name {name!r} is not a token")
-            if _UNSAFE_VALUE_RE.search(value) is not None:
+        for name, value in headers:
+            encoded_name = names.get(name) if type(name) is str else None
+            if encoded_name is None:
+                encoded_name = ctx.response_name(name)
+            if type(value) is not str:
+                raise TypeError(f"WSGI: header values must be str, got {value!r} for {name!r}")
+            if _search_unsafe(value) is not None:
                 raise ValueError(f"WSGI: header {name!r} has a value with CR, LF or NUL")
-            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+            encoded.append((encoded_name, value.encode("latin-1")))
         self.out_status = code
         self.out_headers = encoded
         return self.write
@@ -927,8 +963,15 @@ class WSGIAdapter:
     def _serve(self) -> None:
         ctx = HandlerContext(self)
         get = self.jobs.get
+        loop = self.loop
+        assert loop is not None
         while True:
-            exchange = get()
+            try:
+                exchange = get(timeout=5.0)
+            except queue.Empty:
+                if loop.is_closed():  # the worker thread crashed: it will not stop us
+                    return
+                continue
             if exchange is None:
                 return
             try:
