@@ -9,8 +9,9 @@ import click
 
 from ftserver import __version__
 from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, Config, ConfigError, default_threads
-from ftserver.loading import AppLoadError
+from ftserver.loading import AppLoadError, format_app_error
 from ftserver.net import BindError
+from ftserver.reloader import DEFAULT_EXCLUDES, Reloader
 from ftserver.runtime import python_build
 from ftserver.server import Server, StartupError
 
@@ -45,13 +46,20 @@ def _version_message() -> str:
 @click.option("--limit-request-headers", default=65536, show_default=True, type=int, help="Largest header section in bytes (431 beyond).")
 @click.option("--limit-request-fields", default=100, show_default=True, type=int, help="Most header fields in a request (431 beyond).")
 @click.option("--limit-request-body", default=None, type=int, help="Largest request body in bytes (413 beyond).  [default: unlimited]")
+@click.option("--fd", default=None, type=int, metavar="N", help="Serve on the listening socket already open on this file descriptor (systemd socket activation; the reloader's server process); replaces --host/--port/--uds.")
+@click.option("--reload", is_flag=True, default=False, help="Development: run the server in a child process and restart it when a watched file changes. The listening socket stays open across restarts.")
+@click.option("--reload-dir", "reload_dirs", multiple=True, metavar="DIR", envvar="FTSERVE_RELOAD_DIR", help="Directory to watch with --reload (repeatable).  [default: --app-dir, i.e. the current directory]")
+@click.option("--reload-include", "reload_includes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_INCLUDE", help="Also watch files matching this glob (repeatable; file names, or relative paths if it has a '/'). Wins over the default excludes.  [default: *.py]")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_EXCLUDE", help="Ignore files and directories matching this glob (repeatable), besides the defaults: " + " ".join(DEFAULT_EXCLUDES))
+@click.option("--reload-delay", default=0.25, show_default=True, type=float, metavar="SECONDS", help="Seconds between two scans of the watched files (stat polling).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
     """Serve APP, an ASGI 3 or WSGI application given as "module:attribute" (e.g. "main:app").
 
     One process runs --threads worker threads, each with its own event loop; on a
     free-threaded Python (3.13t) they run in parallel. SIGINT/SIGTERM stop gracefully
-    (a second SIGINT forces).
+    (a second SIGINT forces). With --reload (development) the server restarts whenever
+    a watched file changes.
     """
     if threads is not None:
         options["threads"] = threads
@@ -59,6 +67,8 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
         config = Config(app=app, **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if config.reload:
+        _reload(config)
     server = Server(config)
     try:
         code = server.run()
@@ -71,6 +81,21 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(3)
+    except Exception as exc:
+        if server.startup_error is not exc:
+            raise
+        # The app's own error (a SyntaxError, an exception at import): its traceback, without ours.
+        click.echo(f"Error: could not load the app {config.app!r}:\n{format_app_error(exc)}", err=True, nl=False)
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _reload(config: Config) -> None:
+    try:
+        code = Reloader(config).run()
+    except BindError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 

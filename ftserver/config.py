@@ -66,6 +66,12 @@ class Config:
     limit_request_headers: int = 65536
     limit_request_fields: int = 100
     limit_request_body: int | None = None
+    fd: int | None = None
+    reload: bool = False
+    reload_dirs: tuple[str, ...] = ()
+    reload_includes: tuple[str, ...] = ()
+    reload_excludes: tuple[str, ...] = ()
+    reload_delay: float = 0.25
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
@@ -102,6 +108,23 @@ class Config:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.limit_request_body is not None and self.limit_request_body < 0:
             raise ConfigError(f"limit_request_body: must be >= 0, got {self.limit_request_body}")
+        if self.fd is not None and (self.fd < 0 or self.uds is not None):
+            raise ConfigError(f"fd: must be a file descriptor number >= 0 and not combined with uds, got {self.fd}")
+        self._validate_reload()
+
+    def _validate_reload(self) -> None:
+        for name in ("reload_dirs", "reload_includes", "reload_excludes"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(item, str) and item for item in value):
+                raise ConfigError(f"{name}: must be a sequence of non-empty strings, got {value!r}")
+            object.__setattr__(self, name, tuple(value))  # frozen: normalise lists once, here
+        for path in self.reload_dirs:
+            if not os.path.isdir(path):
+                raise ConfigError(f"reload_dirs: {path!r} is not a directory")
+        if not self.reload_delay > 0:
+            raise ConfigError(f"reload_delay: must be > 0 seconds, got {self.reload_delay}")
+        if self.reload and not isinstance(self.app, str):
+            raise ConfigError('reload: needs the app as an import string "module:attribute" (the server process imports it afresh on each change)')
 
     @property
     def limits(self) -> Limits:
