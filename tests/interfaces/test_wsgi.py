@@ -910,3 +910,25 @@ def test_blocking_threads_must_be_positive():
         Config(app="a:b", blocking_threads=0)
     with pytest.raises(ConfigError, match="timeout_io: must be > 0"):
         Config(app="a:b", timeout_io=0)
+
+
+def test_multiprocess_flag_comes_from_the_worker():
+    """Process mode marks its workers; wsgi.multiprocess then says so."""
+    import asyncio
+
+    from ftserver.config import Config
+    from ftserver.interfaces.wsgi import HandlerContext, WSGIAdapter
+
+    class Worker:
+        multiprocess = True
+
+    async def start_and_stop(worker):
+        adapter = WSGIAdapter(environ_app, Config(app=environ_app, blocking_threads=1), "")
+        await adapter.startup(worker)
+        flag = HandlerContext(adapter).base["wsgi.multiprocess"]
+        await adapter.shutdown(worker)
+        assert not any(t.is_alive() for t in adapter.threads)
+        return flag
+
+    assert asyncio.run(start_and_stop(Worker())) is True
+    assert asyncio.run(start_and_stop(object())) is False
