@@ -689,7 +689,10 @@ class WSGIExchange:
             inbox.post(self._loop_send, data)
         else:
             self.headers_sent = True
-            inbox.post(self._loop_start, (self.out_status, self.out_headers, data))
+            headers = self.out_headers
+            if self.read_timed_out:  # the rest of the body will not come: do not wait for it
+                headers = [*headers, (b"connection", b"close")]  # type: ignore[misc]
+            inbox.post(self._loop_start, (self.out_status, headers, data))
         self.window += len(data)
         if self.window > WRITE_WINDOW or self.stream.write_paused:
             self._sync()
@@ -723,7 +726,7 @@ class WSGIExchange:
         waiter.acquire()
         self.ctx.inbox.post(self._loop_drain, waiter)
         if not waiter.acquire(timeout=self.ctx.timeout):
-            self.ctx.inbox.post(self._loop_give_up, None)
+            self.ctx.inbox.post(self._loop_give_up, self.ctx.timeout)
             raise TimeoutError(f"the client did not read the response for {self.ctx.timeout:g} s")
         self.window = 0
         if self.stopped:
@@ -769,7 +772,7 @@ class WSGIExchange:
         while not waiter.acquire(timeout=timeout):
             if self.sendfile_progress == progress:
                 # Not one segment went out for a whole timeout: the client stalled.
-                self.ctx.inbox.post(self._loop_give_up, None)
+                self.ctx.inbox.post(self._loop_give_up, timeout)
                 waiter.acquire(timeout=timeout)
                 raise TimeoutError(f"the client did not read the response for {timeout:g} s")
             progress = self.sendfile_progress
@@ -836,13 +839,15 @@ class WSGIExchange:
             self.reported = True
             self.stream.app_finished(self, exc)
 
-    def _loop_give_up(self, _: None) -> None:
-        """The client stopped reading: stop sending and close."""
+    def _loop_give_up(self, timeout: float) -> None:
+        """The client stopped reading: stop sending and drop the connection (closing
+        would wait for the unread bytes to be written)."""
+        logger.info("client %s read nothing for %g s: connection dropped", self.info.client, timeout)
         task = self.task
         if task is not None:
             task.cancel()
-        self._loop_abort(TimeoutError("the client stopped reading the response"))
-        # Closing would wait for the unread bytes to be written: drop the connection.
+        self.disconnected = True  # as good as gone: the driver closes instead of answering
+        self._loop_abort(ClientDisconnected("the client stopped reading the response"))
         self.stream.abort()
 
     def _loop_consumed(self, args: tuple[int, bool]) -> None:

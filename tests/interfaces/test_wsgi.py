@@ -357,6 +357,25 @@ def test_stalled_request_body_times_out_with_408(raw_client):
     assert isinstance(outcome["error"], OSError)
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_app_that_survives_a_body_timeout_still_closes_the_connection(raw_client, streamed):
+    def app(environ, start_response):
+        try:
+            environ["wsgi.input"].read(100)
+        except TimeoutError:
+            pass
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"partial ", b"body read"]) if streamed else [b"partial body read"]
+
+    with wsgi(app, timeout_io=0.3) as server:
+        client = raw_client(server.port)
+        client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+        status, headers, body = client.read_response()
+        assert (status, body) == (200, b"partial body read")
+        assert headers["connection"] == "close"
+        assert client.read_until_closed() == b""
+
+
 # -- responses -------------------------------------------------------------------------
 
 
