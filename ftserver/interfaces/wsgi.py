@@ -114,6 +114,78 @@ class LoopInbox:
                     logger.exception("internal error while handling a WSGI response")
 
 
+class JobQueue:
+    """Requests waiting for a handler thread of one worker.
+
+    A parked handler is woken only when no other handler is already on its way to the
+    queue: a burst of quick requests is taken by handlers that are running or waking
+    rather than waking one thread per request (each wake-up is a context switch). A
+    handler that takes a job and sees more queued wakes the next one, so slow requests
+    still spread over the whole pool at once. The most recently parked handler wakes
+    first (its caches are warm).
+    """
+
+    __slots__ = ("_lock", "_jobs", "_parked", "_waking")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[Any] = collections.deque()
+        self._parked: list[Any] = []  # the held wake locks of parked handlers
+        self._waking = 0  # handlers woken that have not looked at the queue yet
+
+    def put(self, job: Any) -> None:
+        with self._lock:
+            self._jobs.append(job)
+            if self._waking or not self._parked:
+                return
+            self._waking += 1
+            waker = self._parked.pop()
+        waker.release()
+
+    def get(self, parker: Any, timeout: float) -> Any:
+        """The next job; ``parker`` is the caller's own lock, held. Raises ``queue.Empty``
+        after ``timeout`` seconds without a job."""
+        lock = self._lock
+        jobs = self._jobs
+        with lock:
+            found = bool(jobs)
+            if found:
+                job = jobs.popleft()
+                waker = self._next_waker()
+            else:
+                self._parked.append(parker)
+        if found:
+            if waker is not None:
+                waker.release()
+            return job
+        while True:
+            if not parker.acquire(timeout=timeout):
+                with lock:
+                    if parker in self._parked:
+                        self._parked.remove(parker)
+                        raise queue.Empty
+                parker.acquire()  # we were picked just now: take the wake-up
+            with lock:
+                self._waking -= 1
+                found = bool(jobs)
+                if found:
+                    job = jobs.popleft()
+                    waker = self._next_waker()
+                else:  # another handler took it first: park again
+                    self._parked.append(parker)
+            if found:
+                if waker is not None:
+                    waker.release()
+                return job
+
+    def _next_waker(self) -> Any:
+        """With the lock held, after taking a job: wake one more if work is left."""
+        if self._jobs and self._parked and not self._waking:
+            self._waking += 1
+            return self._parked.pop()
+        return None
+
+
 class ErrorStream:
     """``wsgi.errors``: text written by the application goes to the ``ftserver.error``
     logger, one record per line (PEP 3333 "Input and Error Streams"). One per handler
@@ -935,7 +1007,7 @@ class WSGIAdapter:
         self.timeout_shutdown = config.timeout_graceful_shutdown
         self.root_path = config.root_path
         self.label = label
-        self.jobs: queue.SimpleQueue[WSGIExchange | None] = queue.SimpleQueue()
+        self.jobs = JobQueue()
         self.threads: list[threading.Thread] = []
         self.multiprocess = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -968,11 +1040,13 @@ class WSGIAdapter:
     def _serve(self) -> None:
         ctx = HandlerContext(self)
         get = self.jobs.get
+        parker = _allocate_lock()
+        parker.acquire()
         loop = self.loop
         assert loop is not None
         while True:
             try:
-                exchange = get(timeout=5.0)
+                exchange = get(parker, 5.0)
             except queue.Empty:
                 if loop.is_closed():  # the worker thread crashed: it will not stop us
                     return

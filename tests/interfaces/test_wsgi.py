@@ -956,3 +956,68 @@ def test_multiprocess_flag_comes_from_the_worker():
 
     assert asyncio.run(start_and_stop(Worker())) is True
     assert asyncio.run(start_and_stop(object())) is False
+
+
+def _consumers(jobs, count, handle):
+    """Handler-like threads taking jobs from a JobQueue until a None job."""
+    import queue as queue_module
+
+    def consume():
+        parker = threading.Lock()
+        parker.acquire()
+        while True:
+            try:
+                job = jobs.get(parker, 5.0)
+            except queue_module.Empty:
+                continue
+            if job is None:
+                return
+            handle(job)
+
+    threads = [threading.Thread(target=consume, daemon=True) for _ in range(count)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_job_queue_loses_no_job_and_spreads_slow_ones():
+    from ftserver.interfaces.wsgi import JobQueue
+
+    jobs = JobQueue()
+    done = []
+    barrier = threading.Barrier(4, timeout=10)
+
+    def handle(job):
+        if job == "slow":
+            barrier.wait()  # four slow jobs at once need four woken handlers
+        done.append(job)
+
+    threads = _consumers(jobs, 4, handle)
+    for n in range(2000):  # quick jobs in bursts, from a producer thread like the loop
+        jobs.put(n)
+        if n % 100 == 0:
+            time.sleep(0.001)
+    assert wait_for(lambda: len(done) == 2000, 20)
+    for _ in range(4):
+        jobs.put("slow")
+    assert wait_for(lambda: len(done) == 2004, 20)
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join(10)
+    assert sorted(d for d in done if d != "slow") == list(range(2000))
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_job_queue_get_times_out():
+    import queue as queue_module
+
+    from ftserver.interfaces.wsgi import JobQueue
+
+    jobs = JobQueue()
+    parker = threading.Lock()
+    parker.acquire()
+    with pytest.raises(queue_module.Empty):
+        jobs.get(parker, 0.05)
+    jobs.put("after")
+    assert jobs.get(parker, 0.05) == "after"
