@@ -217,7 +217,8 @@ def test_large_body_is_not_buffered_whole():
     assert progress["max_ahead"] < size // 2
 
 
-def test_chunked_request_body(raw_client):
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_chunked_request_body(raw_client, http1):
     def app(environ, start_response):
         stream = environ["wsgi.input"]
         parts = []
@@ -229,7 +230,7 @@ def test_chunked_request_body(raw_client):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b",".join(parts) + b";" + environ.get("CONTENT_LENGTH", "none").encode()]
 
-    with wsgi(validator(app)) as server:
+    with wsgi(validator(app), http1=http1) as server:
         client = raw_client(server.port)
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n")
         time.sleep(0.05)
@@ -684,7 +685,8 @@ def data_file(tmp_path):
     return path, content
 
 
-def test_file_wrapper_uses_sendfile(data_file, raw_client):
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_file_wrapper_uses_sendfile(data_file, http1):
     path, content = data_file
     files = []
 
@@ -698,7 +700,7 @@ def test_file_wrapper_uses_sendfile(data_file, raw_client):
             start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f, 65536)
 
-    with wsgi(app) as server:
+    with wsgi(app, http1=http1) as server:
         with httpx.Client() as client:
             response = client.get(server.url + "/whole")
             assert response.headers["content-length"] == str(len(content))
