@@ -25,7 +25,7 @@ def _version_message() -> str:
 @click.option("--port", default=8000, show_default=True, type=int, help="Bind to this port (0 picks a free port; the log shows it).")
 @click.option("--uds", default=None, help="Bind to this Unix domain socket instead of TCP.")
 @click.option("--threads", default=None, type=int, help=f"Worker threads, each with its own event loop.  [default: number of CPUs, here {default_threads()}]")
-@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. Only ASGI 3 is available in this version (WSGI and RSGI are planned).")
+@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface: ASGI 3, or RSGI (Granian's). auto: an object with __rsgi__ is RSGI, anything else ASGI (WSGI is planned).")
 @click.option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @click.option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")
 @click.option("--backlog", default=2048, show_default=True, type=int, help="Listen backlog.")
@@ -45,7 +45,7 @@ def _version_message() -> str:
 @click.option("--limit-request-body", default=None, type=int, help="Largest request body in bytes (413 beyond).  [default: unlimited]")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
-    """Serve APP, an ASGI 3 application given as "module:attribute" (e.g. "main:app").
+    """Serve APP, an ASGI 3 or RSGI application given as "module:attribute" (e.g. "main:app").
 
     One process runs --threads worker threads, each with its own event loop; on a
     free-threaded Python (3.13t) they run in parallel. SIGINT/SIGTERM stop gracefully

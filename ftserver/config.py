@@ -70,17 +70,17 @@ class Config:
             module, sep, attr = self.app.partition(":")
             if not sep or not module or not attr:
                 raise ConfigError(f'app: import string must be "module:attribute", got {self.app!r}')
-        elif not callable(self.app):
-            raise ConfigError(f"app: must be a callable or an import string, got {type(self.app).__name__}")
+        elif not callable(self.app) and not hasattr(self.app, "__rsgi__"):
+            raise ConfigError(f"app: must be a callable (or an RSGI object) or an import string, got {type(self.app).__name__}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port}")
         if self.threads < 1:
             raise ConfigError(f"threads: must be at least 1, got {self.threads}")
         _choice("interface", self.interface, INTERFACES)
-        if self.interface in ("wsgi", "rsgi"):
+        if self.interface == "wsgi":
             raise ConfigError(
                 f"interface: {self.interface!r} is not available yet in this version of ftserver; "
-                "only ASGI 3 apps are served (use --interface asgi or auto)"
+                "ASGI 3 and RSGI apps are served (use --interface asgi, rsgi or auto)"
             )
         _choice("http1", self.http1, HTTP1_MODES)
         _choice("accept", self.accept, ACCEPT_MODES)
