@@ -228,78 +228,80 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _encode_headers(headers: ResponseHeaders) -> list[tuple[bytes, bytes]]:
-    """Response headers, "a list of string tuples" (spec, "HTTP protocol interface"), as bytes.
+def _already_responded() -> RSGIProtocolError:
+    # Granian ignores a second response silently; the first one stands here too, but the
+    # application hears of its mistake.
+    return RSGIProtocolError("RSGI: a response was already sent for this request")
 
-    Values are encoded as UTF-8, as Granian sends them. Names and values are checked when the
-    head is written: a name that is not a token, or a value holding CR, LF or NUL, fails the
-    response (500) rather than being dropped as Granian drops it.
-    """
-    try:
-        return [(name.encode(), value.encode()) for name, value in headers]
-    except (AttributeError, TypeError, ValueError):
-        raise TypeError(f"RSGI: headers must be a list of (str, str) tuples, got {headers!r:.200}") from None
+
+def _bad_status(status: object) -> ValueError:
+    # Granian's worker dies on a status outside 100..999; a 1xx cannot be a final response.
+    return ValueError(f"RSGI: status must be an int in 200..999, got {status!r}")
+
+
+def _bad_headers(headers: object) -> TypeError:
+    # Response headers are "a list of string tuples" (spec, "HTTP protocol interface").
+    return TypeError(f"RSGI: headers must be a list of (str, str) tuples, got {headers!r:.200}")
+
+
+#: ``RSGIHTTPExchange.watchers`` once the client went or the request ended.
+_RELEASED: tuple[()] = ()
 
 
 class RSGIHTTPExchange:
     """One request as the protocol driver sees it (``ftserver.interfaces.stream.Exchange``):
-    the state behind the application's ``RSGIHTTPProtocol``, and the RSGI rules."""
+    the state behind the application's ``RSGIHTTPProtocol``, and the RSGI rules.
+
+    On 3.13t every attribute store is a full generic lookup, so a request pays only for the
+    state it uses: ``status``, ``headers``, ``body_sent`` and ``response_bytes`` are set
+    when a response starts (the driver reads them only after ``started``), and the state
+    of body reads, streams and files lives in the instance ``__dict__``, made on first use,
+    with class-level defaults.
+    """
 
     __slots__ = (
         "stream",
         "request",
         "scope",
-        "protocol",
         "chunks",
         "body_done",
-        "body_taken",
-        "waiter",
         "disconnected",
-        "client_closed",
-        "finished",
-        "watchers",
         "started",
-        "streaming",
+        "complete",
+        "watchers",
         "status",
         "headers",
         "body_sent",
-        "complete",
         "response_bytes",
-        "file_task",
-        "app_returned",
-        "app_exc",
+        "__dict__",
     )
+
+    body_taken = False  # the application asked for the body (it can only once)
+    waiter: asyncio.Future[None] | None = None  # the application waits for body bytes
+    streaming = False  # response_stream() was called
+    file_task: asyncio.Task[None] | None = None  # a large file being sent
+    app_returned = False  # the application returned while file_task was running
+    app_exc: BaseException | None = None  # what it raised, or why the file could not be sent
 
     def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
         self.stream = stream
         self.request = request
         self.scope = Scope(request, info)
-        self.protocol = RSGIHTTPProtocol(self)
         self.chunks: list[bytes] = []
         self.body_done = body_done  # the whole request body has arrived
-        self.body_taken = False  # the application asked for the body (it can only once)
-        self.waiter: asyncio.Future[None] | None = None
         self.disconnected = False
-        self.client_closed = False  # the client sent EOF (it may still read the response)
-        self.finished = False  # the application returned
-        self.watchers: list[asyncio.Future[None]] | None = None  # client_disconnect() calls
         self.started = False
-        self.streaming = False
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body_sent = False
         self.complete = False
-        self.response_bytes = 0
-        self.file_task: asyncio.Task[None] | None = None
-        self.app_returned = False
-        self.app_exc: BaseException | None = None
+        # client_disconnect() waiters; _RELEASED once the client went (connection lost or
+        # EOF) or the application returned.
+        self.watchers: list[asyncio.Future[None]] | tuple[()] | None = None
 
     # -- driver side -------------------------------------------------------------------
 
     def run(self, w: Any) -> None:
         """Start the app on the worker's loop, stepped without a Task of its own."""
         try:
-            coro = w.interface.handler(self.scope, self.protocol)
+            coro = w.interface.handler(self.scope, RSGIHTTPProtocol(self))
             if type(coro) is not CoroutineType:
                 coro = _await(coro)
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
@@ -329,7 +331,6 @@ class RSGIHTTPExchange:
         client going away, so ``client_disconnect()`` resolves; the response is still
         written, for a client that half-closed on purpose.
         """
-        self.client_closed = True
         self._notify_watchers()
 
     def app_done(self, exc: BaseException | None) -> None:
@@ -338,7 +339,13 @@ class RSGIHTTPExchange:
         A streamed response ends when the application returns (Granian does the same); a
         file still being sent ends the exchange when the last chunk is out.
         """
-        self.finished = True
+        if self.complete:  # the usual case: response_str() and friends
+            if self.watchers is None:
+                self.watchers = _RELEASED
+            else:
+                self._notify_watchers()
+            self.stream.app_finished(self, exc)
+            return
         if self.file_task is not None:
             if not self.file_task.done():
                 self.app_returned = True
@@ -378,8 +385,8 @@ class RSGIHTTPExchange:
 
     def _notify_watchers(self) -> None:
         watchers = self.watchers
+        self.watchers = _RELEASED
         if watchers:
-            self.watchers = None
             for watcher in watchers:
                 if not watcher.done():
                     watcher.set_result(None)
@@ -443,28 +450,50 @@ class RSGIHTTPExchange:
         return data
 
     async def wait_disconnect(self) -> None:
-        if self.disconnected or self.client_closed or self.finished:
+        watchers = self.watchers
+        if watchers is _RELEASED:
             return
         watcher = asyncio.get_running_loop().create_future()
-        if self.watchers is None:
+        if watchers is None:
             self.watchers = [watcher]
         else:
-            self.watchers.append(watcher)
+            watchers.append(watcher)  # type: ignore[union-attr]
         await watcher
 
     # -- responses -----------------------------------------------------------------------
 
     def start(self, status: int, headers: ResponseHeaders) -> None:
+        """Check and record the response head (sent with the body, or by ``stream``)."""
         if self.started:
-            # Granian ignores a second response silently; the first one stands here too,
-            # but the application hears of its mistake.
-            raise RSGIProtocolError("RSGI: a response was already sent for this request")
+            raise _already_responded()
         if type(status) is not int or not 200 <= status <= 999:
-            # Granian's worker dies on a status outside 100..999; a 1xx cannot be final.
-            raise ValueError(f"RSGI: status must be an int in 200..999, got {status!r}")
-        self.headers = _encode_headers(headers)
+            raise _bad_status(status)
+        try:
+            self.headers = [(name.encode(), value.encode()) for name, value in headers]
+        except (AttributeError, TypeError, ValueError):
+            raise _bad_headers(headers) from None
         self.status = status
+        self.body_sent = False
+        self.response_bytes = 0
         self.started = True
+
+    def respond(self, status: int, headers: ResponseHeaders, body: bytes) -> None:
+        """A whole response: ``start`` and ``send_whole`` in one call (the hot path)."""
+        if self.started:
+            raise _already_responded()
+        if type(status) is not int or not 200 <= status <= 999:
+            raise _bad_status(status)
+        try:
+            self.headers = [(name.encode(), value.encode()) for name, value in headers]
+        except (AttributeError, TypeError, ValueError):
+            raise _bad_headers(headers) from None
+        self.status = status
+        self.started = self.body_sent = True
+        self.response_bytes = len(body)
+        stream = self.stream
+        stream.send_body(self, body, False)
+        self.complete = True
+        stream.response_complete(self)
 
     def send_whole(self, body: bytes) -> None:
         self.body_sent = True
@@ -595,17 +624,13 @@ class RSGIHTTPProtocol:
 
     def response_empty(self, status: int, headers: ResponseHeaders) -> None:
         """A response without a body (``content-length: 0`` unless the status has no body)."""
-        exchange = self._exchange
-        exchange.start(status, headers)
-        exchange.send_whole(b"")
+        self._exchange.respond(status, headers, b"")
 
     def response_str(self, status: int, headers: ResponseHeaders, body: str) -> None:
         """A response whose body is ``body`` encoded as UTF-8, with a ``content-length``."""
         if type(body) is not str:
             raise TypeError(f"RSGI: response_str() body must be str, got {type(body).__name__}")
-        exchange = self._exchange
-        exchange.start(status, headers)
-        exchange.send_whole(body.encode())
+        self._exchange.respond(status, headers, body.encode())
 
     def response_bytes(self, status: int, headers: ResponseHeaders, body: bytes) -> None:
         """A response whose body is ``body`` (bytes-like), with a ``content-length``."""
@@ -613,9 +638,7 @@ class RSGIHTTPProtocol:
             if not isinstance(body, (bytes, bytearray, memoryview)):
                 raise TypeError(f"RSGI: response_bytes() body must be bytes, got {type(body).__name__}")
             body = bytes(body)
-        exchange = self._exchange
-        exchange.start(status, headers)
-        exchange.send_whole(body)
+        self._exchange.respond(status, headers, body)
 
     def response_file(self, status: int, headers: ResponseHeaders, file: str) -> None:
         """The content of the file at path ``file`` (spec: "to send back a file response
