@@ -715,3 +715,12 @@ def test_ftserve_command_serves_an_rsgi_module(tmp_path):
         assert httpx.get(url + "/there").text == "hi /there"
     finally:
         assert stop(proc) == 0
+
+
+def test_address_formats():
+    from ftserver.interfaces.rsgi import _format_address
+
+    assert _format_address(("127.0.0.1", 8000)) == "127.0.0.1:8000"
+    assert _format_address(("::1", 8000, 0, 0)) == "[::1]:8000"  # as Rust's SocketAddr writes it
+    assert _format_address(("/run/app.sock", None)) == "/run/app.sock"
+    assert _format_address(None) == ""
