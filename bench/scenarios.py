@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apps import BODY_10K, HELLO, STREAM_CHUNK, STREAM_CHUNKS
+from apps import BODY_10K, CPU_BODY_BYTES, HELLO, STREAM_CHUNK, STREAM_CHUNKS
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         response_bytes=STREAM_CHUNKS * len(STREAM_CHUNK),
     ),
     Scenario("rsgi_hello", "RSGI twin of hello (response_bytes)", "rsgi", "bench.apps:rsgi_hello", response_bytes=len(HELLO)),
-    # Off by default until ftserve speaks WSGI: with no ftserve figure there is no ratio.
+    Scenario("wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO)),
     Scenario(
-        "wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO), default=False
+        "wsgi_cpu",
+        "WSGI, ~1 ms of pure-Python CPU work per request",
+        "wsgi",
+        "bench.apps:wsgi_cpu",
+        response_bytes=CPU_BODY_BYTES,
     ),
 )
 

@@ -46,7 +46,7 @@ class ServerSpec:
 def _ftserve(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--threads", str(launch.workers),
-        "--log-level", "warning", "--no-access-log", launch.app,
+        "--interface", launch.interface, "--log-level", "warning", "--no-access-log", launch.app,
     ]  # fmt: skip
 
 
@@ -105,7 +105,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         requirements=("-e", str(REPO)),
         executable="ftserve",
         arguments=_ftserve,
-        interfaces=frozenset({"asgi", "rsgi"}),
+        interfaces=frozenset({"asgi", "wsgi", "rsgi"}),
         distribution="ftserver",
         modules=("ftserver.cli",),
         unit="thread",
@@ -154,7 +154,7 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
         requirements=("-e", str(REPO)),
         executable="ftserve",
         arguments=_ftserve,
-        interfaces=frozenset({"asgi", "rsgi"}),
+        interfaces=frozenset({"asgi", "wsgi", "rsgi"}),
         distribution="ftserver",
         modules=("ftserver.cli",),
         unit="thread",

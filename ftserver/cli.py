@@ -9,8 +9,9 @@ import click
 
 from ftserver import __version__
 from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, Config, ConfigError, default_threads
-from ftserver.loading import AppLoadError
+from ftserver.loading import AppLoadError, format_app_error
 from ftserver.net import BindError
+from ftserver.reloader import DEFAULT_EXCLUDES, Reloader
 from ftserver.runtime import python_build
 from ftserver.server import Server, StartupError
 
@@ -25,7 +26,7 @@ def _version_message() -> str:
 @click.option("--port", default=8000, show_default=True, type=int, help="Bind to this port (0 picks a free port; the log shows it).")
 @click.option("--uds", default=None, help="Bind to this Unix domain socket instead of TCP.")
 @click.option("--threads", default=None, type=int, help=f"Worker threads, each with its own event loop.  [default: number of CPUs, here {default_threads()}]")
-@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface: ASGI 3, or RSGI (Granian's). auto: an object with __rsgi__ is RSGI, anything else ASGI (WSGI is planned).")
+@click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3.")
 @click.option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @click.option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")
 @click.option("--backlog", default=2048, show_default=True, type=int, help="Listen backlog.")
@@ -35,6 +36,8 @@ def _version_message() -> str:
 @click.option("--root-path", default="", help="ASGI root_path: the prefix the app is mounted under behind a proxy.")
 @click.option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=float, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
 @click.option("--timeout-keep-alive", default=5.0, show_default=True, type=float, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
+@click.option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
+@click.option("--timeout-io", default=60.0, show_default=True, type=float, help="WSGI: seconds a handler waits on a stalled client (request body not arriving, response not read) before giving up.")
 @click.option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
 @click.option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path).")
 @click.option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")
@@ -43,13 +46,20 @@ def _version_message() -> str:
 @click.option("--limit-request-headers", default=65536, show_default=True, type=int, help="Largest header section in bytes (431 beyond).")
 @click.option("--limit-request-fields", default=100, show_default=True, type=int, help="Most header fields in a request (431 beyond).")
 @click.option("--limit-request-body", default=None, type=int, help="Largest request body in bytes (413 beyond).  [default: unlimited]")
+@click.option("--fd", default=None, type=int, metavar="N", help="Serve on the listening socket already open on this file descriptor (systemd socket activation; the reloader's server process); replaces --host/--port/--uds.")
+@click.option("--reload", is_flag=True, default=False, help="Development: run the server in a child process and restart it when a watched file changes. The listening socket stays open across restarts.")
+@click.option("--reload-dir", "reload_dirs", multiple=True, metavar="DIR", envvar="FTSERVE_RELOAD_DIR", help="Directory to watch with --reload (repeatable).  [default: --app-dir, i.e. the current directory]")
+@click.option("--reload-include", "reload_includes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_INCLUDE", help="Also watch files matching this glob (repeatable; file names, or relative paths if it has a '/'). Wins over the default excludes.  [default: *.py]")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_EXCLUDE", help="Ignore files and directories matching this glob (repeatable), besides the defaults: " + " ".join(DEFAULT_EXCLUDES))
+@click.option("--reload-delay", default=0.25, show_default=True, type=float, metavar="SECONDS", help="Seconds between two scans of the watched files (stat polling).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
-    """Serve APP, an ASGI 3 or RSGI application given as "module:attribute" (e.g. "main:app").
+    """Serve APP, an ASGI 3, WSGI or RSGI application given as "module:attribute" (e.g. "main:app").
 
     One process runs --threads worker threads, each with its own event loop; on a
     free-threaded Python (3.13t) they run in parallel. SIGINT/SIGTERM stop gracefully
-    (a second SIGINT forces).
+    (a second SIGINT forces). With --reload (development) the server restarts whenever
+    a watched file changes.
     """
     if threads is not None:
         options["threads"] = threads
@@ -57,6 +67,8 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
         config = Config(app=app, **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if config.reload:
+        _reload(config)
     server = Server(config)
     try:
         code = server.run()
@@ -69,6 +81,21 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(3)
+    except Exception as exc:
+        if server.startup_error is not exc:
+            raise
+        # The app's own error (a SyntaxError, an exception at import): its traceback, without ours.
+        click.echo(f"Error: could not load the app {config.app!r}:\n{format_app_error(exc)}", err=True, nl=False)
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _reload(config: Config) -> None:
+    try:
+        code = Reloader(config).run()
+    except BindError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 

@@ -37,7 +37,7 @@ def default_threads() -> int:
 class Config:
     """Everything the server needs to run. Build it once; it validates itself.
 
-    ``app`` is an ASGI callable or an import string ``"module:attribute"``
+    ``app`` is an ASGI, WSGI or RSGI callable or an import string ``"module:attribute"``
     (``"module:factory"`` with ``factory=True``).
     """
 
@@ -56,6 +56,8 @@ class Config:
     root_path: str = ""
     timeout_graceful_shutdown: float = 30.0
     timeout_keep_alive: float = 5.0
+    blocking_threads: int = 8
+    timeout_io: float = 60.0
     factory: bool = False
     app_dir: str | None = "."
     server_header: bool = True
@@ -64,6 +66,12 @@ class Config:
     limit_request_headers: int = 65536
     limit_request_fields: int = 100
     limit_request_body: int | None = None
+    fd: int | None = None
+    reload: bool = False
+    reload_dirs: tuple[str, ...] = ()
+    reload_includes: tuple[str, ...] = ()
+    reload_excludes: tuple[str, ...] = ()
+    reload_delay: float = 0.25
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
@@ -77,11 +85,6 @@ class Config:
         if self.threads < 1:
             raise ConfigError(f"threads: must be at least 1, got {self.threads}")
         _choice("interface", self.interface, INTERFACES)
-        if self.interface == "wsgi":
-            raise ConfigError(
-                f"interface: {self.interface!r} is not available yet in this version of ftserver; "
-                "ASGI 3 and RSGI apps are served (use --interface asgi, rsgi or auto)"
-            )
         _choice("http1", self.http1, HTTP1_MODES)
         _choice("accept", self.accept, ACCEPT_MODES)
         _choice("lifespan", self.lifespan, LIFESPAN_MODES)
@@ -94,6 +97,10 @@ class Config:
             raise ConfigError(f"timeout_graceful_shutdown: must be >= 0, got {self.timeout_graceful_shutdown}")
         if self.timeout_keep_alive <= 0:
             raise ConfigError(f"timeout_keep_alive: must be > 0, got {self.timeout_keep_alive}")
+        if self.blocking_threads < 1:
+            raise ConfigError(f"blocking_threads: must be at least 1, got {self.blocking_threads}")
+        if self.timeout_io <= 0:
+            raise ConfigError(f"timeout_io: must be > 0, got {self.timeout_io}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(f"root_path: must start with '/' and not end with '/', got {self.root_path!r}")
         for name in ("limit_request_line", "limit_request_headers", "limit_request_fields"):
@@ -101,6 +108,23 @@ class Config:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.limit_request_body is not None and self.limit_request_body < 0:
             raise ConfigError(f"limit_request_body: must be >= 0, got {self.limit_request_body}")
+        if self.fd is not None and (self.fd < 0 or self.uds is not None):
+            raise ConfigError(f"fd: must be a file descriptor number >= 0 and not combined with uds, got {self.fd}")
+        self._validate_reload()
+
+    def _validate_reload(self) -> None:
+        for name in ("reload_dirs", "reload_includes", "reload_excludes"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(item, str) and item for item in value):
+                raise ConfigError(f"{name}: must be a sequence of non-empty strings, got {value!r}")
+            object.__setattr__(self, name, tuple(value))  # frozen: normalise lists once, here
+        for path in self.reload_dirs:
+            if not os.path.isdir(path):
+                raise ConfigError(f"reload_dirs: {path!r} is not a directory")
+        if not self.reload_delay > 0:
+            raise ConfigError(f"reload_delay: must be > 0 seconds, got {self.reload_delay}")
+        if self.reload and not isinstance(self.app, str):
+            raise ConfigError('reload: needs the app as an import string "module:attribute" (the server process imports it afresh on each change)')
 
     @property
     def limits(self) -> Limits:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -42,3 +44,26 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
         hint = " (did you mean --factory?)" if not factory else ""
         raise AppLoadError(f'App "{target}" is not callable{hint}.')
     return obj
+
+
+def format_app_error(exc: BaseException) -> str:
+    """``exc`` raised while importing or starting the app, as the app's developer wants it.
+
+    The frames of ftserver, importlib, runpy and click that lead to the app's code are left
+    out (a SyntaxError keeps just its file, line and caret). When the innermost frame is
+    ftserver's own, the error is ours and the whole traceback is kept.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    if frames and frames[-1].filename.startswith(ours):
+        return "".join(traceback.format_exception(exc))
+    machinery = [ours, importlib.__file__.rpartition(os.sep)[0] + os.sep, "<frozen "]
+    for name in ("runpy", "click"):
+        module = sys.modules.get(name)
+        if module is not None and module.__file__:
+            path = module.__file__
+            machinery.append(path.rpartition(os.sep)[0] + os.sep if path.endswith("__init__.py") else path)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(tuple(machinery)):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))

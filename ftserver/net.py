@@ -65,5 +65,22 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
     return sock
 
 
+def listener_from_fd(fd: int) -> socket.socket:
+    """The listening socket open on descriptor ``fd`` (inherited from a reloader, systemd, ...)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise BindError(exc.errno, f"cannot listen on fd {fd}: {exc.strerror}") from None
+    try:
+        listening = sock.type == socket.SOCK_STREAM and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = False
+    if not listening:
+        sock.detach()  # not ours to close
+        raise BindError(22, f"cannot listen on fd {fd}: not a listening stream socket")
+    sock.setblocking(False)
+    return sock
+
+
 def format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host

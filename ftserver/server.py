@@ -22,7 +22,8 @@ from ftserver.config import Config, ConfigError
 from ftserver.interfaces import detect_interface
 from ftserver.loading import import_app
 from ftserver.logs import configure_logging
-from ftserver.net import bind_tcp, bind_tcp_group, bind_unix, format_host
+from ftserver.net import BindError, bind_tcp, bind_tcp_group, bind_unix, format_host, listener_from_fd
+from ftserver.reloader import Reloader
 from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
 from ftserver.threads.accept import AcceptQueue
 from ftserver.threads.worker import WorkerThread
@@ -47,6 +48,8 @@ class Server:
     """
 
     def __init__(self, config: Config) -> None:
+        if config.reload:
+            raise ConfigError("reload: a Server runs in this process; use ftserver.run() or ftserve --reload")
         self.config = config
         self.app: Callable[..., Any] | None = None
         self.gil: GILReport | None = None
@@ -55,6 +58,7 @@ class Server:
         self.listeners: list[socket.socket] = []
         self.host = config.host
         self.port = config.port
+        self.uds = config.uds
         self.started = threading.Event()
         self.stopped = threading.Event()
         self.startup_error: BaseException | None = None
@@ -68,8 +72,8 @@ class Server:
 
     @property
     def url(self) -> str:
-        if self.config.uds:
-            return f"unix:{self.config.uds}"
+        if self.uds:
+            return f"unix:{self.uds}"
         return f"http://{format_host(self.host)}:{self.port}"
 
     def run(self) -> int:
@@ -147,6 +151,9 @@ class Server:
 
     def _bind(self) -> None:
         config = self.config
+        if config.fd is not None:
+            self._adopt_fd(config.fd)
+            return
         if config.uds:
             self.listeners = [bind_unix(config.uds, config.backlog)]
             self._acceptor = AcceptQueue(self.listeners[0], self.workers)
@@ -157,6 +164,23 @@ class Server:
             self.listeners = [bind_tcp(config.host, config.port, config.backlog)]
             self._acceptor = AcceptQueue(self.listeners[0], self.workers)
         self.port = self.listeners[0].getsockname()[1]
+
+    def _adopt_fd(self, fd: int) -> None:
+        """Serve on an inherited listening socket (the reloader's, or systemd's)."""
+        listener = listener_from_fd(fd)
+        self.listeners = [listener]
+        if listener.family == socket.AF_UNIX:
+            self.uds = listener.getsockname()
+        else:
+            self.host, self.port = listener.getsockname()[:2]
+        if self.config.accept == "queue":
+            self._acceptor = AcceptQueue(listener, self.workers)
+            return
+        # reuseport: the inherited socket serves thread 0, the other threads bind beside it.
+        if listener.family == socket.AF_UNIX or not listener.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            raise BindError(22, f"--accept reuseport: the socket on fd {fd} is not a TCP socket with SO_REUSEPORT set; use --accept queue")
+        for _ in range(self.config.threads - 1):
+            self.listeners.append(bind_tcp(self.host, self.port, self.config.backlog, reuse_port=True))
 
     def _new_worker(self, index: int) -> WorkerThread:
         listener = None
@@ -171,7 +195,7 @@ class Server:
     def _banner(self) -> None:
         config = self.config
         gil = self.gil.describe() if self.gil else ""
-        accept = "unix socket" if config.uds else f"accept: {config.accept}"
+        accept = "unix socket" if self.uds else f"accept: {config.accept}"
         logger.info(
             "ftserver %s | %s | %s | %s | mode: threads | %d thread%s (%s) | http1: %s | pid %d",
             __version__,
@@ -277,6 +301,8 @@ class Server:
             self._events.put(("signal", signum))
 
         for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # ignored when we were started (the reloader's child, a background job): keep it so
             previous[signum] = signal.signal(signum, handler)
 
         def restore() -> None:
@@ -287,8 +313,15 @@ class Server:
 
 
 def run(app: str | Callable[..., Any], **options: Any) -> int:
-    """Serve ``app`` (an ASGI callable or ``"module:attr"``) until stopped; return the exit code."""
-    return Server(Config(app=app, **options)).run()
+    """Serve ``app`` (an ASGI callable or ``"module:attr"``) until stopped; return the exit code.
+
+    With ``reload=True`` (development) this process becomes the reloader and the server
+    runs in a child process, restarted when a watched file changes (``ftserver.reloader``).
+    """
+    config = Config(app=app, **options)
+    if config.reload:
+        return Reloader(config).run()
+    return Server(config).run()
 
 
 if sys.platform == "win32":  # pragma: no cover

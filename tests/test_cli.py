@@ -147,11 +147,25 @@ def test_bad_app_gives_readable_error(app, message):
     assert "Traceback" not in output
 
 
-def test_wsgi_app_is_refused_clearly(tmp_path):
-    (tmp_path / "wsgiapp.py").write_text("def app(environ, start_response):\n    return [b'x']\n")
-    proc = subprocess.run([*FTSERVE, "--port", "0", "--app-dir", str(tmp_path), "wsgiapp:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 1
-    assert "WSGI" in proc.stderr and "Traceback" not in proc.stderr
+def test_wsgi_app_is_detected_and_served(tmp_path):
+    (tmp_path / "wsgiapp.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [environ['wsgi.input'].read() or b'wsgi']\n"
+    )
+    proc, url = start("--app-dir", str(tmp_path), "--blocking-threads", "2", "wsgiapp:app")
+    try:
+        assert httpx.get(url).text == "wsgi"
+        assert httpx.post(url, content=b"posted").text == "posted"
+    finally:
+        assert stop(proc) == 0
+
+
+def test_blocking_threads_is_validated():
+    proc = subprocess.run([*FTSERVE, "--blocking-threads", "0", "tests.apps.basic:hello"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "blocking_threads: must be at least 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_port_in_use_is_a_clear_error():

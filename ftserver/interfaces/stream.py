@@ -21,9 +21,12 @@ Exchange → driver (``HTTPStream``):
   ``more=False`` ends the response, and a response whose body comes in that one call gets a
   ``content-length``;
 - ``send_trailers(exchange, fields)``: end a response with trailer fields;
+- ``await send_file(exchange, file, offset, count)``: body bytes straight from a regular
+  file (``sendfile``); the response is then ended with ``send_body(exchange, b"", False)``;
 - ``want_body(exchange)``: the app waits for body bytes (send ``100 Continue``, resume reading);
 - ``body_consumed(exchange, nbytes)``: the app took body bytes (flow control);
 - ``write_paused`` / ``drain()``: write-side backpressure;
+- ``abort()``: drop the connection at once (a client that stopped reading);
 - ``response_complete(exchange)`` then ``app_finished(exchange, exc)``: the end. If the app
   finishes without a complete response, the driver answers 500 (nothing sent yet) or closes.
 """
@@ -66,7 +69,9 @@ class HTTPStream(Protocol):
     def want_body(self, exchange: Any) -> None: ...
     def body_consumed(self, exchange: Any, nbytes: int) -> None: ...
     def send_trailers(self, exchange: Any, trailers: list[tuple[bytes, bytes]]) -> None: ...
+    async def send_file(self, exchange: Any, file: Any, offset: int, count: int) -> int: ...
     async def drain(self) -> None: ...
+    def abort(self) -> None: ...
     def response_complete(self, exchange: Any) -> None: ...
     def app_finished(self, exchange: Any, exc: BaseException | None) -> None: ...
 
@@ -103,8 +108,8 @@ class InterfaceAdapter(Protocol):
     exchange_class: type
 
     async def startup(self, worker: Any) -> None:
-        """Before the worker accepts connections (ASGI lifespan, RSGI ``__rsgi_init__``,
-        the WSGI thread pool). Raise ``InterfaceStartupFailed`` to abort start-up."""
+        """Before the worker accepts connections, on its running loop (ASGI lifespan, the
+        WSGI thread pool). Raise ``InterfaceStartupFailed`` to abort start-up."""
 
     async def shutdown(self, worker: Any) -> None:
         """After the worker has drained its connections."""

@@ -361,6 +361,26 @@ class ResponseWriter:
             self._keep_alive = False
         return b""
 
+    def count_body(self, nbytes: int) -> int:
+        """Account for body bytes the driver writes itself, unframed (``sendfile``).
+
+        Returns how many of ``nbytes`` belong on the wire: 0 for a bodiless response
+        (HEAD, 204, 304), at most what remains of the Content-Length. Raises
+        ``LocalProtocolError`` for a chunked response, whose body must be framed.
+        """
+        if self._response_state != _SENDING:
+            raise LocalProtocolError("count_body() outside of a response body")
+        framing = self._framing
+        if framing == _LENGTH:
+            nbytes = min(nbytes, self._to_send)
+            self._to_send -= nbytes
+            return nbytes
+        if framing == _UNTIL_CLOSE:
+            return nbytes
+        if framing == _CHUNKED:
+            raise LocalProtocolError("a chunked response body cannot be sent unframed")
+        return 0
+
 
 
 class HTTP11Connection(ResponseWriter):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.asgi import ClientDisconnected
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
@@ -283,6 +283,28 @@ class HTTP11Protocol(asyncio.Protocol):
             self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
 
+    async def send_file(self, cycle: Exchange, file: Any, offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``file`` from ``offset`` as the response body with
+        ``loop.sendfile`` (``os.sendfile`` on a plain socket: the bytes never enter Python).
+
+        The head goes first if it has not (declaring ``content-length: count`` unless the
+        app set its own); the body is not ended (``send_body(cycle, b"", False)`` does
+        that). Returns the bytes sent: fewer than ``count`` for a bodiless response or a
+        shorter Content-Length. Not for a response the app declared chunked
+        (``Transfer-Encoding``): ``count_body`` raises ``LocalProtocolError`` then.
+        """
+        if self.closed:
+            return 0
+        conn = self.conn
+        if self.head_pending:
+            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count))
+            self.head_pending = False
+        count = conn.count_body(count)
+        self._flush()
+        if not count or self.closed:
+            return 0
+        return await self.w.loop.sendfile(self.transport, file, offset, count)  # type: ignore[arg-type]
+
     def want_body(self, cycle: Exchange) -> None:
         request = self.request
         if request is not None and request.expect_continue and not self.continue_sent and self.head_pending:
@@ -354,12 +376,12 @@ class HTTP11Protocol(asyncio.Protocol):
             elif isinstance(exc, asyncio.CancelledError):
                 logger.debug("app cancelled: %r", exc)
             else:
-                logger.error("Exception in ASGI application", exc_info=exc)
+                logger.error("Exception in application", exc_info=exc)
         elif not cycle.complete:
             if not cycle.started:
-                logger.error("ASGI callable returned without starting a response")
+                logger.error("application returned without starting a response")
             else:
-                logger.error("ASGI callable returned without completing the response")
+                logger.error("application returned without completing the response")
         if cycle.complete or self.cycle is not cycle:
             return
         if self.closed:

@@ -69,6 +69,7 @@ class WorkerContext:
         self.access_log = config.access_log
         self.access_logger = access_logger
         self.keep_alive_timeout = config.timeout_keep_alive
+        self.multiprocess = False  # one of several worker processes (WSGI's wsgi.multiprocess)
         self.tick()
 
     def tick(self) -> None:

@@ -1,0 +1,941 @@
+"""WSGI (PEP 3333) on the stream contract: handlers run on a pool of blocking threads.
+
+Each worker thread (one event loop) owns a ``WSGIAdapter`` with ``--blocking-threads``
+handler threads. The loop parses requests and hands each ``WSGIExchange`` to the pool
+through a queue; a handler thread builds the environ, calls the application and iterates
+its response. Everything that touches the connection goes back to the loop through the
+worker's ``LoopInbox``: one ``call_soon_threadsafe`` wakes the loop for a whole batch of
+calls, so a small response costs one wake-up (head, body and end travel together).
+
+What crosses threads, and how:
+
+- request body: the loop appends received chunks to the exchange's ``WSGIInput`` (a
+  lock-protected deque) and wakes a handler that waits for them; the handler reports what it
+  consumed so the driver resumes reading (``body_consumed``) and asks for more
+  (``want_body``, which also sends ``100 Continue``). The body is never buffered whole:
+  at most the driver's read window (256 KiB) waits in memory.
+- response: the handler posts the head and body chunks to the loop. After each
+  ``WRITE_WINDOW`` bytes, or when the transport is paused, it waits until the loop has
+  written them and the transport has drained (write backpressure).
+- the end: the last body chunk and the end of the response go in one post; the iterable's
+  ``close()`` runs on the handler thread afterwards (always, also after errors).
+
+A stalled client (no body bytes, or not reading the response) makes the waiting handler
+give up after ``--timeout-io`` seconds with a ``TimeoutError`` (an ``OSError``), so handler
+threads are never parked for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import logging
+import os
+import queue
+import re
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from ftserver import __version__
+from ftserver.interfaces.asgi import ClientDisconnected, _origin_form
+from ftserver.interfaces.stream import ConnectionInfo, HTTPStream
+
+if TYPE_CHECKING:
+    from ftserver.config import Config
+    from ftserver.protocols.events import Request
+
+logger = logging.getLogger("ftserver.error")
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], None]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+#: Response bytes a handler hands to the loop before it waits for them to be written.
+WRITE_WINDOW = 256 * 1024
+#: Consumed request-body bytes reported to the driver in one go (flow control).
+CONSUMED_REPORT = 64 * 1024
+#: Bytes per ``loop.sendfile`` call, so that a stalled client is noticed between calls.
+SENDFILE_SEGMENT = 1024 * 1024
+
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_VALUE_RE = re.compile(r"[\r\n\x00]")
+_STATUS_RE = re.compile(r"([0-9]{3})(?: .*)?", re.DOTALL)
+
+_allocate_lock = threading.Lock
+
+
+class LoopInbox:
+    """Calls from handler threads to run on the worker's event loop, in order, batched.
+
+    ``post`` appends under a lock and wakes the loop only when no batch is scheduled yet,
+    so a burst of posts (from one handler or several) costs one ``call_soon_threadsafe``.
+    """
+
+    __slots__ = ("loop", "lock", "items", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.items: list[tuple[Callable[[Any], None], Any]] = []
+        self.scheduled = False
+
+    def post(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run ``fn(arg)`` on the loop (from any thread)."""
+        with self.lock:
+            self.items.append((fn, arg))
+            if self.scheduled:
+                return
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self.run)
+        except RuntimeError:  # the loop is closed: the worker is gone, nobody to answer
+            pass
+
+    def run(self) -> None:
+        lock = self.lock
+        while True:
+            with lock:
+                items = self.items
+                if not items:
+                    self.scheduled = False
+                    return
+                self.items = []
+            for fn, arg in items:
+                try:
+                    fn(arg)
+                except Exception:  # noqa: BLE001 - one exchange's failure must not stop the others
+                    logger.exception("internal error while handling a WSGI response")
+
+
+class ErrorStream:
+    """``wsgi.errors``: text written by the application goes to the ``ftserver.error``
+    logger, one record per line (PEP 3333 "Input and Error Streams"). One per handler
+    thread; a partial line is kept until its newline, ``flush()`` or the request's end."""
+
+    __slots__ = ("_partial",)
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def write(self, s: str) -> int:
+        if type(s) is not str:
+            raise TypeError(f"wsgi.errors.write() takes str, got {type(s).__name__}")
+        text = self._partial + s
+        if "\n" in text:
+            *lines, text = text.split("\n")
+            for line in lines:
+                logger.error("%s", line)
+        self._partial = text
+        return len(s)
+
+    def writelines(self, seq: Iterable[str]) -> None:
+        for s in seq:
+            self.write(s)
+
+    def flush(self) -> None:
+        if self._partial:
+            logger.error("%s", self._partial)
+            self._partial = ""
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper`` (PEP 3333 "Optional Platform-Specific File Handling").
+
+    Returned by the application as its response, it is sent with ``sendfile`` when the
+    file is a regular file opened in binary mode and the connection a plain (not TLS)
+    socket; otherwise it is iterated, ``blksize`` bytes per read. ``close()`` closes the
+    file.
+    """
+
+    __slots__ = ("filelike", "blksize")
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = self.blksize
+        while True:
+            data = read(size)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class WSGIInput:
+    """``wsgi.input``: the request body as it arrives (PEP 3333 "Input and Error Streams").
+
+    The loop thread feeds chunks (``feed``/``end``/``fail``); the handler thread reads.
+    ``read(size)`` returns ``size`` bytes unless the body ends first; ``read()`` the rest;
+    ``readline(limit)``, ``readlines(hint)`` and iteration split lines. The end is the
+    Content-Length or the last chunk of a chunked body, so reading past it returns
+    ``b""`` and never blocks. A client that disconnects mid-body makes reads raise
+    ``ClientDisconnected`` (an ``OSError``); one that stalls for ``--timeout-io``,
+    ``TimeoutError``.
+    """
+
+    __slots__ = ("_exchange", "_lock", "_chunks", "_done", "_error", "_waiter", "_buf", "_unreported", "_timeout")
+
+    def __init__(self, exchange: WSGIExchange) -> None:
+        self._exchange = exchange
+        self._lock = threading.Lock()
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: Any = None  # a held lock the handler waits on, released by the loop
+        # Handler-side state.
+        self._buf = b""
+        self._unreported = 0
+        self._timeout = 60.0
+
+    # -- loop side ---------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            self._chunks.append(data)
+            waiter = self._waiter
+            self._waiter = None
+        if waiter is not None:
+            waiter.release()
+
+    def end(self) -> None:
+        with self._lock:
+            self._done = True
+            waiter = self._waiter
+            self._waiter = None
+        if waiter is not None:
+            waiter.release()
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = error
+            waiter = self._waiter
+            self._waiter = None
+        if waiter is not None:
+            waiter.release()
+
+    # -- handler side ------------------------------------------------------------------
+
+    def _take(self) -> bytes:
+        """The next received bytes (all that are buffered), ``b""`` at the end of the body."""
+        lock = self._lock
+        while True:
+            with lock:
+                chunks = self._chunks
+                if chunks:
+                    data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                elif self._done:
+                    return b""
+                elif self._error is not None:
+                    raise self._error
+                else:
+                    data = None
+                    waiter = self._waiter = _allocate_lock()
+                    waiter.acquire()
+            if data is not None:
+                self._unreported += len(data)
+                if self._unreported >= CONSUMED_REPORT:
+                    self._exchange.post_consumed(self._unreported, False)
+                    self._unreported = 0
+                return data
+            # Nothing buffered: report what was consumed (the driver resumes reading) and
+            # ask for more (100 Continue if the client waits for it).
+            self._exchange.post_consumed(self._unreported, True)
+            self._unreported = 0
+            if not waiter.acquire(timeout=self._timeout):
+                with lock:
+                    if self._waiter is waiter:  # not woken meanwhile: the client stalled
+                        self._waiter = None
+                        self._error = TimeoutError(f"request body: no data received for {self._timeout:g} s")
+                        self._exchange.read_timed_out = True
+
+    def read(self, size: int | None = -1) -> bytes:
+        buf = self._buf
+        if size is None or size < 0:
+            parts = [buf]
+            while True:
+                data = self._take()
+                if not data:
+                    break
+                parts.append(data)
+            self._buf = b""
+            return b"".join(parts)
+        if len(buf) < size:
+            parts = [buf]
+            have = len(buf)
+            while have < size:
+                data = self._take()
+                if not data:
+                    break
+                parts.append(data)
+                have += len(data)
+            buf = b"".join(parts)
+        self._buf = buf[size:]
+        return buf[:size]
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        if limit is None:
+            limit = -1
+        buf: bytes | bytearray = self._buf
+        start = 0
+        while True:
+            end = buf.find(b"\n", start) + 1
+            if end:
+                break
+            if 0 <= limit <= len(buf):
+                end = limit
+                break
+            start = len(buf)
+            data = self._take()
+            if not data:
+                end = len(buf)
+                break
+            if type(buf) is bytes:
+                buf = bytearray(buf)
+            buf += data  # a long line gathers in a bytearray: linear, not quadratic
+        if 0 <= limit < end:
+            end = limit
+        line = bytes(buf[:end])
+        self._buf = bytes(buf[end:])
+        return line
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class _EmptyInput:
+    """``wsgi.input`` of a request without a body."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+
+class HandlerContext:
+    """What one handler thread needs; created in that thread, used only by it."""
+
+    __slots__ = ("app", "inbox", "loop", "base", "header_keys", "errors", "empty_input", "timeout", "context")
+
+    def __init__(self, adapter: WSGIAdapter) -> None:
+        self.app = adapter.app
+        self.inbox = adapter.inbox
+        self.loop = adapter.loop
+        self.timeout = adapter.timeout_io
+        self.errors = ErrorStream()
+        self.empty_input = _EmptyInput()
+        self.base: Environ = {
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": adapter.multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.errors": self.errors,
+            "wsgi.file_wrapper": FileWrapper,
+            # Reading wsgi.input to its end is safe (it stops at the end of the body), so
+            # chunked uploads work in frameworks that honour this (Werkzeug/Flask; Django
+            # reads CONTENT_LENGTH bytes only).
+            "wsgi.input_terminated": True,
+            "SCRIPT_NAME": adapter.root_path,
+            "SERVER_SOFTWARE": f"ftserver/{__version__}",
+        }
+        self.header_keys: dict[bytes, str] = {}  # b"user-agent" -> "HTTP_USER_AGENT"
+        self.context = contextvars.copy_context()
+
+    def header_key(self, name: bytes) -> str:
+        """The environ key for header ``name`` (lower-case bytes); ``""`` to leave it out.
+
+        A name with ``_`` is left out: it would share its key with the ``-`` spelling and
+        could pass for a header a proxy in front vouches for (as nginx and Gunicorn do).
+        """
+        if name == b"content-type":
+            key = "CONTENT_TYPE"
+        elif name == b"content-length":
+            key = "CONTENT_LENGTH"
+        elif b"_" in name:
+            key = ""
+        else:
+            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if len(self.header_keys) < 512:
+            self.header_keys[name] = key
+        return key
+
+
+class WSGIExchange:
+    """One request/response exchange of a WSGI application (PEP 3333).
+
+    Created and fed on the loop thread (the ``Exchange`` contract of
+    ``ftserver.interfaces.stream``); ``handle`` runs on a handler thread, and methods named
+    ``_loop_*`` run on the loop, posted through the ``LoopInbox``. Attributes the driver
+    reads (``status``, ``headers``, ``started``, ...) are written on the loop only.
+    """
+
+    __slots__ = (
+        # loop side (the driver's view)
+        "stream",
+        "request",
+        "info",
+        "input",
+        "complete",
+        "disconnected",
+        "started",
+        "body_sent",
+        "status",
+        "headers",
+        "response_bytes",
+        "reported",
+        "task",
+        # written by one side, read by the other
+        "stopped",
+        "read_timed_out",
+        "sendfile_progress",
+        # handler side
+        "ctx",
+        "is_head",
+        "out_status",
+        "out_headers",
+        "headers_sent",
+        "window",
+    )
+
+    def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
+        self.stream = stream
+        self.request = request
+        self.info = info
+        self.input: WSGIInput | None = None if body_done else WSGIInput(self)
+        self.complete = False
+        self.disconnected = False
+        self.started = False
+        self.body_sent = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.response_bytes = 0
+        self.reported = False  # stream.app_finished was called
+        self.task: asyncio.Task[None] | None = None
+        self.stopped = False  # no more response data is wanted: client gone or response failed
+        self.read_timed_out = False
+        self.sendfile_progress = 0
+        self.out_status = 0
+        self.out_headers: list[tuple[bytes, bytes]] | None = None
+        self.headers_sent = False
+        self.window = 0
+
+    # -- driver side (loop thread) -----------------------------------------------------
+
+    def run(self, worker: Any) -> None:
+        worker.interface.jobs.put(self)
+
+    def on_body(self, data: bytes) -> None:
+        self.input.feed(data)  # type: ignore[union-attr]
+
+    def on_body_end(self) -> None:
+        if self.input is not None:
+            self.input.end()
+
+    def on_disconnect(self) -> None:
+        self.disconnected = True
+        self.stopped = True
+        if self.input is not None:
+            self.input.fail(ClientDisconnected("client disconnected before the request body was complete"))
+
+    # -- the application (handler thread) ----------------------------------------------
+
+    def handle(self, ctx: HandlerContext) -> None:
+        """Run the application for this request on the calling handler thread."""
+        self.ctx = ctx
+        self.is_head = self.request.method == "HEAD"
+        ctx.context.copy().run(self._handle, ctx)
+        if ctx.errors._partial:
+            ctx.errors.flush()
+
+    def _handle(self, ctx: HandlerContext) -> None:
+        result = None
+        error: BaseException | None = None
+        try:
+            result = ctx.app(self._environ(ctx), self.start_response)
+            self._respond(result)
+        except BaseException as exc:  # noqa: BLE001 - the app's mistake: a 500 or a close
+            error = exc
+        if result is not None:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException as exc:  # noqa: BLE001
+                    if error is None and self.headers_sent and not self.stopped:
+                        # The response went out complete; only the clean-up failed.
+                        logger.error("Exception in close() of the WSGI response iterable", exc_info=exc)
+                    else:
+                        error = error or exc
+        if error is None:
+            return
+        if self.read_timed_out and not self.headers_sent and not self.disconnected:
+            # The app gave up on a stalled request body: say so, and close the connection.
+            logger.info("request body from %s timed out: %s", self.info.client, error)
+            self.headers_sent = True
+            body = b"request body not received in time\n"
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+            ctx.inbox.post(self._loop_end, (408, headers, body))
+            return
+        ctx.inbox.post(self._loop_finished, error)
+
+    def _environ(self, ctx: HandlerContext) -> Environ:
+        """The environ of PEP 3333 "environ Variables" for this request."""
+        request = self.request
+        info = self.info
+        environ = ctx.base.copy()
+        target = request.target
+        if target[:1] != b"/":
+            target = _origin_form(target)
+        raw_path, _, query = target.partition(b"?")
+        if b"%" in raw_path:
+            raw_path = unquote_to_bytes(raw_path)
+        # Native strings hold the bytes as latin-1 (PEP 3333 "Unicode Issues"): a UTF-8
+        # path arrives as its bytes, which the app decodes (as Werkzeug and Django do).
+        environ["PATH_INFO"] = raw_path.decode("latin-1")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["REQUEST_URI"] = request.target.decode("latin-1")
+        environ["REQUEST_METHOD"] = request.method
+        environ["SERVER_PROTOCOL"] = "HTTP/1.1" if request.http_version == "1.1" else "HTTP/" + request.http_version
+        environ["wsgi.url_scheme"] = scheme = info.scheme
+        environ["wsgi.input"] = self.input if self.input is not None else ctx.empty_input
+        if self.input is not None:
+            self.input._timeout = ctx.timeout
+        keys = ctx.header_keys
+        host = None
+        for name, value in request.headers:
+            key = keys.get(name)
+            if key is None:
+                key = ctx.header_key(name)
+            if not key:
+                continue
+            text = value.decode("latin-1")
+            if key in environ:
+                # Repeated fields combine as one comma-separated list (RFC 9110 §5.3);
+                # cookies with "; " (RFC 6265 §5.4).
+                environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
+            else:
+                environ[key] = text
+                if key == "HTTP_HOST":
+                    host = text
+        server = info.server
+        if server is not None and server[1] is not None:
+            environ["SERVER_NAME"] = server[0]
+            environ["SERVER_PORT"] = str(server[1])
+        else:  # a Unix socket: the Host header is the best name there is
+            name = host or "localhost"
+            head, sep, port = name.rpartition(":")
+            if sep and port.isdigit():
+                name = head
+            else:
+                port = "443" if scheme == "https" else "80"
+            environ["SERVER_NAME"] = name
+            environ["SERVER_PORT"] = port
+        client = info.client
+        if client is not None:
+            environ["REMOTE_ADDR"] = client[0]
+            environ["REMOTE_PORT"] = str(client[1])
+        return environ
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], None]:
+        """PEP 3333 ``start_response``: keep the status and headers until the first body
+        bytes. With ``exc_info`` it replaces them, unless they were sent: then the
+        exception is raised again (the app cannot take back what the client has)."""
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.out_headers is not None:
+            raise AssertionError("WSGI: start_response() called a second time without exc_info")
+        if type(status) is not str:
+            raise TypeError(f"WSGI: status must be a str, got {type(status).__name__}")
+        match = _STATUS_RE.fullmatch(status)
+        if match is None:
+            raise ValueError(f"WSGI: status must be 'NNN reason', got {status!r}")
+        code = int(match.group(1))
+        if code < 200:
+            raise ValueError(f"WSGI: an informational (1xx) status cannot be the response status: {status!r}")
+        encoded = []
+        for field in headers:
+            name, value = field
+            if type(name) is not str or type(value) is not str:
+                raise TypeError(f"WSGI: header names and values must be str, got {field!r}")
+            if _TOKEN_RE.fullmatch(name) is None:
+                raise ValueError(f"WSGI: header name {name!r} is not a token")
+            if _UNSAFE_VALUE_RE.search(value) is not None:
+                raise ValueError(f"WSGI: header {name!r} has a value with CR, LF or NUL")
+            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+        self.out_status = code
+        self.out_headers = encoded
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333 ``write()``: the data is on its way (or buffered) when this returns."""
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if self.out_headers is None:
+            raise AssertionError("WSGI: write() called before start_response()")
+        if data:
+            self._send(data)
+
+    def _respond(self, result: Iterable[bytes]) -> None:
+        kind = type(result)
+        if (kind is list or kind is tuple) and len(result) == 1 and not self.headers_sent:  # type: ignore[arg-type]
+            # The whole body is known: head, body and end in one hop, with a content-length.
+            body = result[0]  # type: ignore[index]
+            if type(body) is not bytes:
+                body = _as_bytes(body)
+            self._finish(body, len(body))
+            return
+        if kind is FileWrapper and not self.headers_sent:
+            if self._try_sendfile(result):  # type: ignore[arg-type]
+                return
+        for data in result:
+            if type(data) is not bytes:
+                data = _as_bytes(data)
+            if data:
+                if self.out_headers is None:
+                    raise AssertionError("WSGI: the response iterable yielded data before start_response()")
+                self._send(data)
+        self._finish(b"")
+
+    def _send(self, data: bytes) -> None:
+        if self.stopped:
+            self._raise_stopped()
+        inbox = self.ctx.inbox
+        if self.is_head:
+            data = b""
+        if self.headers_sent:
+            inbox.post(self._loop_send, data)
+        else:
+            self.headers_sent = True
+            inbox.post(self._loop_start, (self.out_status, self.out_headers, data))
+        self.window += len(data)
+        if self.window > WRITE_WINDOW or self.stream.write_paused:
+            self._sync()
+
+    def _finish(self, body: bytes, length: int | None = None) -> None:
+        """The last body bytes and the end of the response; ``length``: the whole body's
+        length when it is known before anything was sent."""
+        if self.stopped:
+            self._raise_stopped()
+        if self.is_head:
+            body = b""
+        if self.headers_sent:
+            self.ctx.inbox.post(self._loop_end, body)
+            return
+        headers = self.out_headers
+        if headers is None:
+            raise RuntimeError("WSGI: the application returned without calling start_response()")
+        if self.is_head and length is not None and not _has_field(headers, b"content-length"):
+            # The same head a GET would get (RFC 9110 §9.3.2): the writer only declares the
+            # length of bodies it sends, and a HEAD response has none.
+            headers = [*headers, (b"content-length", str(length).encode("ascii"))]
+        if self.read_timed_out:
+            headers = [*headers, (b"connection", b"close")]
+        self.headers_sent = True
+        self.ctx.inbox.post(self._loop_end, (self.out_status, headers, body))
+
+    def _sync(self) -> None:
+        """Wait until the loop has written what this handler posted and the transport is
+        no longer paused (write backpressure)."""
+        waiter = _allocate_lock()
+        waiter.acquire()
+        self.ctx.inbox.post(self._loop_drain, waiter)
+        if not waiter.acquire(timeout=self.ctx.timeout):
+            self.ctx.inbox.post(self._loop_give_up, None)
+            raise TimeoutError(f"the client did not read the response for {self.ctx.timeout:g} s")
+        self.window = 0
+        if self.stopped:
+            self._raise_stopped()
+
+    def _raise_stopped(self) -> None:
+        if self.disconnected:
+            raise ClientDisconnected("client disconnected")
+        raise ConnectionAbortedError("the response was aborted (see the error above)")
+
+    def _try_sendfile(self, wrapper: FileWrapper) -> bool:
+        """Send a file response with ``sendfile``; False when that cannot be done."""
+        headers = self.out_headers
+        if headers is None or self.info.scheme != "http":
+            return False
+        filelike = wrapper.filelike
+        try:
+            if "b" not in getattr(filelike, "mode", "b"):
+                return False
+            fd = filelike.fileno()
+            info = os.fstat(fd)
+            offset = filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        count = max(0, info.st_size - offset)
+        if _has_field(headers, b"transfer-encoding"):
+            return False  # the app wants it chunked: the writer must frame every byte
+        if self.is_head:
+            self._finish(b"", count)
+            return True
+        if not _has_field(headers, b"content-length"):
+            headers = [*headers, (b"content-length", str(count).encode("ascii"))]
+        if self.stopped:
+            self._raise_stopped()
+        self.headers_sent = True
+        waiter = _allocate_lock()
+        waiter.acquire()
+        self.ctx.inbox.post(self._loop_sendfile, (self.out_status, headers, filelike, offset, count, waiter))
+        timeout = self.ctx.timeout
+        progress = -1
+        while not waiter.acquire(timeout=timeout):
+            if self.sendfile_progress == progress:
+                # Not one segment went out for a whole timeout: the client stalled.
+                self.ctx.inbox.post(self._loop_give_up, None)
+                waiter.acquire(timeout=timeout)
+                raise TimeoutError(f"the client did not read the response for {timeout:g} s")
+            progress = self.sendfile_progress
+        if self.stopped:
+            self._raise_stopped()
+        return True
+
+    def post_consumed(self, nbytes: int, want_more: bool) -> None:
+        self.ctx.inbox.post(self._loop_consumed, (nbytes, want_more))
+
+    # -- posted to the loop ------------------------------------------------------------
+
+    def _loop_start(self, args: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+        if self.reported:
+            return
+        self.status, self.headers, data = args
+        self.started = True
+        self.response_bytes += len(data)
+        try:
+            self.stream.send_body(self, data, True)
+        except Exception as exc:  # noqa: BLE001 - e.g. a header the writer refuses
+            self._loop_abort(exc)
+
+    def _loop_send(self, data: bytes) -> None:
+        if self.reported:
+            return
+        self.response_bytes += len(data)
+        try:
+            self.stream.send_body(self, data, True)
+        except Exception as exc:  # noqa: BLE001 - e.g. more body than the Content-Length
+            self._loop_abort(exc)
+
+    def _loop_end(self, args: bytes | tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+        if self.reported:
+            return
+        if type(args) is tuple:
+            self.status, self.headers, body = args
+            self.started = True
+        else:
+            body = args  # type: ignore[assignment]
+        self.response_bytes += len(body)
+        self.body_sent = True
+        try:
+            self.stream.send_body(self, body, False)
+        except Exception as exc:  # noqa: BLE001
+            self._loop_abort(exc)
+            return
+        self.complete = True
+        self.reported = True
+        self.stream.response_complete(self)
+
+    def _loop_finished(self, error: BaseException | None) -> None:
+        """The handler is done without completing the response."""
+        if self.reported:
+            return
+        self.reported = True
+        self.stopped = True
+        self.stream.app_finished(self, error)
+
+    def _loop_abort(self, exc: BaseException) -> None:
+        """The driver refused part of the response: answer 500 or close, stop the handler."""
+        self.stopped = True
+        if not self.reported:
+            self.reported = True
+            self.stream.app_finished(self, exc)
+
+    def _loop_give_up(self, _: None) -> None:
+        """The client stopped reading: stop sending and close."""
+        task = self.task
+        if task is not None:
+            task.cancel()
+        self._loop_abort(TimeoutError("the client stopped reading the response"))
+        # Closing would wait for the unread bytes to be written: drop the connection.
+        self.stream.abort()
+
+    def _loop_consumed(self, args: tuple[int, bool]) -> None:
+        if self.complete or self.reported:
+            return
+        nbytes, want_more = args
+        stream = self.stream
+        if nbytes:
+            stream.body_consumed(self, nbytes)
+        if want_more:
+            stream.want_body(self)
+
+    def _loop_drain(self, waiter: Any) -> None:
+        stream = self.stream
+        if stream.write_paused and not stream.closed and not self.stopped:
+            self.task = self.ctx.loop.create_task(self._drain(waiter))
+        else:
+            waiter.release()
+
+    async def _drain(self, waiter: Any) -> None:
+        try:
+            await self.stream.drain()
+        finally:
+            self.task = None
+            waiter.release()
+
+    def _loop_sendfile(self, args: tuple[int, list[tuple[bytes, bytes]], Any, int, int, Any]) -> None:
+        status, headers, file, offset, count, waiter = args
+        if self.reported:
+            waiter.release()
+            return
+        self.status = status
+        self.headers = headers
+        self.started = True
+        self.task = self.ctx.loop.create_task(self._sendfile(file, offset, count, waiter))
+
+    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any) -> None:
+        stream = self.stream
+        try:
+            sent = await stream.send_file(self, file, offset, min(count, SENDFILE_SEGMENT))  # type: ignore[attr-defined]
+            total = sent
+            while sent and total < count and not self.stopped:
+                self.sendfile_progress = total
+                sent = await stream.send_file(self, file, offset + total, min(count - total, SENDFILE_SEGMENT))  # type: ignore[attr-defined]
+                total += sent
+            self.response_bytes = total
+            if not self.reported:
+                self.body_sent = True
+                stream.send_body(self, b"", False)
+                self.complete = True
+                self.reported = True
+                stream.response_complete(self)
+        except BaseException as exc:  # noqa: BLE001 - a disconnect, a cancel after a stall
+            if self.disconnected or isinstance(exc, OSError):
+                exc = ClientDisconnected(f"client disconnected during sendfile: {exc!r}")
+            self._loop_abort(exc)
+        finally:
+            self.task = None
+            waiter.release()
+
+
+def _has_field(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(field.lower() == name for field, _ in headers)
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"WSGI: response body data must be bytes, got {type(data).__name__}")
+
+
+class WSGIAdapter:
+    """WSGI on one worker thread: a pool of ``--blocking-threads`` handler threads.
+
+    ``wsgi.multiprocess`` is the worker context's ``multiprocess`` attribute (False in
+    threads mode; the process mode sets it); ``wsgi.multithread`` is always True.
+    """
+
+    exchange_class = WSGIExchange
+
+    def __init__(self, app: WSGIApp, config: Config, label: str = "") -> None:
+        self.app = app
+        self.size = config.blocking_threads
+        self.timeout_io = config.timeout_io
+        self.timeout_shutdown = config.timeout_graceful_shutdown
+        self.root_path = config.root_path
+        self.label = label
+        self.jobs: queue.SimpleQueue[WSGIExchange | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.multiprocess = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.inbox: LoopInbox | None = None
+
+    async def startup(self, worker: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.inbox = LoopInbox(self.loop)
+        self.multiprocess = bool(getattr(worker, "multiprocess", False))
+        prefix = threading.current_thread().name
+        for index in range(self.size):
+            thread = threading.Thread(target=self._serve, name=f"{prefix}-wsgi-{index}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    async def shutdown(self, worker: Any) -> None:
+        """Stop the handler threads once they are idle; the loop keeps serving their
+        last posts meanwhile. A thread still busy after ``--timeout-graceful-shutdown``
+        is left behind (it is a daemon thread) with a warning."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_shutdown
+        while any(t.is_alive() for t in self.threads) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        busy = [t.name for t in self.threads if t.is_alive()]
+        if busy:
+            logger.warning("WSGI handler threads still running at shutdown%s: %s", self.label, ", ".join(busy))
+
+    def _serve(self) -> None:
+        ctx = HandlerContext(self)
+        get = self.jobs.get
+        while True:
+            exchange = get()
+            if exchange is None:
+                return
+            try:
+                exchange.handle(ctx)
+            except BaseException as exc:  # noqa: BLE001 - never lose a handler thread
+                logger.critical("internal error in a WSGI handler thread", exc_info=exc)
+                try:
+                    ctx.inbox.post(exchange._loop_finished, exc)
+                except Exception:  # noqa: BLE001
+                    pass
