@@ -515,6 +515,18 @@ def test_response_file_large_to_a_slow_reader(server, files):
     assert data.partition(b"\r\n\r\n")[2] == expected
 
 
+def test_response_file_client_gone_midway(server, client):
+    for _ in range(3):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /file?big HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            close_with_reset(sock)
+    assert client.get("/file?small").status_code == 200  # the worker goes on
+
+
 def test_response_file_head(client, files):
     r = client.head("/file?big")
     assert r.status_code == 200 and r.content == b""
