@@ -46,6 +46,14 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
     return obj
 
 
+class AppImportError(Exception):
+    """The app's own code raised while being imported or built (a SyntaxError, an exception
+    at import time): the message carries its traceback without ftserver's frames."""
+
+    def __init__(self, target: object, exc: BaseException) -> None:
+        super().__init__(f"could not load the app {target!r}:\n{format_app_error(exc)}")
+
+
 def format_app_error(exc: BaseException) -> str:
     """``exc`` raised while importing or starting the app, as the app's developer wants it.
 

@@ -206,6 +206,9 @@ class WorkerThread(threading.Thread):
         deadline = ctx.loop.time() + self.config.timeout_graceful_shutdown
         while ctx.connections and not self._force and ctx.loop.time() < deadline:
             await asyncio.sleep(0.05)
+            for protocol in list(ctx.connections):
+                if not protocol.closing:  # handed over by the acceptor just before the stop
+                    protocol.shutdown()
         for protocol in list(ctx.connections):
             protocol.abort()
         ctx.stepper.cancel_all()
