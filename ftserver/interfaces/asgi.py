@@ -29,6 +29,9 @@ logger = logging.getLogger("ftserver.error")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
+#: A streamed response yields to the loop each time it crosses a multiple of 2**19 bytes (512 KiB).
+_YIELD_SHIFT = 19
+
 
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
@@ -219,14 +222,21 @@ class ASGIHTTPCycle:
                 if not isinstance(body, (bytes, bytearray, memoryview)):
                     raise TypeError(f"ASGI: 'body' must be bytes, got {type(body).__name__}")
                 body = bytes(body)
-            self.response_bytes += len(body)
+            sent_before = self.response_bytes
+            self.response_bytes = sent_after = sent_before + len(body)
             stream = self.stream
             if more:
                 stream.send_body(self, body, True)
                 if stream.write_paused:
                     await stream.drain()
-                    if self.disconnected:
-                        raise ClientDisconnected("client disconnected")
+                elif sent_after >> _YIELD_SHIFT != sent_before >> _YIELD_SHIFT:
+                    # Sends that never have to wait still let the loop run every 512 KiB:
+                    # the worker's other connections, and the notice that this client is gone.
+                    await asyncio.sleep(0)
+                else:
+                    return
+                if self.disconnected:
+                    raise ClientDisconnected("client disconnected")
                 return
             self.body_sent = True
             # With trailers announced the response ends with the trailers message.
