@@ -104,6 +104,7 @@ class ASGIHTTPCycle:
         "body_delivered",
         "waiter",
         "disconnected",
+        "client_eof",
         "started",
         "status",
         "headers",
@@ -123,6 +124,7 @@ class ASGIHTTPCycle:
         self.body_delivered = False  # the app has received more_body=False
         self.waiter: asyncio.Future[None] | None = None
         self.disconnected = False
+        self.client_eof = False  # the client closed its sending side (FIN)
         self.started = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -144,6 +146,14 @@ class ASGIHTTPCycle:
 
     def on_disconnect(self) -> None:
         self.disconnected = True
+        self._wake()
+
+    def on_client_eof(self) -> None:
+        """The client closed its sending side after its request: most often it is gone
+        (closed, not just half-closed), and only a write would tell. An app waiting in
+        ``receive()`` for ``http.disconnect`` gets it now (as in Uvicorn); its sends still
+        go out, for a client that only half-closed."""
+        self.client_eof = True
         self._wake()
 
     def run(self, w: Any) -> None:
@@ -181,7 +191,7 @@ class ASGIHTTPCycle:
                     return {"type": "http.request", "body": b"", "more_body": False}
                 # The body was delivered: the next message is the disconnect, whenever
                 # the client goes or the response is complete.
-                while not (self.complete or self.disconnected):
+                while not (self.complete or self.disconnected or self.client_eof):
                     await self._wait()
                 return {"type": "http.disconnect"}
             self.stream.want_body(self)

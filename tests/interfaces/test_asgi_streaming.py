@@ -55,3 +55,45 @@ def test_reset_client_stops_a_stream_whose_sends_never_wait():
         probe.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert probe.recv(65536).startswith(b"HTTP/1.1 200 ")
         probe.close()
+
+
+def test_client_that_closes_gets_http_disconnect_while_the_app_waits():
+    """A long-poll app waits in receive() for http.disconnect; the client closes (FIN)."""
+    seen: list[str] = []
+    done = threading.Event()
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        seen.append(message["type"])
+        done.set()
+
+    with serve(app, threads=1, interface="asgi") as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.close()
+        assert done.wait(10)
+        assert seen == ["http.disconnect"]
+
+
+def test_half_closed_client_still_gets_its_response():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"still here"})
+
+    with serve(app, threads=1, interface="asgi") as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.close()
+        assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"still here")
