@@ -105,6 +105,7 @@ class WorkerThread(threading.Thread):
         self.crashed: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ctx: WorkerContext | None = None
+        self.multiprocess = False  # set by a worker process that has siblings (wsgi.multiprocess)
         self.accepting = False
         self._stop: asyncio.Event | None = None
         self._force = False
@@ -140,6 +141,7 @@ class WorkerThread(threading.Thread):
         self.loop = loop
         try:
             self.ctx = WorkerContext(loop, self.app, self.config, self.stats)
+            self.ctx.multiprocess = self.multiprocess
             if self._loop_hook("before_loop"):
                 loop.run_until_complete(self._main())
                 self._loop_hook("after_loop")

@@ -1023,3 +1023,25 @@ def test_job_queue_get_times_out():
         jobs.get(parker, 0.05)
     jobs.put("after")
     assert jobs.get(parker, 0.05) == "after"
+
+
+@pytest.mark.parametrize(
+    "options, multiprocess",
+    [
+        (("--mode", "processes", "--threads", "2"), True),
+        (("--mode", "processes", "--workers", "1"), False),
+        (("--mode", "threads", "--threads", "2"), False),
+    ],
+)
+def test_multiprocess_is_true_only_with_several_worker_processes(options, multiprocess):
+    from tests.ftserve_process import get, start_ftserve
+
+    served = start_ftserve(*options, app="tests.apps.wsgi_info:app")
+    try:
+        status, body = get(served.port)
+        assert status == 200
+        info = json.loads(body)
+        assert info["multiprocess"] is multiprocess
+        assert info["multithread"] is True
+    finally:
+        served.stop()
