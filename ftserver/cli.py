@@ -84,7 +84,7 @@ def _version_message() -> str:
 @click.option("--reload-delay", default=0.25, show_default=True, type=float, metavar="SECONDS", help="Seconds between two scans of the watched files (stat polling).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
-    """Serve APP, an ASGI 3 or WSGI application given as "module:attribute" (e.g. "main:app").
+    """Serve APP, an ASGI 3, WSGI or RSGI application given as "module:attribute" (e.g. "main:app").
 
     A supervisor process runs the worker processes. On a free-threaded Python (3.13t)
     that is one worker process of --threads threads, each with its own event loop, all

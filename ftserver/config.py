@@ -123,8 +123,8 @@ class Config:
             module, sep, attr = self.app.partition(":")
             if not sep or not module or not attr:
                 raise ConfigError(f'app: import string must be "module:attribute", got {self.app!r}')
-        elif not callable(self.app):
-            raise ConfigError(f"app: must be a callable or an import string, got {type(self.app).__name__}")
+        elif not callable(self.app) and not hasattr(self.app, "__rsgi__"):
+            raise ConfigError(f"app: must be a callable (or an RSGI object) or an import string, got {type(self.app).__name__}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port}")
         if self.threads is None:

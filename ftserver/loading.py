@@ -40,7 +40,7 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
             obj = obj()
         except TypeError as exc:
             raise AppLoadError(f'App factory "{target}" must be callable without arguments: {exc}') from None
-    if not callable(obj):
+    if not callable(obj) and not hasattr(obj, "__rsgi__"):  # an RSGI app is any object with __rsgi__
         hint = " (did you mean --factory?)" if not factory else ""
         raise AppLoadError(f'App "{target}" is not callable{hint}.')
     return obj

@@ -409,7 +409,13 @@ class Supervisor:
         max_requests = None
         if config.max_requests is not None:
             max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
-        spec = WorkerSpec(config=child_config, listeners=tuple(self.listeners), max_requests=max_requests, supervisor_pid=os.getpid())
+        spec = WorkerSpec(
+            config=child_config,
+            listeners=tuple(self.listeners),
+            max_requests=max_requests,
+            supervisor_pid=os.getpid(),
+            processes=plan.processes,
+        )
         worker = WorkerProcess(next(self._numbers), spec)
         worker.replaces = replaces
         if replaces is not None:

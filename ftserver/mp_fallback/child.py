@@ -35,6 +35,7 @@ from ftserver.mp_fallback.heartbeat import Heartbeat
 from ftserver.net import BindError
 from ftserver.server import EXIT_FORCED, Server, StartupError
 from ftserver.threads.accept import AcceptQueue
+from ftserver.threads.worker import WorkerThread
 
 logger = logging.getLogger("ftserver.error")
 
@@ -56,6 +57,8 @@ class WorkerSpec:
     #: Requests after which the worker asks to be replaced (``--max-requests`` + jitter).
     max_requests: int | None
     supervisor_pid: int
+    #: How many worker processes serve the app (WSGI's ``wsgi.multiprocess`` when > 1).
+    processes: int = 1
 
 
 class StatusChannel:
@@ -99,6 +102,11 @@ class WorkerProcessServer(Server):
         self._acceptor = AcceptQueue(self.listeners[0], self.workers)
         if self.listeners[0].family != socket.AF_UNIX:
             self.port = self.listeners[0].getsockname()[1]
+
+    def _new_worker(self, index: int) -> WorkerThread:
+        worker = super()._new_worker(index)
+        worker.multiprocess = self.spec.processes > 1
+        return worker
 
     def _banner(self) -> None:
         self._start_heartbeats()

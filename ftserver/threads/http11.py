@@ -128,7 +128,13 @@ class HTTP11Protocol(asyncio.Protocol):
         self.conn.receive_data(b"")
         self._handle_events()
         # Keep our side open while a response is being produced; close otherwise.
-        return self.cycle is not None and not self.closed
+        cycle = self.cycle
+        if cycle is None or self.closed:
+            return False
+        on_client_eof = getattr(cycle, "on_client_eof", None)  # optional (RSGI client_disconnect)
+        if on_client_eof is not None:
+            on_client_eof()
+        return True
 
     def pause_writing(self) -> None:
         self.write_paused = True
