@@ -53,6 +53,20 @@ def test_killed_worker_is_respawned_and_only_its_requests_fail(ftserve):
     assert served.stop() == 0
 
 
+def test_threads_mode_process_is_respawned_and_the_backlog_waits_for_it(ftserve):
+    """One worker process of 2 threads: while it is gone, new connections wait in the
+    supervisor's listen backlog and are served by the replacement."""
+    served = ftserve("--mode", "threads", "--threads", "2")
+    (victim,) = served.wait_workers(1)
+    with Load(served.port, clients=2) as load:
+        time.sleep(0.3)
+        os.kill(victim, signal.SIGKILL)
+        (newcomer,) = served.wait_workers(1, timeout=5, exclude={victim})
+        wait_for(lambda: load.served[newcomer] > 10, 10, "the new worker to serve")
+    assert len(load.failures) <= 2, load.failures  # the requests in flight on the killed process
+    assert "mode: threads | 2 threads" in served.output
+
+
 def test_sighup_reloads_every_worker_without_failing_a_request(ftserve):
     served = ftserve(*TWO_WORKERS)
     old = served.wait_workers(2)
