@@ -235,6 +235,54 @@ class ResponseWriter:
           kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
           ``connection: keep-alive`` for a kept HTTP/1.0 client.
         """
+        parts = self._head(status, headers, date, body_length)
+        self._response_state = _SENDING
+        return b"".join(parts)
+
+    def send_complete(
+        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
+    ) -> bytes:
+        """A whole response at once: what ``send_response(status, headers, date,
+        len(body))``, ``send_data(body)`` and ``send_end()`` return, in one piece.
+
+        The rules are theirs. If the head is valid but ``body`` is longer than the
+        application's Content-Length, the head counts as sent (``response_started``)
+        and ``LocalProtocolError`` is raised, as ``send_data`` would.
+        """
+        parts = self._head(status, headers, date, len(body))
+        framing = self._framing
+        if framing == _LENGTH:
+            size = len(body)
+            to_send = self._to_send
+            if size > to_send:
+                self._response_state = _SENDING
+                raise LocalProtocolError("more body than the declared Content-Length")
+            if size < to_send:  # the response cannot be completed (as in send_end)
+                self._keep_alive = False
+            self._to_send = to_send - size
+            parts.append(body)
+        elif framing == _CHUNKED:  # the application set Transfer-Encoding: chunked
+            if body:
+                parts.append(b"%x\r\n%b\r\n" % (len(body), body))
+            parts.append(b"0\r\n\r\n")
+        elif framing == _UNTIL_CLOSE:
+            parts.append(body)
+        self._response_state = _SENT
+        return b"".join(parts)
+
+    @property
+    def response_started(self) -> bool:
+        """Whether a response head was accepted for the current request."""
+        return self._response_state >= _SENDING
+
+    def _head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body_length: int | None,
+    ) -> list[bytes]:
+        """The pieces of a response head (see ``send_response``); sets the framing."""
         if self._response_state != _READY:
             raise LocalProtocolError(
                 "send_response() needs a received request and no response started"
@@ -309,8 +357,7 @@ class ResponseWriter:
         parts.append(b"\r\n")
         self._keep_alive = keep_alive
         self._framing = framing
-        self._response_state = _SENDING
-        return b"".join(parts)
+        return parts
 
     def send_data(self, data: bytes) -> bytes:
         """``data`` framed for the wire; ``b""`` for bodiless responses and empty data.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.asgi import ClientDisconnected
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
-from ftserver.protocols.errors import ProtocolError
+from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
 from ftserver.protocols.http11 import HTTP_100_CONTINUE
 
@@ -242,9 +242,12 @@ class HTTP11Protocol(asyncio.Protocol):
             return
         if self.head_pending:
             # The whole body is here: declare its length rather than chunking it.
-            head = conn.send_response(cycle.status, cycle.headers, self.w.date, len(body))
+            try:
+                data = conn.send_complete(cycle.status, cycle.headers, self.w.date, body)
+            except LocalProtocolError:
+                self.head_pending = not conn.response_started
+                raise
             self.head_pending = False
-            data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
         else:
             data = conn.send_data(body) + conn.send_end() if body else conn.send_end()
         if self.pending:
