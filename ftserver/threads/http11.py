@@ -148,13 +148,19 @@ class HTTP11Protocol(asyncio.Protocol):
             while True:
                 event = conn.next_event()
                 kind = type(event)
-                if kind is Data:
-                    self._on_body(event.data)  # type: ignore[union-attr]
-                elif event is END_OF_MESSAGE:
-                    self._on_body_end()
-                elif kind is Request:
+                if kind is Request:
                     start = event  # type: ignore[assignment]
                     self._on_request(start)  # type: ignore[arg-type]
+                elif event is END_OF_MESSAGE:
+                    self._on_body_end()
+                    if self.cycle is not None:
+                        # The protocol answers PAUSED until start_next_cycle(): no need to ask.
+                        if conn.trailing_size > READ_HIGH_WATER and not self.read_paused:
+                            self.read_paused = True
+                            self.transport.pause_reading()  # type: ignore[union-attr]
+                        break
+                elif kind is Data:
+                    self._on_body(event.data)  # type: ignore[union-attr]
                 elif event is NEED_DATA:
                     break
                 elif event is PAUSED:
