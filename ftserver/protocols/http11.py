@@ -197,12 +197,25 @@ class ResponseWriter:
     ``_response_state = _READY`` for each request.
     """
 
-    __slots__ = ("_http11", "_is_head", "_keep_alive", "_response_state", "_framing", "_to_send", "_server_header")
+    __slots__ = (
+        "_http11",
+        "_is_head",
+        "_keep_alive",
+        "_response_state",
+        "_framing",
+        "_to_send",
+        "_server_header",
+        "_tail_date",
+        "_tail",
+    )
 
     def __init__(self, server_header: bytes | None) -> None:
         if server_header is not None and not _FIELD_VALUE_RE.fullmatch(server_header):
             raise ValueError(f"server header {server_header!r} is not a valid field value")
         self._server_header = server_header
+        # The date and server fields of the last head, joined (see _head).
+        self._tail_date: bytes | None = None
+        self._tail = _date_and_server(None, server_header)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -345,10 +358,17 @@ class ResponseWriter:
         if framing == _UNTIL_CLOSE:
             keep_alive = False
 
-        if date is not None and not has_date:
-            parts += (b"date: ", date, b"\r\n")
-        if self._server_header is not None and not has_server:
-            parts += (b"server: ", self._server_header, b"\r\n")
+        if not (has_date or has_server):
+            # The usual case: date and server in one piece, remade when the date changes.
+            if date is not self._tail_date:
+                self._tail_date = date
+                self._tail = _date_and_server(date, self._server_header)
+            parts.append(self._tail)
+        else:
+            if date is not None and not has_date:
+                parts += (b"date: ", date, b"\r\n")
+            if self._server_header is not None and not has_server:
+                parts += (b"server: ", self._server_header, b"\r\n")
         if not keep_alive:
             if not close_requested:
                 parts.append(b"connection: close\r\n")
@@ -903,6 +923,12 @@ class HTTP11Connection(ResponseWriter):
         self._state = _IDLE
         self._response_state = _NO_REQUEST
         self._empty_lines = 0
+
+
+def _date_and_server(date: bytes | None, server: bytes | None) -> bytes:
+    """The ``date`` and ``server`` field lines a response head gets (either may be absent)."""
+    tail = b"" if date is None else b"date: " + date + b"\r\n"
+    return tail if server is None else tail + b"server: " + server + b"\r\n"
 
 
 _MANAGED_RESPONSE_FIELDS: Final = frozenset(
