@@ -94,6 +94,19 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+class _RSGIHello:
+    """The RSGI twin of ``hello``: one ``response_bytes`` call. ``__rsgi__`` is a static
+    method, so every worker thread calls the same function rather than a method of one
+    shared instance."""
+
+    @staticmethod
+    async def __rsgi__(scope: Any, protocol: Any) -> None:
+        protocol.response_bytes(200, [("content-type", "text/plain")], HELLO)
+
+
+rsgi_hello = _RSGIHello()
+
+
 def wsgi_hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """The WSGI twin of ``hello``."""
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])

@@ -40,7 +40,13 @@ async def stream(scope, receive, send):
     await send({"type": "http.response.body", "body": b""})
 
 
-APPS = {"hello": hello, "stream": stream}
+class RSGIHello:
+    @staticmethod
+    async def __rsgi__(scope, protocol):
+        protocol.response_str(200, [("content-type", "text/plain")], "Hello, world!")
+
+
+APPS = {"hello": hello, "stream": stream, "rsgi_hello": RSGIHello()}
 
 
 class FakeTransport(asyncio.Transport):
@@ -86,7 +92,8 @@ def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1) -> 
     def thread_main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface="asgi")
+        interface = "rsgi" if hasattr(APPS[app_name], "__rsgi__") else "asgi"
+        config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface=interface)
         ctx = WorkerContext(loop, APPS[app_name], config, WorkerStats())
         protocol = ctx.protocol_factory()
         transport = FakeTransport()

@@ -46,7 +46,8 @@ def count(app_name: str, n: int, by_line: bool) -> collections.Counter[str]:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         app = inloop.APPS[app_name]
-        ctx = WorkerContext(loop, app, Config(app=app, lifespan="off", interface="asgi"), WorkerStats())
+        interface = "rsgi" if hasattr(app, "__rsgi__") else "asgi"
+        ctx = WorkerContext(loop, app, Config(app=app, lifespan="off", interface=interface), WorkerStats())
         protocol = ctx.protocol_factory()
         protocol.connection_made(inloop.FakeTransport())  # type: ignore[arg-type]
 

@@ -1,6 +1,6 @@
 """The scenario table: what is requested, from which app, with which load tool.
 
-A scenario names its interface (``asgi``, ``wsgi``; ``rsgi`` later); every server that declares
+A scenario names its interface (``asgi``, ``wsgi``, ``rsgi``); every server that declares
 that interface runs it, unless ``servers`` narrows the list. ``tool`` picks the load generator
 from ``loadgen.TOOLS`` (``wrk`` now; ``h2load`` for HTTP/2 and a WebSocket client later).
 """
@@ -55,6 +55,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "bench.apps:stream",
         response_bytes=STREAM_CHUNKS * len(STREAM_CHUNK),
     ),
+    Scenario("rsgi_hello", "RSGI twin of hello (response_bytes)", "rsgi", "bench.apps:rsgi_hello", response_bytes=len(HELLO)),
     Scenario("wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO)),
     Scenario(
         "wsgi_cpu",

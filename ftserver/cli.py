@@ -8,12 +8,13 @@ from typing import Any
 import click
 
 from ftserver import __version__
-from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, Config, ConfigError, default_threads
-from ftserver.loading import AppLoadError, format_app_error
+from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
+from ftserver.loading import AppImportError, AppLoadError
 from ftserver.net import BindError
 from ftserver.reloader import DEFAULT_EXCLUDES, Reloader
 from ftserver.runtime import python_build
-from ftserver.server import Server, StartupError
+from ftserver.server import StartupError
+from ftserver.supervisor import SupervisorError, serve
 
 
 def _version_message() -> str:
@@ -25,7 +26,36 @@ def _version_message() -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind to this address.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Bind to this port (0 picks a free port; the log shows it).")
 @click.option("--uds", default=None, help="Bind to this Unix domain socket instead of TCP.")
-@click.option("--threads", default=None, type=int, help=f"Worker threads, each with its own event loop.  [default: number of CPUs, here {default_threads()}]")
+@click.option(
+    "--threads",
+    default=None,
+    type=int,
+    help=(
+        "Threads per worker process, each with its own event loop. On a GIL build (or when importing the app "
+        "turns the GIL on), --mode auto runs processes instead: --threads N without --workers becomes N processes "
+        f"of 1 thread.  [default: number of CPUs, here {default_threads()}; 1 with --workers]"
+    ),
+)
+@click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True, help="threads: one worker process running --threads threads. processes: --threads becomes the number of worker processes, of 1 thread each. auto: threads on a free-threaded build with the GIL still off after importing the app, else processes (with a warning naming the module that turned the GIL on).")
+@click.option("--workers", default=None, type=int, help="Worker processes (each runs --threads threads, default 1). Giving it means processes mode.")
+@click.option("--supervisor/--no-supervisor", default=True, show_default=True, help="--no-supervisor serves from this very process (threads mode only; no respawn, recycling, reload or heartbeat).")
+@click.option("--preload", is_flag=True, default=False, help="Import the app in the supervisor before forking the workers (less memory; SIGHUP then restarts workers without re-importing the code).")
+@click.option("--respawn-failed-workers/--no-respawn-failed-workers", default=True, show_default=True, help="Replace a worker process that dies unexpectedly (otherwise the server stops).")
+@click.option("--respawn-limit", default=5, show_default=True, type=int, help="Stop the server, instead of respawning, after this many worker failures within --respawn-window.")
+@click.option("--respawn-window", default=60.0, show_default=True, type=float, help="Seconds over which --respawn-limit counts failures.")
+@click.option("--workers-lifetime", default=None, type=float, help="Recycle each worker process after this many seconds (a replacement starts first).")
+@click.option("--workers-lifetime-jitter", default=None, type=float, help="Add up to this many random seconds to each worker's lifetime.  [default: a tenth of --workers-lifetime]")
+@click.option("--max-requests", default=None, type=int, help="Recycle a worker process after it has served this many requests (a replacement starts first).")
+@click.option("--max-requests-jitter", default=0, show_default=True, type=int, help="Add up to this many (random) requests to each worker's --max-requests.")
+@click.option("--workers-max-rss", default=None, type=float, help="Recycle a worker process whose resident memory stays above this many MiB for --rss-samples samples.")
+@click.option("--rss-sample-interval", default=5.0, show_default=True, type=float, help="Seconds between two memory samples of the workers.")
+@click.option("--rss-samples", default=3, show_default=True, type=int, help="Consecutive samples over --workers-max-rss that recycle a worker.")
+@click.option("--workers-kill-timeout", default=None, type=float, help="Seconds a stopping worker process gets before it is killed (SIGKILL).  [default: --timeout-graceful-shutdown + 10]")
+@click.option("--heartbeat-timeout", default=30.0, show_default=True, type=float, help="Replace a worker process whose event loop has not run for this many seconds (an app blocking its loop); 0 turns the check off.")
+@click.option("--startup-timeout", default=60.0, show_default=True, type=float, help="Seconds a new worker process gets to import the app and finish its lifespan startup.")
+@click.option("--pid-file", default=None, help="Write the server's process id to this file (refused if it names a running process; removed at exit).")
+@click.option("--log-file", default=None, help="Write the server log to this file instead of stderr (reopened on SIGUSR1).")
+@click.option("--access-log-file", default=None, help="Write the access log to this file instead of stdout (turns the access log on; reopened on SIGUSR1).")
 @click.option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3.")
 @click.option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @click.option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")
@@ -54,12 +84,16 @@ def _version_message() -> str:
 @click.option("--reload-delay", default=0.25, show_default=True, type=float, metavar="SECONDS", help="Seconds between two scans of the watched files (stat polling).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
-    """Serve APP, an ASGI 3 or WSGI application given as "module:attribute" (e.g. "main:app").
+    """Serve APP, an ASGI 3, WSGI or RSGI application given as "module:attribute" (e.g. "main:app").
 
-    One process runs --threads worker threads, each with its own event loop; on a
-    free-threaded Python (3.13t) they run in parallel. SIGINT/SIGTERM stop gracefully
-    (a second SIGINT forces). With --reload (development) the server restarts whenever
-    a watched file changes.
+    A supervisor process runs the worker processes. On a free-threaded Python (3.13t)
+    that is one worker process of --threads threads, each with its own event loop, all
+    running in parallel; on a GIL build, processes of one thread each (see --mode).
+
+    Signals to the supervisor: SIGINT/SIGTERM stop gracefully (a second one forces),
+    SIGHUP reloads the workers without dropping requests, SIGTTIN/SIGTTOU add/remove a
+    worker process, SIGUSR1 reopens the log files. With --reload (development) the
+    server restarts whenever a watched file changes.
     """
     if threads is not None:
         options["threads"] = threads
@@ -69,9 +103,11 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
         raise click.UsageError(str(exc)) from None
     if config.reload:
         _reload(config)
-    server = Server(config)
     try:
-        code = server.run()
+        code = serve(config)
+    except SupervisorError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except (AppLoadError, ConfigError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
@@ -81,11 +117,8 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
     except StartupError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(3)
-    except Exception as exc:
-        if server.startup_error is not exc:
-            raise
-        # The app's own error (a SyntaxError, an exception at import): its traceback, without ours.
-        click.echo(f"Error: could not load the app {config.app!r}:\n{format_app_error(exc)}", err=True, nl=False)
+    except AppImportError as exc:  # the app's own error (a SyntaxError...): its traceback, not ours
+        click.echo(f"Error: {exc}", err=True, nl=False)
         sys.exit(1)
     sys.exit(code)
 

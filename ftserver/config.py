@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from ftserver.protocols.limits import Limits
@@ -13,6 +13,7 @@ Interface = Literal["auto", "asgi", "wsgi", "rsgi"]
 HTTP1Mode = Literal["fast", "h11"]
 AcceptMode = Literal["queue", "reuseport"]
 LifespanMode = Literal["auto", "on", "off"]
+Mode = Literal["auto", "threads", "processes"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 INTERFACES = ("auto", "asgi", "wsgi", "rsgi")
@@ -20,6 +21,10 @@ HTTP1_MODES = ("fast", "h11")
 ACCEPT_MODES = ("queue", "reuseport")
 LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+MODES = ("auto", "threads", "processes")
+
+#: Options that only the supervisor acts on (``--no-supervisor`` runs without one).
+SUPERVISOR_OPTIONS = ("workers_lifetime", "max_requests", "workers_max_rss", "preload")
 
 
 class ConfigError(ValueError):
@@ -34,18 +39,39 @@ def default_threads() -> int:
 
 
 @dataclass(frozen=True)
+class WorkerPlan:
+    """How the server is laid out: ``processes`` worker processes of ``threads`` threads each."""
+
+    mode: Literal["threads", "processes"]
+    processes: int
+    threads: int
+
+    def describe(self) -> str:
+        threads = f"{self.threads} thread{'' if self.threads == 1 else 's'}"
+        if self.mode == "threads" and self.processes == 1:
+            return threads
+        return f"{self.processes} worker{'' if self.processes == 1 else 's'} x {threads}"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the server needs to run. Build it once; it validates itself.
 
     ``app`` is an ASGI, WSGI or RSGI callable or an import string ``"module:attribute"``
     (``"module:factory"`` with ``factory=True``).
+
+    ``threads`` is the number of threads per worker process. Left at ``None`` it becomes
+    the number of CPUs, or 1 when ``workers`` is given; after construction it is always an
+    int. How many processes run is decided by :meth:`plan` once the GIL state is known.
     """
 
     app: str | Callable[..., Any]
     host: str = "127.0.0.1"
     port: int = 8000
     uds: str | None = None
-    threads: int = field(default_factory=default_threads)
+    threads: int | None = None
+    mode: Mode = "auto"
+    workers: int | None = None
     interface: Interface = "auto"
     http1: HTTP1Mode = "fast"
     accept: AcceptMode = "queue"
@@ -72,17 +98,39 @@ class Config:
     reload_includes: tuple[str, ...] = ()
     reload_excludes: tuple[str, ...] = ()
     reload_delay: float = 0.25
+    # -- the supervisor (ftserver/supervisor.py) ------------------------------------------
+    supervisor: bool = True
+    preload: bool = False
+    respawn_failed_workers: bool = True
+    respawn_limit: int = 5
+    respawn_window: float = 60.0
+    workers_lifetime: float | None = None
+    workers_lifetime_jitter: float | None = None
+    max_requests: int | None = None
+    max_requests_jitter: int = 0
+    workers_max_rss: float | None = None
+    rss_sample_interval: float = 5.0
+    rss_samples: int = 3
+    workers_kill_timeout: float | None = None
+    heartbeat_timeout: float = 30.0
+    startup_timeout: float = 60.0
+    pid_file: str | None = None
+    log_file: str | None = None
+    access_log_file: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
             module, sep, attr = self.app.partition(":")
             if not sep or not module or not attr:
                 raise ConfigError(f'app: import string must be "module:attribute", got {self.app!r}')
-        elif not callable(self.app):
-            raise ConfigError(f"app: must be a callable or an import string, got {type(self.app).__name__}")
+        elif not callable(self.app) and not hasattr(self.app, "__rsgi__"):
+            raise ConfigError(f"app: must be a callable (or an RSGI object) or an import string, got {type(self.app).__name__}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port}")
-        if self.threads < 1:
+        if self.threads is None:
+            # Frozen: resolve the default once, here (1 per process when --workers is given).
+            object.__setattr__(self, "threads", 1 if self.workers is not None else default_threads())
+        elif self.threads < 1:
             raise ConfigError(f"threads: must be at least 1, got {self.threads}")
         _choice("interface", self.interface, INTERFACES)
         _choice("http1", self.http1, HTTP1_MODES)
@@ -111,6 +159,7 @@ class Config:
         if self.fd is not None and (self.fd < 0 or self.uds is not None):
             raise ConfigError(f"fd: must be a file descriptor number >= 0 and not combined with uds, got {self.fd}")
         self._validate_reload()
+        self._validate_workers()
 
     def _validate_reload(self) -> None:
         for name in ("reload_dirs", "reload_includes", "reload_excludes"):
@@ -125,6 +174,76 @@ class Config:
             raise ConfigError(f"reload_delay: must be > 0 seconds, got {self.reload_delay}")
         if self.reload and not isinstance(self.app, str):
             raise ConfigError('reload: needs the app as an import string "module:attribute" (the server process imports it afresh on each change)')
+
+    def _validate_workers(self) -> None:
+        _choice("mode", self.mode, MODES)
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers: must be at least 1, got {self.workers}")
+        if self.mode == "threads" and self.workers is not None and self.workers > 1:
+            raise ConfigError(
+                f"workers: {self.workers} worker processes cannot run in --mode threads (one process); "
+                "use --mode processes or auto, or drop --workers"
+            )
+        if not self.supervisor:
+            if self.mode == "processes" or (self.workers or 1) > 1:
+                raise ConfigError("supervisor: worker processes need the supervisor; drop --no-supervisor")
+            for name in SUPERVISOR_OPTIONS:
+                if getattr(self, name):
+                    option = "--" + name.replace("_", "-")
+                    raise ConfigError(f"{name}: {option} needs the supervisor; drop --no-supervisor")
+        for name in ("respawn_limit", "rss_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("respawn_window", "rss_sample_interval", "startup_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: must be > 0 seconds, got {getattr(self, name)}")
+        if self.heartbeat_timeout < 0:
+            raise ConfigError(f"heartbeat_timeout: must be >= 0 seconds (0 turns the check off), got {self.heartbeat_timeout}")
+        if self.heartbeat_timeout and self.heartbeat_timeout < 2:
+            raise ConfigError(f"heartbeat_timeout: must be at least 2 seconds (workers beat once a second), got {self.heartbeat_timeout}")
+        if self.workers_kill_timeout is not None and not self.workers_kill_timeout > 0:
+            raise ConfigError(f"workers_kill_timeout: must be > 0 seconds, got {self.workers_kill_timeout}")
+        if self.workers_lifetime is not None and self.workers_lifetime < 1:
+            raise ConfigError(f"workers_lifetime: must be at least 1 second, got {self.workers_lifetime}")
+        if self.workers_lifetime_jitter is not None and self.workers_lifetime_jitter < 0:
+            raise ConfigError(f"workers_lifetime_jitter: must be >= 0 seconds, got {self.workers_lifetime_jitter}")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ConfigError(f"max_requests: must be at least 1, got {self.max_requests}")
+        if self.max_requests_jitter < 0:
+            raise ConfigError(f"max_requests_jitter: must be >= 0, got {self.max_requests_jitter}")
+        if self.workers_max_rss is not None and not self.workers_max_rss > 0:
+            raise ConfigError(f"workers_max_rss: must be > 0 MiB, got {self.workers_max_rss}")
+        if self.access_log_file is not None and not self.access_log:
+            object.__setattr__(self, "access_log", True)  # naming the file asks for the log
+        for name in ("pid_file", "log_file", "access_log_file"):
+            path = getattr(self, name)
+            if path is not None:
+                parent = os.path.dirname(os.path.abspath(path))
+                if not path or os.path.isdir(path) or not os.path.isdir(parent):
+                    raise ConfigError(f"{name}: {path!r} must be a file path in an existing directory")
+
+    def plan(self, gil_enabled: bool) -> WorkerPlan:
+        """The process/thread layout, given whether the GIL is on once the app is imported.
+
+        ``--workers N`` gives N processes of ``threads`` threads. Without it, threads mode
+        is one process of ``threads`` threads, and processes mode turns the thread count
+        into a process count: ``threads`` processes of one thread each. ``auto`` is threads
+        mode when the GIL is off, processes mode when it is on.
+        """
+        threads = self.threads or 1
+        if self.workers is not None:
+            mode = "threads" if self.mode == "threads" else "processes"
+            return WorkerPlan(mode, self.workers, threads)
+        if self.mode == "threads" or (self.mode == "auto" and not gil_enabled):
+            return WorkerPlan("threads", 1, threads)
+        return WorkerPlan("processes", threads, 1)
+
+    @property
+    def kill_timeout(self) -> float:
+        """How long a stopping worker process gets before SIGKILL."""
+        if self.workers_kill_timeout is not None:
+            return self.workers_kill_timeout
+        return self.timeout_graceful_shutdown + 10.0
 
     @property
     def limits(self) -> Limits:

@@ -40,10 +40,18 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
             obj = obj()
         except TypeError as exc:
             raise AppLoadError(f'App factory "{target}" must be callable without arguments: {exc}') from None
-    if not callable(obj):
+    if not callable(obj) and not hasattr(obj, "__rsgi__"):  # an RSGI app is any object with __rsgi__
         hint = " (did you mean --factory?)" if not factory else ""
         raise AppLoadError(f'App "{target}" is not callable{hint}.')
     return obj
+
+
+class AppImportError(Exception):
+    """The app's own code raised while being imported or built (a SyntaxError, an exception
+    at import time): the message carries its traceback without ftserver's frames."""
+
+    def __init__(self, target: object, exc: BaseException) -> None:
+        super().__init__(f"could not load the app {target!r}:\n{format_app_error(exc)}")
 
 
 def format_app_error(exc: BaseException) -> str:

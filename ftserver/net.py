@@ -48,6 +48,27 @@ def bind_tcp_group(host: str, port: int, backlog: int, count: int) -> list[socke
     return socks
 
 
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Hold ``host:port`` for processes that will each bind it with ``SO_REUSEPORT``.
+
+    The socket is bound but never listens, so the kernel routes no connection to it, and
+    a program without ``SO_REUSEPORT`` (or of another user) cannot take the port meanwhile.
+    Port 0 picks a free port: read it from ``getsockname()``.
+    """
+    family = _family(host)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot listen on {format_host(host)}:{port}: {exc.strerror}") from None
+    return sock
+
+
 def bind_unix(path: str, backlog: int) -> socket.socket:
     if os.path.exists(path):
         if not stat.S_ISSOCK(os.stat(path).st_mode):

@@ -21,7 +21,7 @@ from ftserver import __version__
 from ftserver.config import Config, ConfigError
 from ftserver.interfaces import detect_interface
 from ftserver.loading import import_app
-from ftserver.logs import configure_logging
+from ftserver.logs import configure_logging, reopen_log_files
 from ftserver.net import BindError, bind_tcp, bind_tcp_group, bind_unix, format_host, listener_from_fd
 from ftserver.reloader import Reloader
 from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
@@ -46,6 +46,9 @@ class Server:
     ``start()`` runs it in a background thread and returns once it is serving;
     ``stop()`` drains it.
     """
+
+    #: Level of the start/stop messages (a worker process of the supervisor lowers it).
+    lifecycle_log_level = logging.INFO
 
     def __init__(self, config: Config) -> None:
         if config.reload:
@@ -78,7 +81,8 @@ class Server:
 
     def run(self) -> int:
         """Serve until stopped; return the process exit code."""
-        configure_logging(self.config.log_level, self.config.access_log)
+        config = self.config
+        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
         restore = self._install_signal_handlers()
         try:
             try:
@@ -234,6 +238,9 @@ class Server:
                 self._handle_signal(arg)
 
     def _handle_signal(self, signum: int) -> None:
+        if signum == signal.SIGUSR1:
+            logger.info("Received SIGUSR1: reopened %d log file(s)", reopen_log_files())
+            return
         self._signals_seen += 1
         if self._signals_seen == 1:
             logger.info("Received %s: shutting down gracefully (again to force)", signal.Signals(signum).name)
@@ -264,7 +271,7 @@ class Server:
             for listener in self.listeners:
                 listener.close()
         if not force:
-            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
+            logger.log(self.lifecycle_log_level, "Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
         for worker in self.workers:
             worker.stop(force=force)
         for worker in self.workers:
@@ -280,7 +287,7 @@ class Server:
                 os.unlink(self.config.uds)
             except OSError:
                 pass
-        logger.info("Server stopped")
+        logger.log(self.lifecycle_log_level, "Server stopped")
 
     def _drain_signals(self) -> None:
         """While waiting on workers, still act on a second SIGINT (force)."""
@@ -300,7 +307,7 @@ class Server:
         def handler(signum: int, frame: Any) -> None:
             self._events.put(("signal", signum))
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             if signal.getsignal(signum) is signal.SIG_IGN:
                 continue  # ignored when we were started (the reloader's child, a background job): keep it so
             previous[signum] = signal.signal(signum, handler)
@@ -313,7 +320,10 @@ class Server:
 
 
 def run(app: str | Callable[..., Any], **options: Any) -> int:
-    """Serve ``app`` (an ASGI callable or ``"module:attr"``) until stopped; return the exit code.
+    """Serve ``app`` (an ASGI callable or ``"module:attr"``) as ``ftserve`` does, until
+    stopped; return the exit code. Call it from the main thread: the supervisor forks the
+    worker processes and handles signals (``supervisor=False`` runs threads mode in this
+    process, like ``Server.run``).
 
     With ``reload=True`` (development) this process becomes the reloader and the server
     runs in a child process, restarted when a watched file changes (``ftserver.reloader``).
@@ -321,7 +331,9 @@ def run(app: str | Callable[..., Any], **options: Any) -> int:
     config = Config(app=app, **options)
     if config.reload:
         return Reloader(config).run()
-    return Server(config).run()
+    from ftserver.supervisor import serve
+
+    return serve(config)
 
 
 if sys.platform == "win32":  # pragma: no cover

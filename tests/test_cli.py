@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ftserve_process import read_response, send_request, wait_accepted
+
 ROOT = Path(__file__).resolve().parent.parent
 FTSERVE = [sys.executable, "-m", "ftserver"]
 
@@ -67,9 +69,10 @@ def test_banner_reports_build_and_gil():
     proc = subprocess.Popen([*FTSERVE, "--port", "0", "--threads", "1", "tests.apps.basic:hello"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = proc.stdout.readline()
-        assert "ftserver" in first and "mode: threads" in first
-        assert "GIL" in first
         free_threaded = bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
+        # --mode auto: threads with the GIL off, processes on a GIL build.
+        assert "ftserver" in first and f"mode: {'threads' if free_threaded else 'processes'}" in first
+        assert "GIL" in first
         assert bool(re.search(r"CPython \d+\.\d+\.\d+t \|", first)) == free_threaded
     finally:
         stop(proc)
@@ -77,17 +80,10 @@ def test_banner_reports_build_and_gil():
 
 def test_sigterm_lets_in_flight_request_finish():
     proc, url = start("--threads", "1", "tests.apps.basic:sleepy")
-    result = {}
-
-    def slow_request():
-        result["response"] = httpx.get(url + "/?1.0", timeout=10)
-
-    t = threading.Thread(target=slow_request)
-    t.start()
-    time.sleep(0.3)  # the request is in flight
+    sock = send_request(int(url.rsplit(":", 1)[1]), "/?1.0")
+    wait_accepted(proc.pid, sock)  # the request is in flight
     proc.send_signal(signal.SIGTERM)
-    t.join(10)
-    assert result["response"].text == "done"
+    assert read_response(sock) == (200, "done")
     assert proc.wait(timeout=10) == 0
 
 
@@ -114,21 +110,14 @@ def test_graceful_timeout_closes_stuck_requests():
 
 def test_second_sigint_forces_exit():
     proc, url = start("tests.apps.basic:sleepy")
-
-    def stuck_request():
-        try:
-            httpx.get(url + "/?30", timeout=10)
-        except httpx.HTTPError:
-            pass  # cut off by the forced exit, as intended
-
-    t = threading.Thread(target=stuck_request, daemon=True)
-    t.start()
-    time.sleep(0.3)
+    sock = send_request(int(url.rsplit(":", 1)[1]), "/?30")
+    wait_accepted(proc.pid, sock)  # in flight: the graceful stop waits for it
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     assert proc.poll() is None  # still draining
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 1
+    sock.close()
 
 
 @pytest.mark.parametrize(

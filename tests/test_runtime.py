@@ -46,8 +46,9 @@ def test_other_warnings_are_not_swallowed():
 
 def test_banner_warns_when_the_gil_is_on():
     # PYTHON_GIL=1 turns the GIL on in a free-threaded build; a regular build has it anyway.
+    # (--mode auto would run processes instead: tests/mp_fallback/test_mode.py.)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ftserver", "--port", "0", "--threads", "2", "tests.apps.basic:hello"],
+        [sys.executable, "-m", "ftserver", "--port", "0", "--threads", "2", "--mode", "threads", "tests.apps.basic:hello"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHON_GIL": "1"},
     )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ftserver.interfaces.stream import InterfaceAdapter
 
 #: Interfaces this version serves (``auto`` resolves to one of them).
-AVAILABLE = ("asgi", "wsgi")
+AVAILABLE = ("asgi", "wsgi", "rsgi")
 
 
 def detect_interface(app: Any, configured: str) -> str:
@@ -56,6 +56,10 @@ def make_adapter(interface: str, app: Any, config: Config, label: str = "") -> I
         from ftserver.interfaces.wsgi import WSGIAdapter
 
         return WSGIAdapter(app, config, label)
+    if interface == "rsgi":
+        from ftserver.interfaces.rsgi import RSGIAdapter
+
+        return RSGIAdapter(app, config, label)
     raise ConfigError(f"interface {interface!r} is not available")
 
 

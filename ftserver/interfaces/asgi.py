@@ -29,6 +29,9 @@ logger = logging.getLogger("ftserver.error")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
+#: A streamed response yields to the loop each time it crosses a multiple of 2**19 bytes (512 KiB).
+_YIELD_SHIFT = 19
+
 
 class ClientDisconnected(OSError):
     """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
@@ -101,6 +104,7 @@ class ASGIHTTPCycle:
         "body_delivered",
         "waiter",
         "disconnected",
+        "client_eof",
         "started",
         "status",
         "headers",
@@ -120,6 +124,7 @@ class ASGIHTTPCycle:
         self.body_delivered = False  # the app has received more_body=False
         self.waiter: asyncio.Future[None] | None = None
         self.disconnected = False
+        self.client_eof = False  # the client closed its sending side (FIN)
         self.started = False
         self.status = 0
         # Empty tuples until the app sends them: no list allocated per request, and the
@@ -143,6 +148,14 @@ class ASGIHTTPCycle:
 
     def on_disconnect(self) -> None:
         self.disconnected = True
+        self._wake()
+
+    def on_client_eof(self) -> None:
+        """The client closed its sending side after its request: most often it is gone
+        (closed, not just half-closed), and only a write would tell. An app waiting in
+        ``receive()`` for ``http.disconnect`` gets it now (as in Uvicorn); its sends still
+        go out, for a client that only half-closed."""
+        self.client_eof = True
         self._wake()
 
     def run(self, w: Any) -> None:
@@ -180,7 +193,7 @@ class ASGIHTTPCycle:
                     return {"type": "http.request", "body": b"", "more_body": False}
                 # The body was delivered: the next message is the disconnect, whenever
                 # the client goes or the response is complete.
-                while not (self.complete or self.disconnected):
+                while not (self.complete or self.disconnected or self.client_eof):
                     await self._wait()
                 return {"type": "http.disconnect"}
             self.stream.want_body(self)
@@ -221,14 +234,21 @@ class ASGIHTTPCycle:
                 if not isinstance(body, (bytes, bytearray, memoryview)):
                     raise TypeError(f"ASGI: 'body' must be bytes, got {type(body).__name__}")
                 body = bytes(body)
-            self.response_bytes += len(body)
+            sent_before = self.response_bytes
+            self.response_bytes = sent_after = sent_before + len(body)
             stream = self.stream
             if more:
                 stream.send_body(self, body, True)
                 if stream.write_paused:
                     await stream.drain()
-                    if self.disconnected:
-                        raise ClientDisconnected("client disconnected")
+                elif sent_after >> _YIELD_SHIFT != sent_before >> _YIELD_SHIFT:
+                    # Sends that never have to wait still let the loop run every 512 KiB:
+                    # the worker's other connections, and the notice that this client is gone.
+                    await asyncio.sleep(0)
+                else:
+                    return
+                if self.disconnected:
+                    raise ClientDisconnected("client disconnected")
                 return
             self.body_sent = True
             # With trailers announced the response ends with the trailers message.

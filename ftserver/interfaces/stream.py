@@ -11,7 +11,9 @@ Driver → exchange (``Exchange``):
 - ``Exchange(stream, request, info, body_done)``: one request; ``body_done`` is true when
   the request has no body;
 - ``run(worker)``: start the application;
-- ``on_body(data)``, ``on_body_end()``, ``on_disconnect()``: what arrived from the client.
+- ``on_body(data)``, ``on_body_end()``, ``on_disconnect()``: what arrived from the client;
+- optional ``on_client_eof()``: the client closed its sending side during the exchange (the
+  connection stays open for the response: a client may half-close on purpose).
 
 Exchange → driver (``HTTPStream``):
 
@@ -106,11 +108,16 @@ class InterfaceAdapter(Protocol):
     exchange_class: type
 
     async def startup(self, worker: Any) -> None:
-        """Before the worker accepts connections (ASGI lifespan, RSGI ``__rsgi_init__``,
-        the WSGI thread pool). Raise ``InterfaceStartupFailed`` to abort start-up."""
+        """Before the worker accepts connections, on its running loop (ASGI lifespan, the
+        WSGI thread pool). Raise ``InterfaceStartupFailed`` to abort start-up."""
 
     async def shutdown(self, worker: Any) -> None:
         """After the worker has drained its connections."""
+
+    # Optional, synchronous: ``before_loop(loop)`` runs in the worker thread before its loop
+    # starts (raise ``InterfaceStartupFailed`` to abort), ``after_loop(loop)`` after it has
+    # stopped; the loop is not running, so they may call ``loop.run_until_complete``
+    # (RSGI's ``__rsgi_init__``/``__rsgi_del__``).
 
 
 class InterfaceStartupFailed(Exception):

@@ -66,6 +66,7 @@ SENDFILE_SEGMENT = 1024 * 1024
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE_RE = re.compile(r"[\r\n\x00]")
 _STATUS_RE = re.compile(r"([0-9]{3})(?: .*)?", re.DOTALL)
+_search_unsafe = _UNSAFE_VALUE_RE.search
 
 _allocate_lock = threading.Lock
 
@@ -111,6 +112,78 @@ class LoopInbox:
                     fn(arg)
                 except Exception:  # noqa: BLE001 - one exchange's failure must not stop the others
                     logger.exception("internal error while handling a WSGI response")
+
+
+class JobQueue:
+    """Requests waiting for a handler thread of one worker.
+
+    A parked handler is woken only when no other handler is already on its way to the
+    queue: a burst of quick requests is taken by handlers that are running or waking
+    rather than waking one thread per request (each wake-up is a context switch). A
+    handler that takes a job and sees more queued wakes the next one, so slow requests
+    still spread over the whole pool at once. The most recently parked handler wakes
+    first (its caches are warm).
+    """
+
+    __slots__ = ("_lock", "_jobs", "_parked", "_waking")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[Any] = collections.deque()
+        self._parked: list[Any] = []  # the held wake locks of parked handlers
+        self._waking = 0  # handlers woken that have not looked at the queue yet
+
+    def put(self, job: Any) -> None:
+        with self._lock:
+            self._jobs.append(job)
+            if self._waking or not self._parked:
+                return
+            self._waking += 1
+            waker = self._parked.pop()
+        waker.release()
+
+    def get(self, parker: Any, timeout: float) -> Any:
+        """The next job; ``parker`` is the caller's own lock, held. Raises ``queue.Empty``
+        after ``timeout`` seconds without a job."""
+        lock = self._lock
+        jobs = self._jobs
+        with lock:
+            found = bool(jobs)
+            if found:
+                job = jobs.popleft()
+                waker = self._next_waker()
+            else:
+                self._parked.append(parker)
+        if found:
+            if waker is not None:
+                waker.release()
+            return job
+        while True:
+            if not parker.acquire(timeout=timeout):
+                with lock:
+                    if parker in self._parked:
+                        self._parked.remove(parker)
+                        raise queue.Empty
+                parker.acquire()  # we were picked just now: take the wake-up
+            with lock:
+                self._waking -= 1
+                found = bool(jobs)
+                if found:
+                    job = jobs.popleft()
+                    waker = self._next_waker()
+                else:  # another handler took it first: park again
+                    self._parked.append(parker)
+            if found:
+                if waker is not None:
+                    waker.release()
+                return job
+
+    def _next_waker(self) -> Any:
+        """With the lock held, after taking a job: wake one more if work is left."""
+        if self._jobs and self._parked and not self._waking:
+            self._waking += 1
+            return self._parked.pop()
+        return None
 
 
 class ErrorStream:
@@ -356,7 +429,19 @@ class _EmptyInput:
 class HandlerContext:
     """What one handler thread needs; created in that thread, used only by it."""
 
-    __slots__ = ("app", "inbox", "loop", "base", "header_keys", "errors", "empty_input", "timeout", "context")
+    __slots__ = (
+        "app",
+        "inbox",
+        "loop",
+        "base",
+        "header_keys",
+        "response_names",
+        "statuses",
+        "errors",
+        "empty_input",
+        "timeout",
+        "context",
+    )
 
     def __init__(self, adapter: WSGIAdapter) -> None:
         self.app = adapter.app
@@ -380,6 +465,10 @@ class HandlerContext:
             "SERVER_SOFTWARE": f"ftserver/{__version__}",
         }
         self.header_keys: dict[bytes, str] = {}  # b"user-agent" -> "HTTP_USER_AGENT"
+        # What start_response has validated before: "Content-Type" -> b"Content-Type",
+        # "200 OK" -> 200 (an app uses few names and statuses; caches stay small).
+        self.response_names: dict[str, bytes] = {}
+        self.statuses: dict[str, int] = {}
         self.context = contextvars.copy_context()
 
     def header_key(self, name: bytes) -> str:
@@ -399,6 +488,31 @@ class HandlerContext:
         if len(self.header_keys) < 512:
             self.header_keys[name] = key
         return key
+
+    def response_name(self, name: Any) -> bytes:
+        """A response header name from the app, checked (a str holding a token) and encoded."""
+        if type(name) is not str:
+            raise TypeError(f"WSGI: header names must be str, got {name!r}")
+        if _TOKEN_RE.fullmatch(name) is None:
+            raise ValueError(f"WSGI: header name {name!r} is not a token")
+        encoded = name.encode("latin-1")
+        if len(self.response_names) < 512:
+            self.response_names[name] = encoded
+        return encoded
+
+    def status_code(self, status: Any) -> int:
+        """The code of a PEP 3333 status string ("200 OK"): 200-999."""
+        if type(status) is not str:
+            raise TypeError(f"WSGI: status must be a str, got {type(status).__name__}")
+        match = _STATUS_RE.fullmatch(status)
+        if match is None:
+            raise ValueError(f"WSGI: status must be 'NNN reason', got {status!r}")
+        code = int(match.group(1))
+        if code < 200:
+            raise ValueError(f"WSGI: an informational (1xx) status cannot be the response status: {status!r}")
+        if len(self.statuses) < 256:
+            self.statuses[status] = code
+        return code
 
 
 class WSGIExchange:
@@ -542,7 +656,6 @@ class WSGIExchange:
         if self.input is not None:
             self.input._timeout = ctx.timeout
         keys = ctx.header_keys
-        host = None
         for name, value in request.headers:
             key = keys.get(name)
             if key is None:
@@ -556,14 +669,12 @@ class WSGIExchange:
                 environ[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
             else:
                 environ[key] = text
-                if key == "HTTP_HOST":
-                    host = text
         server = info.server
         if server is not None and server[1] is not None:
             environ["SERVER_NAME"] = server[0]
             environ["SERVER_PORT"] = str(server[1])
         else:  # a Unix socket: the Host header is the best name there is
-            name = host or "localhost"
+            name = environ.get("HTTP_HOST") or "localhost"
             head, sep, port = name.rpartition(":")
             if sep and port.isdigit():
                 name = head
@@ -591,24 +702,21 @@ class WSGIExchange:
                 exc_info = None
         elif self.out_headers is not None:
             raise AssertionError("WSGI: start_response() called a second time without exc_info")
-        if type(status) is not str:
-            raise TypeError(f"WSGI: status must be a str, got {type(status).__name__}")
-        match = _STATUS_RE.fullmatch(status)
-        if match is None:
-            raise ValueError(f"WSGI: status must be 'NNN reason', got {status!r}")
-        code = int(match.group(1))
-        if code < 200:
-            raise ValueError(f"WSGI: an informational (1xx) status cannot be the response status: {status!r}")
+        ctx = self.ctx
+        code = ctx.statuses.get(status) if type(status) is str else None
+        if code is None:
+            code = ctx.status_code(status)
+        names = ctx.response_names
         encoded = []
-        for field in headers:
-            name, value = field
-            if type(name) is not str or type(value) is not str:
-                raise TypeError(f"WSGI: header names and values must be str, got {field!r}")
-            if _TOKEN_RE.fullmatch(name) is None:
-                raise ValueError(f"WSGI: header name {name!r} is not a token")
-            if _UNSAFE_VALUE_RE.search(value) is not None:
+        for name, value in headers:
+            encoded_name = names.get(name) if type(name) is str else None
+            if encoded_name is None:
+                encoded_name = ctx.response_name(name)
+            if type(value) is not str:
+                raise TypeError(f"WSGI: header values must be str, got {value!r} for {name!r}")
+            if _search_unsafe(value) is not None:
                 raise ValueError(f"WSGI: header {name!r} has a value with CR, LF or NUL")
-            encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+            encoded.append((encoded_name, value.encode("latin-1")))
         self.out_status = code
         self.out_headers = encoded
         return self.write
@@ -653,7 +761,10 @@ class WSGIExchange:
             inbox.post(self._loop_send, data)
         else:
             self.headers_sent = True
-            inbox.post(self._loop_start, (self.out_status, self.out_headers, data))
+            headers = self.out_headers
+            if self.read_timed_out:  # the rest of the body will not come: do not wait for it
+                headers = [*headers, (b"connection", b"close")]  # type: ignore[misc]
+            inbox.post(self._loop_start, (self.out_status, headers, data))
         self.window += len(data)
         if self.window > WRITE_WINDOW or self.stream.write_paused:
             self._sync()
@@ -687,7 +798,7 @@ class WSGIExchange:
         waiter.acquire()
         self.ctx.inbox.post(self._loop_drain, waiter)
         if not waiter.acquire(timeout=self.ctx.timeout):
-            self.ctx.inbox.post(self._loop_give_up, None)
+            self.ctx.inbox.post(self._loop_give_up, self.ctx.timeout)
             raise TimeoutError(f"the client did not read the response for {self.ctx.timeout:g} s")
         self.window = 0
         if self.stopped:
@@ -733,7 +844,7 @@ class WSGIExchange:
         while not waiter.acquire(timeout=timeout):
             if self.sendfile_progress == progress:
                 # Not one segment went out for a whole timeout: the client stalled.
-                self.ctx.inbox.post(self._loop_give_up, None)
+                self.ctx.inbox.post(self._loop_give_up, timeout)
                 waiter.acquire(timeout=timeout)
                 raise TimeoutError(f"the client did not read the response for {timeout:g} s")
             progress = self.sendfile_progress
@@ -800,13 +911,15 @@ class WSGIExchange:
             self.reported = True
             self.stream.app_finished(self, exc)
 
-    def _loop_give_up(self, _: None) -> None:
-        """The client stopped reading: stop sending and close."""
+    def _loop_give_up(self, timeout: float) -> None:
+        """The client stopped reading: stop sending and drop the connection (closing
+        would wait for the unread bytes to be written)."""
+        logger.info("client %s read nothing for %g s: connection dropped", self.info.client, timeout)
         task = self.task
         if task is not None:
             task.cancel()
-        self._loop_abort(TimeoutError("the client stopped reading the response"))
-        # Closing would wait for the unread bytes to be written: drop the connection.
+        self.disconnected = True  # as good as gone: the driver closes instead of answering
+        self._loop_abort(ClientDisconnected("the client stopped reading the response"))
         self.stream.abort()
 
     def _loop_consumed(self, args: tuple[int, bool]) -> None:
@@ -894,7 +1007,7 @@ class WSGIAdapter:
         self.timeout_shutdown = config.timeout_graceful_shutdown
         self.root_path = config.root_path
         self.label = label
-        self.jobs: queue.SimpleQueue[WSGIExchange | None] = queue.SimpleQueue()
+        self.jobs = JobQueue()
         self.threads: list[threading.Thread] = []
         self.multiprocess = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -927,8 +1040,17 @@ class WSGIAdapter:
     def _serve(self) -> None:
         ctx = HandlerContext(self)
         get = self.jobs.get
+        parker = _allocate_lock()
+        parker.acquire()
+        loop = self.loop
+        assert loop is not None
         while True:
-            exchange = get()
+            try:
+                exchange = get(parker, 5.0)
+            except queue.Empty:
+                if loop.is_closed():  # the worker thread crashed: it will not stop us
+                    return
+                continue
             if exchange is None:
                 return
             try:

@@ -35,6 +35,10 @@ WRITE_COALESCE = 64 * 1024
 
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+#: How long an idle connection stays open once a graceful stop began (see ``shutdown``).
+DRAIN_LINGER = 0.5
+#: Added to responses on a connection the server will close (graceful stop, RFC 9112 §9.6).
+_CONNECTION_CLOSE = (b"connection", b"close")
 
 
 class HTTP11Protocol(asyncio.Protocol):
@@ -124,7 +128,13 @@ class HTTP11Protocol(asyncio.Protocol):
         self.conn.receive_data(b"")
         self._handle_events()
         # Keep our side open while a response is being produced; close otherwise.
-        return self.cycle is not None and not self.closed
+        cycle = self.cycle
+        if cycle is None or self.closed:
+            return False
+        on_client_eof = getattr(cycle, "on_client_eof", None)  # optional (RSGI client_disconnect)
+        if on_client_eof is not None:
+            on_client_eof()
+        return True
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -227,7 +237,8 @@ class HTTP11Protocol(asyncio.Protocol):
         conn = self.conn
         if more:
             if self.head_pending:
-                data = conn.send_response(cycle.status, cycle.headers, self.w.date)
+                headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
+                data = conn.send_response(cycle.status, headers, self.w.date)
                 self.head_pending = False
                 if body:
                     data += conn.send_data(body)
@@ -248,8 +259,9 @@ class HTTP11Protocol(asyncio.Protocol):
             return
         if self.head_pending:
             # The whole body is here: declare its length rather than chunking it.
+            headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
             try:
-                data = conn.send_complete(cycle.status, cycle.headers, self.w.date, body)
+                data = conn.send_complete(cycle.status, headers, self.w.date, body)
             except LocalProtocolError:
                 self.head_pending = not conn.response_started
                 raise
@@ -429,10 +441,23 @@ class HTTP11Protocol(asyncio.Protocol):
             self._close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close now if idle, else after the response in progress."""
+        """Graceful stop: close after the response in progress, or after a short linger
+        if idle.
+
+        Closing an idle connection at once fails a request its client is sending at that
+        moment: one accepted an instant ago (its first request is on the way), or a
+        keep-alive connection about to be reused. During ``DRAIN_LINGER`` a request that
+        arrives is served, with ``connection: close`` (RFC 9112 §9.6), so the client moves
+        to a new connection; a client that sends nothing sees the close long before it
+        next uses the connection.
+        """
         self.closing = True
-        if self.cycle is None:
-            self._close()
+        if self.cycle is None and not self.closed:
+            self.w.loop.call_later(DRAIN_LINGER, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None and not self.conn.trailing_size:
+            self._close()  # (a request head in progress gets the keep-alive timeout: 408)
 
     def abort(self) -> None:
         if not self.closed and self.transport is not None:

@@ -105,6 +105,7 @@ class WorkerThread(threading.Thread):
         self.crashed: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ctx: WorkerContext | None = None
+        self.multiprocess = False  # set by a worker process that has siblings (wsgi.multiprocess)
         self.accepting = False
         self._stop: asyncio.Event | None = None
         self._force = False
@@ -139,7 +140,11 @@ class WorkerThread(threading.Thread):
         asyncio.set_event_loop(loop)
         self.loop = loop
         try:
-            loop.run_until_complete(self._main())
+            self.ctx = WorkerContext(loop, self.app, self.config, self.stats)
+            self.ctx.multiprocess = self.multiprocess
+            if self._loop_hook("before_loop"):
+                loop.run_until_complete(self._main())
+                self._loop_hook("after_loop")
         except BaseException as exc:  # noqa: BLE001 - reported to the server, which replaces us
             self.crashed = exc
             logger.critical("worker thread %d crashed", self.index, exc_info=exc)
@@ -157,10 +162,24 @@ class WorkerThread(threading.Thread):
                 pass
             loop.close()
 
+    def _loop_hook(self, name: str) -> bool:
+        """Run the interface's optional ``before_loop``/``after_loop(loop)`` hook while the
+        loop is not running (RSGI's ``__rsgi_init__`` may call ``loop.run_until_complete``).
+        False when the hook refused to start."""
+        hook = getattr(self.ctx.interface, name, None)  # type: ignore[union-attr]
+        if hook is not None:
+            try:
+                hook(self.loop)
+            except InterfaceStartupFailed as exc:
+                self.startup_error = exc
+                return False
+        return True
+
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        ctx = self.ctx = WorkerContext(loop, self.app, self.config, self.stats)
+        ctx = self.ctx
+        assert ctx is not None
         try:
             await ctx.interface.startup(ctx)
         except InterfaceStartupFailed as exc:
@@ -189,6 +208,9 @@ class WorkerThread(threading.Thread):
         deadline = ctx.loop.time() + self.config.timeout_graceful_shutdown
         while ctx.connections and not self._force and ctx.loop.time() < deadline:
             await asyncio.sleep(0.05)
+            for protocol in list(ctx.connections):
+                if not protocol.closing:  # handed over by the acceptor just before the stop
+                    protocol.shutdown()
         for protocol in list(ctx.connections):
             protocol.abort()
         ctx.stepper.cancel_all()

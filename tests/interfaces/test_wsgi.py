@@ -177,10 +177,11 @@ def test_input_streams_while_the_client_is_still_sending(raw_client):
 
 
 def test_large_body_is_not_buffered_whole():
-    """A 16 MiB upload read in small pieces: the server reads the socket only as the
+    """A 32 MiB upload read slowly at first: the server reads the socket only as the
     handler consumes (the driver's window), so the client is held back meanwhile."""
-    size = 16 * 1024 * 1024
-    progress = {"read": 0, "max_ahead": 0}
+    size = 32 * 1024 * 1024
+    block = b"z" * 65536
+    progress = {"max_ahead": 0}
     sent = {"n": 0}
 
     def app(environ, start_response):
@@ -191,28 +192,33 @@ def test_large_body_is_not_buffered_whole():
             if not data:
                 break
             total += len(data)
-            progress["read"] = total
             progress["max_ahead"] = max(progress["max_ahead"], sent["n"] - total)
-            if total < 2 * 1024 * 1024:
-                time.sleep(0.002)
+            if total < 4 * 1024 * 1024:
+                time.sleep(0.005)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(total).encode()]
 
-    def body():
-        block = b"z" * 65536
+    with wsgi(validator(app)) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", server.port))
+        client = RawClient.__new__(RawClient)
+        client.sock, client.buf = sock, b""
+        client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
         for _ in range(size // len(block)):
             sent["n"] += len(block)
-            yield block
-
-    with wsgi(validator(app)) as server:
-        response = httpx.post(server.url, content=body(), headers={"content-length": str(size)}, timeout=30)
-    assert response.text == str(size)
+            client.send(block)
+        status, _, body = client.read_response()
+        client.close()
+    assert (status, body) == (200, str(size).encode())
     # What the client got ahead of the handler is bounded by socket buffers plus the
-    # driver's read window, far below the body size.
+    # driver's read window (a few MiB), far below the body size.
     assert progress["max_ahead"] < size // 2
 
 
-def test_chunked_request_body(raw_client):
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_chunked_request_body(raw_client, http1):
     def app(environ, start_response):
         stream = environ["wsgi.input"]
         parts = []
@@ -224,7 +230,7 @@ def test_chunked_request_body(raw_client):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b",".join(parts) + b";" + environ.get("CONTENT_LENGTH", "none").encode()]
 
-    with wsgi(validator(app)) as server:
+    with wsgi(validator(app), http1=http1) as server:
         client = raw_client(server.port)
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n")
         time.sleep(0.05)
@@ -355,6 +361,25 @@ def test_stalled_request_body_times_out_with_408(raw_client):
         assert headers["connection"] == "close"
         assert client.read_until_closed() == b""
     assert isinstance(outcome["error"], OSError)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_app_that_survives_a_body_timeout_still_closes_the_connection(raw_client, streamed):
+    def app(environ, start_response):
+        try:
+            environ["wsgi.input"].read(100)
+        except TimeoutError:
+            pass
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"partial ", b"body read"]) if streamed else [b"partial body read"]
+
+    with wsgi(app, timeout_io=0.3) as server:
+        client = raw_client(server.port)
+        client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+        status, headers, body = client.read_response()
+        assert (status, body) == (200, b"partial body read")
+        assert headers["connection"] == "close"
+        assert client.read_until_closed() == b""
 
 
 # -- responses -------------------------------------------------------------------------
@@ -660,7 +685,8 @@ def data_file(tmp_path):
     return path, content
 
 
-def test_file_wrapper_uses_sendfile(data_file, raw_client):
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_file_wrapper_uses_sendfile(data_file, http1):
     path, content = data_file
     files = []
 
@@ -674,7 +700,7 @@ def test_file_wrapper_uses_sendfile(data_file, raw_client):
             start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f, 65536)
 
-    with wsgi(app) as server:
+    with wsgi(app, http1=http1) as server:
         with httpx.Client() as client:
             response = client.get(server.url + "/whole")
             assert response.headers["content-length"] == str(len(content))
@@ -910,3 +936,112 @@ def test_blocking_threads_must_be_positive():
         Config(app="a:b", blocking_threads=0)
     with pytest.raises(ConfigError, match="timeout_io: must be > 0"):
         Config(app="a:b", timeout_io=0)
+
+
+def test_multiprocess_flag_comes_from_the_worker():
+    """Process mode marks its workers; wsgi.multiprocess then says so."""
+    import asyncio
+
+    from ftserver.config import Config
+    from ftserver.interfaces.wsgi import HandlerContext, WSGIAdapter
+
+    class Worker:
+        multiprocess = True
+
+    async def start_and_stop(worker):
+        adapter = WSGIAdapter(environ_app, Config(app=environ_app, blocking_threads=1), "")
+        await adapter.startup(worker)
+        flag = HandlerContext(adapter).base["wsgi.multiprocess"]
+        await adapter.shutdown(worker)
+        assert not any(t.is_alive() for t in adapter.threads)
+        return flag
+
+    assert asyncio.run(start_and_stop(Worker())) is True
+    assert asyncio.run(start_and_stop(object())) is False
+
+
+def _consumers(jobs, count, handle):
+    """Handler-like threads taking jobs from a JobQueue until a None job."""
+    import queue as queue_module
+
+    def consume():
+        parker = threading.Lock()
+        parker.acquire()
+        while True:
+            try:
+                job = jobs.get(parker, 5.0)
+            except queue_module.Empty:
+                continue
+            if job is None:
+                return
+            handle(job)
+
+    threads = [threading.Thread(target=consume, daemon=True) for _ in range(count)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_job_queue_loses_no_job_and_spreads_slow_ones():
+    from ftserver.interfaces.wsgi import JobQueue
+
+    jobs = JobQueue()
+    done = []
+    barrier = threading.Barrier(4, timeout=10)
+
+    def handle(job):
+        if job == "slow":
+            barrier.wait()  # four slow jobs at once need four woken handlers
+        done.append(job)
+
+    threads = _consumers(jobs, 4, handle)
+    for n in range(2000):  # quick jobs in bursts, from a producer thread like the loop
+        jobs.put(n)
+        if n % 100 == 0:
+            time.sleep(0.001)
+    assert wait_for(lambda: len(done) == 2000, 20)
+    for _ in range(4):
+        jobs.put("slow")
+    assert wait_for(lambda: len(done) == 2004, 20)
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join(10)
+    assert sorted(d for d in done if d != "slow") == list(range(2000))
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_job_queue_get_times_out():
+    import queue as queue_module
+
+    from ftserver.interfaces.wsgi import JobQueue
+
+    jobs = JobQueue()
+    parker = threading.Lock()
+    parker.acquire()
+    with pytest.raises(queue_module.Empty):
+        jobs.get(parker, 0.05)
+    jobs.put("after")
+    assert jobs.get(parker, 0.05) == "after"
+
+
+@pytest.mark.parametrize(
+    "options, multiprocess",
+    [
+        (("--mode", "processes", "--threads", "2"), True),
+        (("--mode", "processes", "--workers", "1"), False),
+        (("--mode", "threads", "--threads", "2"), False),
+    ],
+)
+def test_multiprocess_is_true_only_with_several_worker_processes(options, multiprocess):
+    from tests.ftserve_process import get, start_ftserve
+
+    served = start_ftserve(*options, app="tests.apps.wsgi_info:app")
+    try:
+        status, body = get(served.port)
+        assert status == 200
+        info = json.loads(body)
+        assert info["multiprocess"] is multiprocess
+        assert info["multithread"] is True
+    finally:
+        served.stop()

@@ -1,0 +1,16 @@
+"""Worker processes: the fallback for GIL builds, and the unit the supervisor manages.
+
+- ``process.py``: ``WorkerProcess``, the supervisor's handle on one forked worker;
+- ``child.py``: what runs in the forked child (the threads-mode ``Server`` on the
+  listening sockets inherited from the supervisor, reporting over a pipe);
+- ``heartbeat.py``: each worker loop's timestamp in shared memory, so that a blocked
+  loop is seen from outside.
+
+The supervisor (``ftserver/supervisor.py``) decides how many there are and when to
+replace them.
+"""
+
+from ftserver.mp_fallback.child import WorkerSpec
+from ftserver.mp_fallback.process import State, WorkerProcess
+
+__all__ = ["State", "WorkerProcess", "WorkerSpec"]

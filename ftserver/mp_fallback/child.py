@@ -1,0 +1,208 @@
+"""What runs inside a forked worker process: the threads-mode ``Server`` on inherited sockets.
+
+The worker process is the same machinery as ``ftserve --no-supervisor`` (``WorkerThread``
+loops fed by an ``AcceptQueue`` or their own ``SO_REUSEPORT`` listeners); what changes is
+who it answers to:
+
+- it reports to the supervisor through a pipe, one JSON object per line: ``ready`` (all
+  threads listening, lifespan startup done; with the GIL report and the interface),
+  ``failed`` (could not start: the message and exit code), ``retire`` (it served its
+  ``--max-requests``: the supervisor starts a replacement, then stops this one);
+- every thread's event loop stamps a shared heartbeat slot (``heartbeat.py``);
+- signals: SIGTERM drains gracefully (a repeated SIGTERM changes nothing), SIGQUIT stops
+  at once, SIGUSR1 reopens log files;
+  SIGINT and SIGHUP are ignored (a CTRL+C or a hang-up at the terminal reaches the whole
+  process group: the supervisor decides, and tells the workers with SIGTERM);
+- it stops by itself if the supervisor disappears (its parent pid changes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ftserver.config import Config, ConfigError
+from ftserver.loading import AppImportError, AppLoadError
+from ftserver.logs import reopen_log_files
+from ftserver.mp_fallback.heartbeat import Heartbeat
+from ftserver.net import BindError
+from ftserver.server import EXIT_FORCED, Server, StartupError
+from ftserver.threads.accept import AcceptQueue
+from ftserver.threads.worker import WorkerThread
+
+logger = logging.getLogger("ftserver.error")
+
+EXIT_APP_ERROR = 1
+EXIT_STARTUP_FAILED = 3
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process runs; built by the supervisor, read by the forked child."""
+
+    #: The child's configuration: ``threads`` per process; ``app`` is the preloaded
+    #: callable with ``--preload``, else the import string (imported in the child).
+    config: Config
+    #: Listening sockets bound by the supervisor (shared listener or Unix socket); empty
+    #: with ``--accept reuseport``, where each thread binds its own (the supervisor holds
+    #: the port).
+    listeners: tuple[socket.socket, ...]
+    #: Requests after which the worker asks to be replaced (``--max-requests`` + jitter).
+    max_requests: int | None
+    supervisor_pid: int
+    #: How many worker processes serve the app (WSGI's ``wsgi.multiprocess`` when > 1).
+    processes: int = 1
+
+
+class StatusChannel:
+    """The child's end of its pipe to the supervisor: one JSON object per line.
+
+    Messages are far below PIPE_BUF, so each write is atomic.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, event: str, **fields: Any) -> None:
+        data = (json.dumps({"event": event, **fields}) + "\n").encode()
+        try:
+            os.write(self.fd, data)
+        except OSError:  # the supervisor is gone; we notice through the parent pid
+            pass
+
+
+class WorkerProcessServer(Server):
+    """``Server`` as run inside a worker process (see the module docstring)."""
+
+    lifecycle_log_level = logging.DEBUG  # the supervisor tells the story
+
+    def __init__(self, spec: WorkerSpec, status: StatusChannel, heartbeat: Heartbeat) -> None:
+        super().__init__(spec.config)
+        self.spec = spec
+        self.status = status
+        self.heartbeat = heartbeat
+        self._beating: set[int] = set()  # ids of the WorkerThreads whose loops beat
+        self._retire_sent = False
+        self._stopping = False
+
+    # -- start-up: inherited sockets, and "ready" instead of the banner ------------------
+
+    def _bind(self) -> None:
+        if not self.spec.listeners:
+            super()._bind()  # --accept reuseport: this process's own listeners
+            return
+        self.listeners = list(self.spec.listeners)
+        self._acceptor = AcceptQueue(self.listeners[0], self.workers)
+        if self.listeners[0].family != socket.AF_UNIX:
+            self.port = self.listeners[0].getsockname()[1]
+
+    def _new_worker(self, index: int) -> WorkerThread:
+        worker = super()._new_worker(index)
+        worker.multiprocess = self.spec.processes > 1
+        return worker
+
+    def _banner(self) -> None:
+        self._start_heartbeats()
+        gil = self.gil
+        self.status.send(
+            "ready",
+            interface=self.interface,
+            threads=len(self.workers),
+            gil={"before": gil.before, "after": gil.after, "culprits": gil.culprits} if gil else None,
+        )
+        logger.debug("worker ready: %d thread(s)", len(self.workers))
+
+    def _start_heartbeats(self) -> None:
+        for worker in self.workers:
+            if id(worker) not in self._beating and worker.loop is not None and worker.is_alive():
+                self.heartbeat.start(worker.loop, worker.index)
+                self._beating.add(id(worker))
+
+    # -- the main loop's periodic check --------------------------------------------------
+
+    def _check_workers(self) -> None:
+        super()._check_workers()  # replaces a dead thread in place
+        if self.started.is_set():
+            self._start_heartbeats()  # ...and the replacement beats too
+        if os.getppid() != self.spec.supervisor_pid and not self._stopping:
+            logger.warning("the supervisor (pid %d) is gone: stopping", self.spec.supervisor_pid)
+            self._stopping = True
+            self._events.put(("stop", False))
+        limit = self.spec.max_requests
+        if limit is not None and not self._retire_sent:
+            served = sum(w.stats.requests for w in self.workers)
+            if served >= limit:
+                self._retire_sent = True
+                self.status.send("retire", reason=f"max-requests ({served} requests served)")
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        def handler(signum: int, frame: Any) -> None:
+            self._events.put(("signal", signum))
+
+        for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH):
+            signal.signal(signum, signal.SIG_IGN)
+        for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1):
+            signal.signal(signum, handler)
+        return lambda: None  # the process ends with the server
+
+    def _handle_signal(self, signum: int) -> None:
+        if signum == signal.SIGUSR1:
+            reopen_log_files()
+        elif signum == signal.SIGTERM:
+            # Idempotent: under systemd (KillMode=control-group) or `kill -TERM -PGID` the
+            # worker gets SIGTERM from there *and* from the supervisor; forcing is SIGQUIT's job.
+            if not self._stopping:
+                self._stopping = True
+                self._events.put(("stop", False))
+        elif signum == signal.SIGQUIT:
+            self.exit_code = EXIT_FORCED
+            for worker in self.workers:
+                worker.stop(force=True)
+            if not self._stopping:
+                self._stopping = True
+                self._events.put(("stop", True))
+
+
+def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
+    """The body of a forked worker process; returns its exit code."""
+    _name_process("ftserve worker")
+    status = StatusChannel(status_fd)
+    server = WorkerProcessServer(spec, status, heartbeat)
+    try:
+        return server.run()
+    except (AppLoadError, ConfigError, BindError) as exc:
+        status.send("failed", message=str(exc), code=EXIT_APP_ERROR)
+        return EXIT_APP_ERROR
+    except StartupError as exc:
+        status.send("failed", message=str(exc), code=EXIT_STARTUP_FAILED)
+        return EXIT_STARTUP_FAILED
+    except Exception as exc:
+        if server.startup_error is not exc:
+            raise  # ours: run_worker's caller prints the traceback
+        # The app's own error (a SyntaxError, an exception at import): its traceback, not ours.
+        status.send("failed", message=str(AppImportError(spec.config.app, exc)).rstrip("\n"), code=EXIT_APP_ERROR)
+        return EXIT_APP_ERROR
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def _name_process(name: str) -> None:
+    """Name the process for ps/top (``comm``, 15 bytes; the command line stays)."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:  # not Linux
+        pass

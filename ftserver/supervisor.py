@@ -1,0 +1,817 @@
+"""The supervisor: starts worker processes, keeps them healthy, and stops them.
+
+It reads like Gunicorn's arbiter. Signal handlers only append the signal number to a queue
+(and ``signal.set_wakeup_fd`` wakes the loop); one loop in the main thread waits on the
+wake-up pipe and the workers' status pipes, then dispatches each signal to a
+``handle_<name>`` method and checks the workers' health. The supervisor never starts a
+thread, so forking from it is safe.
+
+What a "worker" is: one forked process (``ftserver.mp_fallback``) running the threads-mode
+server with ``threads`` threads. The mode only changes the layout (``Config.plan``):
+threads mode is one worker process of N threads, processes mode is N processes of one
+thread (or ``--workers`` x ``--threads``). Either way the same lifecycle applies:
+
+- a worker reports *ready* through its pipe once it listens and its lifespan startup is
+  done; the banner and "Listening on" are printed when every initial worker is ready;
+- recycling (``--max-requests``, ``--workers-lifetime``, ``--workers-max-rss``, SIGHUP,
+  a missed heartbeat) always starts the replacement first and stops the old worker
+  (SIGTERM: it drains) only once the replacement is ready, so no request is refused;
+- a worker that dies unexpectedly is replaced (``--respawn-failed-workers``), unless
+  ``--respawn-limit`` failures happened within ``--respawn-window`` seconds: then the
+  server stops with a message saying so, rather than crash-looping;
+- a stopping worker still alive ``--workers-kill-timeout`` seconds after SIGTERM is
+  killed (SIGKILL); a booting worker not ready within ``--startup-timeout`` too.
+
+Signals: SIGINT/SIGTERM drain and stop (a second one forces: exit code 1), SIGQUIT stops
+at once, SIGHUP reloads every worker, SIGTTIN/SIGTTOU add/remove a worker, SIGUSR1
+reopens the log files (here and in every worker).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import random
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from ftserver import __version__
+from ftserver.config import Config, ConfigError, WorkerPlan
+from ftserver.interfaces import detect_interface
+from ftserver.loading import AppImportError, AppLoadError, import_app
+from ftserver.logs import configure_logging, reopen_log_files
+from ftserver.mp_fallback.child import WorkerSpec
+from ftserver.mp_fallback.process import State, WorkerProcess
+from ftserver.net import BindError, bind_tcp, bind_unix, format_host, listener_from_fd, reserve_port
+from ftserver.runtime import GILReport, free_threaded_build, gil_enabled, python_build, watch_gil
+from ftserver.server import EXIT_FORCED, EXIT_OK, Server, StartupError
+
+logger = logging.getLogger("ftserver.error")
+
+#: How often the loop wakes up to check the workers when nothing happens.
+TICK = 0.25
+#: A replacement that could not start is tried again after this long.
+RETRY_DELAY = 1.0
+#: After a forced stop (SIGQUIT), how long workers get before SIGKILL.
+FORCE_GRACE = 5.0
+
+HANDLED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGCHLD,
+)
+
+
+class SupervisorError(RuntimeError):
+    """The server could not start, or had to stop; the message says why."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def serve(config: Config) -> int:
+    """Run ``config`` as ``ftserve`` does; return the exit code.
+
+    With ``supervisor=False`` the server runs in this process (threads mode, as
+    ``Server.run``); otherwise the supervisor runs the worker processes.
+    """
+    if not config.supervisor:
+        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+        with PidFile(config.pid_file):
+            server = Server(config)
+            try:
+                return server.run()
+            except (AppLoadError, ConfigError, BindError, StartupError):
+                raise
+            except Exception as exc:
+                if server.startup_error is exc:  # the app's own error, at import
+                    raise AppImportError(config.app, exc) from exc
+                raise
+    return Supervisor(config).run()
+
+
+class PidFile:
+    """``--pid-file``: written at start, removed at exit; refuses a live process's file."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.written = False
+
+    def __enter__(self) -> PidFile:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        path = self.path
+        if path is None:
+            return
+        other = self._read()
+        if other is not None and other != os.getpid() and psutil.pid_exists(other):
+            raise SupervisorError(f"pid file {path} names a running process (pid {other}): is the server already running? Stop it, or remove the file if that process is not ftserve")
+        if other is not None:
+            logger.info("pid file %s was stale (pid %d is not running): replacing it", path, other)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(temporary, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise SupervisorError(f"cannot write pid file {path}: {exc.strerror}") from None
+        self.written = True
+
+    def release(self) -> None:
+        if self.written and self.path is not None and self._read() == os.getpid():
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+        self.written = False
+
+    def _read(self) -> int | None:
+        try:
+            with open(self.path) as f:  # type: ignore[arg-type]
+                text = f.read().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SupervisorError(f"cannot read pid file {self.path}: {exc.strerror}") from None
+        try:
+            return int(text)
+        except ValueError:
+            raise SupervisorError(f"pid file {self.path} does not hold a process id ({text[:40]!r}); remove it or choose another --pid-file") from None
+
+
+class Supervisor:
+    """Runs and watches the worker processes (see the module docstring)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workers: list[WorkerProcess] = []
+        self.listeners: list[socket.socket] = []
+        self.port_holder: socket.socket | None = None
+        self.host = config.host
+        self.port = config.port
+        self.uds = config.uds
+        self.plan: WorkerPlan | None = None
+        self.gil: GILReport | None = None  # from the preload or probe import, if any
+        self.interface: str | None = None
+        self.app: Any = None  # the preloaded app
+        self.booted = False  # every initial worker has been ready once
+        self.stopping = False
+        self.forced = False
+        self.exit_code = EXIT_OK
+        self.fatal: SupervisorError | None = None
+        self.failures: collections.deque[float] = collections.deque()
+        self.next_rss_sample = 0.0
+        self._numbers = itertools.count(1)
+        self._signals: collections.deque[int] = collections.deque()
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r = self._wake_w = -1
+        self._previous_handlers: dict[int, Any] = {}
+        self._gil_warned = False
+        self._mode_note: tuple[int, str] | None = None
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self.uds:
+            return f"unix:{self.uds}"
+        return f"http://{format_host(self.host)}:{self.port}"
+
+    def run(self) -> int:
+        """Serve until stopped; return the exit code (raise ``SupervisorError`` on failure)."""
+        config = self.config
+        if threading.current_thread() is not threading.main_thread():
+            raise SupervisorError("the supervisor handles signals, so it runs in the main thread only; use supervisor=False (or Server.start()) elsewhere")
+        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+        with PidFile(config.pid_file):
+            self._selector = selectors.DefaultSelector()
+            self._install_signal_handlers()
+            try:
+                self._bind()
+                self._load()
+                self._boot()
+                self._loop()
+            finally:
+                self._cleanup()
+        if self.fatal is not None:
+            raise self.fatal
+        logger.info("Server stopped")
+        return self.exit_code
+
+    # -- start-up ----------------------------------------------------------------------
+
+    def _bind(self) -> None:
+        config = self.config
+        if config.fd is not None:  # inherited (systemd socket activation, the reloader)
+            listener = listener_from_fd(config.fd)
+            if listener.family == socket.AF_UNIX:
+                self.uds = listener.getsockname()
+            else:
+                self.host, self.port = listener.getsockname()[:2]
+            if config.accept == "reuseport":
+                # Each worker adopts the descriptor for its thread 0 and binds the other
+                # threads' listeners beside it (Server._adopt_fd); it stays open here.
+                self.port_holder = listener
+            else:
+                self.listeners = [listener]
+            return
+        if config.uds:
+            self.listeners = [bind_unix(config.uds, config.backlog)]
+        elif config.accept == "reuseport":
+            # Each worker thread binds its own listener; we only hold the port.
+            self.port_holder = reserve_port(config.host, config.port)
+            self.port = self.port_holder.getsockname()[1]
+        else:
+            self.listeners = [bind_tcp(config.host, config.port, config.backlog)]
+            self.port = self.listeners[0].getsockname()[1]
+
+    def _load(self) -> None:
+        """Decide the layout: import the app here (``--preload``) or in a probe process
+        when the mode depends on whether the import turns the GIL on."""
+        config = self.config
+        gil_at_start = gil_enabled()
+        if config.preload and isinstance(config.app, str):
+            app_path = config.app
+            self.app, self.gil = watch_gil(lambda: import_app(app_path, factory=config.factory, app_dir=config.app_dir))
+            self.interface = detect_interface(self.app, config.interface)
+        elif config.preload or not isinstance(config.app, str):
+            self.app, self.gil = watch_gil(lambda: config.app)
+            self.interface = detect_interface(self.app, config.interface)
+        elif config.mode == "auto" and config.workers is None and free_threaded_build() and not gil_at_start:
+            self.gil, self.interface = self._probe()
+        gil_on = self.gil.after if self.gil is not None else gil_at_start
+        self.plan = plan = config.plan(gil_on)
+        if config.mode == "auto" and plan.mode == "processes" and config.workers is None:
+            # Said right after the banner (which stays the first line).
+            if free_threaded_build():
+                report = self.gil or GILReport(before=True, after=True)
+                self._mode_note = (logging.WARNING, f"{report.describe()}: running {plan.describe()} (--mode auto; --mode threads keeps one process)")
+            else:
+                self._mode_note = (logging.INFO, f"Regular (GIL) build of CPython: running {plan.describe()} (--mode auto)")
+
+    def _probe(self) -> tuple[GILReport, str]:
+        """Import the app in a throw-away child to learn whether it turns the GIL on.
+
+        The supervisor itself stays free of the app's modules, so that every worker it
+        forks later imports the code afresh (what SIGHUP relies on).
+        """
+        config = self.config
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read_fd)
+                self._reset_signals_in_child(worker=False)
+                try:
+                    app, report = watch_gil(lambda: import_app(config.app, factory=config.factory, app_dir=config.app_dir))  # type: ignore[arg-type]
+                    payload: dict[str, Any] = {"gil": _gil_json(report), "interface": detect_interface(app, config.interface)}
+                except (AppLoadError, ConfigError) as exc:
+                    payload = {"error": str(exc)}
+                except BaseException as exc:  # noqa: BLE001 - the app's own import-time bug
+                    payload = {"error": str(AppImportError(config.app, exc)).rstrip("\n")}
+                os.write(write_fd, json.dumps(payload).encode())
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        os.close(write_fd)
+        chunks = []
+        deadline = time.monotonic() + config.startup_timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(read_fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop_requested():
+                    os.kill(pid, signal.SIGKILL)
+                    break
+                if sel.select(min(left, TICK)):
+                    data = os.read(read_fd, 65536)
+                    if not data:
+                        break
+                    chunks.append(data)
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        if self._stop_requested():
+            raise SupervisorError("interrupted while importing the app", EXIT_FORCED)
+        if not chunks:
+            code = os.waitstatus_to_exitcode(status)
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            if time.monotonic() >= deadline:
+                how = f"not done within --startup-timeout {config.startup_timeout:g} s"
+            raise SupervisorError(f"importing the app failed ({how})")
+        result = json.loads(b"".join(chunks))
+        if "error" in result:
+            raise SupervisorError(result["error"])
+        return _gil_report(result["gil"]), result["interface"]
+
+    def _stop_requested(self) -> bool:
+        return any(s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT) for s in self._signals)
+
+    def _boot(self) -> None:
+        assert self.plan is not None
+        logger.debug("starting %s", self.plan.describe())
+        for _ in range(self.plan.processes):
+            self._spawn()
+
+    def _on_booted(self) -> None:
+        """Every initial worker is ready: tell the user."""
+        self.booted = True
+        config = self.config
+        plan = self.plan
+        assert plan is not None
+        first = next((w for w in self.workers if w.ready_info), None)
+        info = first.ready_info if first else {}
+        report = self.gil or (_gil_report(info["gil"]) if info.get("gil") else None)
+        interface = self.interface or info.get("interface", "?")
+        accept = "unix socket" if self.uds else f"accept: {config.accept}"
+        pids = ", ".join(str(w.pid) for w in self.workers)
+        logger.info(
+            "ftserver %s | %s | %s | %s | mode: %s | %s (%s) | http1: %s | pid %d, worker%s %s",
+            __version__,
+            python_build(),
+            report.describe() if report else "",
+            interface.upper(),
+            plan.mode,
+            plan.describe(),
+            accept,
+            config.http1,
+            os.getpid(),
+            "" if len(self.workers) == 1 else "s",
+            pids,
+        )
+        if self._mode_note is not None:
+            logger.log(*self._mode_note)
+        if report is not None and report.after and plan.threads > 1:
+            hint = "" if free_threaded_build() else " Use a free-threaded build (python3.13t), or more --workers."
+            logger.warning(
+                "The GIL is enabled (%s): the %d threads of each worker will not run Python code in parallel.%s",
+                report.describe(),
+                plan.threads,
+                hint,
+            )
+            self._gil_warned = True
+        logger.info("Listening on %s (press CTRL+C to quit)", self.url)
+
+    # -- workers -----------------------------------------------------------------------
+
+    def _spawn(self, replaces: WorkerProcess | None = None) -> WorkerProcess:
+        config = self.config
+        plan = self.plan
+        assert plan is not None and self._selector is not None
+        child_config = config.replace(
+            threads=plan.threads,
+            port=self.port,
+            # The supervisor owns the Unix socket (it binds and unlinks it): to the worker
+            # it is just an inherited listener.
+            uds=None,
+            fd=config.fd if config.accept == "reuseport" else None,
+            app=self.app if self.app is not None else config.app,
+            factory=config.factory if self.app is None else False,
+            pid_file=None,
+        )
+        max_requests = None
+        if config.max_requests is not None:
+            max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
+        spec = WorkerSpec(
+            config=child_config,
+            listeners=tuple(self.listeners),
+            max_requests=max_requests,
+            supervisor_pid=os.getpid(),
+            processes=plan.processes,
+        )
+        worker = WorkerProcess(next(self._numbers), spec)
+        worker.replaces = replaces
+        if replaces is not None:
+            replaces.replacement = worker
+        worker.spawn(lambda: self._in_child(worker))
+        self.workers.append(worker)
+        self._selector.register(worker.status_fd, selectors.EVENT_READ, worker)
+        logger.debug("started %r", worker)
+        return worker
+
+    def _in_child(self, me: WorkerProcess) -> None:
+        """Right after fork, in the worker: drop what belongs to the supervisor."""
+        self._reset_signals_in_child(worker=True)
+        if self._selector is not None:
+            self._selector.close()
+        for other in self.workers:
+            if other is not me:
+                other.close_status()
+                other.heartbeat.close()
+        if self.port_holder is not None and self.config.fd is None:
+            self.port_holder.close()  # (an inherited descriptor stays: the worker adopts it)
+
+    def _reset_signals_in_child(self, worker: bool) -> None:
+        signal.set_wakeup_fd(-1)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        if worker:  # until the worker installs its own handlers (see mp_fallback/child.py)
+            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+                signal.signal(signum, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _active(self) -> list[WorkerProcess]:
+        """Workers that count towards the worker total (not stopping, not a replacement)."""
+        return [w for w in self.workers if w.state is not State.STOPPING and w.replaces is None]
+
+    def _recycle(self, worker: WorkerProcess, reason: str) -> None:
+        """Replace ``worker``: its replacement starts now, it stops once that one is ready."""
+        if worker.recycle_reason is not None or worker.state is not State.SERVING or self.stopping:
+            return
+        worker.recycle_reason = reason
+        logger.info("Recycling %r (%s): starting its replacement first", worker, reason)
+        self._spawn(replaces=worker)
+
+    def _stop_worker(self, worker: WorkerProcess) -> None:
+        worker.terminate(time.monotonic() + self.config.kill_timeout)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        assert self._selector is not None
+        while True:
+            for key, _ in self._selector.select(TICK):
+                if key.data is None:
+                    self._drain_wakeup()
+                else:
+                    self._read_status(key.data)
+            while self._signals:
+                self._dispatch(self._signals.popleft())
+            self._reap()
+            now = time.monotonic()
+            if self.stopping:
+                if not self.workers:
+                    return
+            else:
+                self._check_health(now)
+            self._enforce_deadlines(now)
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _dispatch(self, signum: int) -> None:
+        name = signal.Signals(signum).name[3:].lower()
+        handler: Callable[[], None] | None = getattr(self, f"handle_{name}", None)
+        if handler is not None:
+            handler()
+
+    def _read_status(self, worker: WorkerProcess) -> None:
+        messages = worker.read_messages()
+        if messages is None:  # end of file: the process is exiting; _reap handles it
+            self._unregister(worker)
+            return
+        for message in messages:
+            event = message.get("event")
+            if event == "ready":
+                self._on_ready(worker, message)
+            elif event == "failed":
+                worker.failure = str(message.get("message"))
+                worker.failure_code = int(message.get("code", 1))
+            elif event == "retire":
+                self._recycle(worker, str(message.get("reason", "asked to retire")))
+
+    def _unregister(self, worker: WorkerProcess) -> None:
+        if worker.status_fd >= 0 and self._selector is not None:
+            try:
+                self._selector.unregister(worker.status_fd)
+            except KeyError:
+                pass
+
+    def _on_ready(self, worker: WorkerProcess, info: dict[str, Any]) -> None:
+        if worker.state is not State.BOOTING:
+            return
+        now = time.monotonic()
+        worker.state = State.SERVING
+        worker.ready_at = now
+        worker.ready_info = info
+        lifetime = self.config.workers_lifetime
+        if lifetime is not None:
+            jitter = self.config.workers_lifetime_jitter
+            jitter = lifetime / 10 if jitter is None else jitter
+            worker.lifetime_deadline = now + lifetime + random.uniform(0, jitter)
+        self._check_worker_gil(worker, info)
+        old = worker.replaces
+        if old is not None:
+            worker.replaces = None
+            old.replacement = None
+            if old.state is not State.STOPPING:
+                logger.info("%r is ready: stopping %r (%s)", worker, old, old.recycle_reason)
+                self._stop_worker(old)
+            return
+        if self.booted:
+            logger.info("%r is ready", worker)
+        elif all(w.state is State.SERVING for w in self.workers):
+            self._on_booted()
+
+    def _check_worker_gil(self, worker: WorkerProcess, info: dict[str, Any]) -> None:
+        """Threads mode decided the GIL was off; say so if this worker found it on."""
+        gil = info.get("gil")
+        plan = self.plan
+        if not gil or plan is None or plan.threads == 1 or self._gil_warned or not free_threaded_build():
+            return
+        report = _gil_report(gil)
+        if report.after and not (self.gil and self.gil.after):
+            self._gil_warned = True
+            logger.warning(
+                "%r: %s; its %d threads will not run Python code in parallel (use --mode processes)",
+                worker,
+                report.describe(),
+                plan.threads,
+            )
+
+    def _reap(self) -> None:
+        for worker in list(self.workers):
+            if worker.poll():
+                self._on_exit(worker)
+
+    def _on_exit(self, worker: WorkerProcess) -> None:
+        if worker.status_fd >= 0:
+            self._read_status(worker)  # a last "failed" message may still be in the pipe
+        self._unregister(worker)
+        self.workers.remove(worker)
+        worker.release()
+        now = time.monotonic()
+        if worker.state is State.STOPPING:
+            if not worker.ready_at:
+                how = logging.DEBUG  # stopped while starting: nothing to report
+            else:
+                how = logging.INFO if worker.exit_status == 0 or worker.forced else logging.WARNING
+            logger.log(how, "%r stopped (%s)", worker, worker.describe_exit())
+            if worker.replacement is not None:  # stopped (TTOU, shutdown) while being replaced
+                worker.replacement.replaces = None
+            return
+        if self.stopping:
+            return
+        reason = worker.failure or worker.describe_exit()
+        if worker.state is State.BOOTING:
+            if not self.booted:
+                self._fail(SupervisorError(worker.failure or f"worker process could not start ({worker.describe_exit()})", worker.failure_code))
+                return
+            old = worker.replaces
+            if old is not None:
+                old.replacement = None
+                if old.recycle_reason == "reload":
+                    logger.error("Reload: a new worker could not start (%s); %r keeps serving", reason, old)
+                    old.recycle_reason = None
+                else:
+                    logger.error("A replacement for %r could not start (%s); trying again", old, reason)
+                    old.retry_reason = old.recycle_reason or "retry"
+                    old.recycle_reason = None
+                    old.retry_at = now + RETRY_DELAY
+                self._count_failure(now, f"a new worker could not start: {reason}")
+                return
+            logger.error("%r could not start (%s)", worker, reason)
+        else:
+            logger.error("%r died unexpectedly (%s)", worker, reason)
+            if worker.replacement is not None:  # its replacement is on the way already
+                worker.replacement.replaces = None
+                self._count_failure(now, f"{worker!r} died ({reason})")
+                return
+        if not self.config.respawn_failed_workers:
+            self._fail(SupervisorError(f"{worker!r} died ({reason}); stopping the server (--no-respawn-failed-workers)"))
+            return
+        if self._count_failure(now, f"{worker!r} died ({reason})"):
+            self._spawn()
+
+    def _count_failure(self, now: float, what: str) -> bool:
+        """Record a failure; stop the server (and return False) past the crash-loop limit."""
+        config = self.config
+        failures = self.failures
+        failures.append(now)
+        while failures and failures[0] < now - config.respawn_window:
+            failures.popleft()
+        if len(failures) >= config.respawn_limit:
+            self._fail(
+                SupervisorError(
+                    f"{len(failures)} worker failures within {config.respawn_window:g} s (the last: {what}): "
+                    f"stopping instead of restarting them in a loop (--respawn-limit {config.respawn_limit}, "
+                    f"--respawn-window {config.respawn_window:g})"
+                )
+            )
+            return False
+        return True
+
+    def _fail(self, error: SupervisorError) -> None:
+        if self.fatal is None:
+            self.fatal = error
+        self._begin_stop()
+
+    def _check_health(self, now: float) -> None:
+        config = self.config
+        sample_rss = config.workers_max_rss is not None and now >= self.next_rss_sample
+        if sample_rss:
+            self.next_rss_sample = now + config.rss_sample_interval
+        for worker in list(self.workers):
+            if worker.state is State.BOOTING:
+                if now - worker.spawned_at > config.startup_timeout and worker.failure is None:
+                    worker.failure = f"not ready within --startup-timeout {config.startup_timeout:g} s"
+                    logger.error("%r: %s: killing it", worker, worker.failure)
+                    worker.kill()
+                continue
+            if worker.state is not State.SERVING:
+                continue
+            if config.heartbeat_timeout and worker.recycle_reason != "heartbeat":
+                age = worker.heartbeat_age(now)
+                if age > config.heartbeat_timeout:
+                    logger.error("%r: an event loop has not run for %.1f s (blocked by the app?): replacing the worker", worker, age)
+                    worker.recycle_reason = None  # a wedged worker takes precedence over a planned recycle
+                    if worker.replacement is None:
+                        self._recycle(worker, "heartbeat")
+                    else:
+                        worker.recycle_reason = "heartbeat"
+                    continue
+            if worker.recycle_reason is not None:
+                continue
+            if worker.retry_at is not None:
+                if now >= worker.retry_at:
+                    worker.retry_at = None
+                    self._recycle(worker, worker.retry_reason)
+                continue
+            if worker.lifetime_deadline is not None and now >= worker.lifetime_deadline:
+                self._recycle(worker, f"--workers-lifetime {config.workers_lifetime:g} s")
+                continue
+            if sample_rss:
+                self._sample_rss(worker)
+
+    def _sample_rss(self, worker: WorkerProcess) -> None:
+        config = self.config
+        assert config.workers_max_rss is not None
+        rss = worker.rss()
+        if rss is None:
+            return
+        limit = config.workers_max_rss * 2**20
+        worker.rss_strikes = worker.rss_strikes + 1 if rss > limit else 0
+        if worker.rss_strikes >= config.rss_samples:
+            self._recycle(worker, f"RSS {rss / 2**20:.0f} MiB > --workers-max-rss {config.workers_max_rss:g} MiB in {worker.rss_strikes} samples")
+
+    def _enforce_deadlines(self, now: float) -> None:
+        for worker in self.workers:
+            if worker.state is State.STOPPING and worker.stop_deadline and now > worker.stop_deadline:
+                logger.warning("%r did not stop in time: killing it (SIGKILL)", worker)
+                worker.kill()
+                worker.stop_deadline = 0.0
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        assert self._selector is not None
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signals.append(signum)
+
+        for signum in HANDLED_SIGNALS:
+            if signum in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # ignored when we were started (the reloader's child, a background job): keep it so
+            self._previous_handlers[signum] = signal.signal(signum, handler)
+
+    def handle_int(self) -> None:
+        self._on_stop_signal("SIGINT")
+
+    def handle_term(self) -> None:
+        self._on_stop_signal("SIGTERM")
+
+    def _on_stop_signal(self, name: str) -> None:
+        if not self.stopping:
+            logger.info("Received %s: shutting down gracefully (again to force)", name)
+            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
+            self._begin_stop()
+        else:
+            logger.warning("Received %s again: forcing shutdown", name)
+            self._force_stop()
+
+    def handle_quit(self) -> None:
+        logger.warning("Received SIGQUIT: stopping now")
+        self._force_stop()
+
+    def _begin_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        for worker in self.workers:
+            self._stop_worker(worker)
+
+    def _force_stop(self) -> None:
+        self.stopping = True
+        self.forced = True
+        self.exit_code = EXIT_FORCED
+        deadline = time.monotonic() + min(FORCE_GRACE, self.config.kill_timeout)
+        for worker in self.workers:
+            worker.force(deadline)
+
+    def handle_hup(self) -> None:
+        if self.stopping:
+            return
+        serving = [w for w in self._active() if w.state is State.SERVING]
+        note = " (--preload: they run the app as imported at start)" if self.config.preload else ""
+        logger.info("Received SIGHUP: reloading %d worker(s); new workers start before the old ones stop%s", len(serving), note)
+        for worker in serving:
+            worker.recycle_reason = None
+            if worker.replacement is None:
+                self._recycle(worker, "reload")
+            else:
+                worker.recycle_reason = "reload"
+
+    def handle_ttin(self) -> None:
+        if self.stopping:
+            return
+        worker = self._spawn()
+        logger.info("Received SIGTTIN: adding %r (%d workers)", worker, len(self._active()))
+
+    def handle_ttou(self) -> None:
+        if self.stopping:
+            return
+        active = self._active()
+        if len(active) <= 1:
+            logger.info("Received SIGTTOU: keeping the last worker")
+            return
+        victim = min(active, key=lambda w: w.number)  # the oldest, as Gunicorn does
+        logger.info("Received SIGTTOU: stopping %r (%d workers)", victim, len(active) - 1)
+        if victim.replacement is not None:
+            self._stop_worker(victim.replacement)
+        self._stop_worker(victim)
+
+    def handle_usr1(self) -> None:
+        count = reopen_log_files()
+        logger.info("Received SIGUSR1: reopened %d log file(s); asking the workers to do the same", count)
+        for worker in self.workers:
+            worker.send_signal(signal.SIGUSR1)
+
+    def handle_chld(self) -> None:
+        self._reap()
+
+    # -- the end -----------------------------------------------------------------------
+
+    def _cleanup(self) -> None:
+        """Make sure no worker outlives us, then release sockets and signals."""
+        if self.workers:
+            self._begin_stop()
+            deadline = time.monotonic() + self.config.kill_timeout
+            for worker in list(self.workers):
+                while not worker.poll() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if not worker.poll():
+                    worker.kill()
+                    os.waitpid(worker.pid, 0)
+                worker.release()
+            self.workers.clear()
+        for sock in self.listeners:
+            sock.close()
+        if self.port_holder is not None:
+            self.port_holder.close()
+        if self.config.uds and self.listeners:
+            try:
+                os.unlink(self.config.uds)
+            except OSError:
+                pass
+        signal.set_wakeup_fd(-1)
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous)
+        if self._selector is not None:
+            self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+
+def _gil_json(report: GILReport) -> dict[str, Any]:
+    return {"before": report.before, "after": report.after, "culprits": report.culprits}
+
+
+def _gil_report(data: dict[str, Any]) -> GILReport:
+    return GILReport(before=bool(data["before"]), after=bool(data["after"]), culprits=list(data.get("culprits") or []))

@@ -1,0 +1,337 @@
+"""The supervisor, driven as users drive it: the real ``ftserve``, signals by pid, a load of
+fresh connections while workers die, reload, and get recycled."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.ftserve_process import (  # noqa: F401 - ftserve is a fixture
+    FREE_THREADED,
+    FTSERVE,
+    ROOT,
+    Load,
+    ftserve,
+    get,
+    read_response,
+    send_request,
+    start_ftserve,
+    wait_accepted,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow  # each test runs a server for a few seconds (bounded)
+
+#: Two worker processes of one thread, on both interpreters.
+TWO_WORKERS = ("--workers", "2")
+
+
+def test_killed_worker_is_respawned_and_only_its_requests_fail(ftserve):
+    served = ftserve(*TWO_WORKERS)
+    before = served.wait_workers(2)
+    victim = min(before)
+    with Load(served.port, clients=2) as load:
+        time.sleep(0.3)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        after = served.wait_workers(2, timeout=5, exclude={victim})
+        (newcomer,) = after - before
+        wait_for(lambda: load.served[newcomer] > 0, 10, "the new worker to serve")
+        time.sleep(0.3)
+    # Only requests on the killed worker's connections can fail: at most one per client
+    # thread (each has one request in flight), and only around the kill.
+    assert len(load.failures) <= 2, load.failures
+    assert all(abs(t - killed_at) < 2 for t, _ in load.failures), load.failures
+    served.wait_log(r"worker \d+ \(pid %d\) died unexpectedly \(killed by SIGKILL\)" % victim)
+    assert served.stop() == 0
+
+
+def test_sighup_reloads_every_worker_without_failing_a_request(ftserve):
+    served = ftserve(*TWO_WORKERS)
+    old = served.wait_workers(2)
+    with Load(served.port, clients=3) as load:
+        time.sleep(0.3)
+        served.signal(signal.SIGHUP)
+        new = served.wait_workers(2, timeout=15, exclude=old)
+        wait_for(lambda: all(load.served[pid] > 0 for pid in new), 10, "both new workers to serve")
+    assert load.failures == []
+    assert set(load.served) == old | new
+    served.wait_log("Received SIGHUP: reloading 2 worker")
+
+
+def test_sighup_imports_the_code_afresh_and_survives_a_broken_edit(ftserve, tmp_path):
+    app_file = tmp_path / "editable.py"
+    app_file.write_text(_versioned_app("one"))
+    served = ftserve(*TWO_WORKERS, "--app-dir", str(tmp_path), app="editable:app")
+    first = served.wait_workers(2)
+    assert get(served.port)[1] == "one"
+
+    app_file.write_text("def app(:\n")  # a syntax error: the new workers cannot start
+    mark = len(served.lines)
+    served.signal(signal.SIGHUP)
+    served.wait_log("Reload: a new worker could not start", timeout=15, start=mark)
+    assert served.workers() == first  # the old workers keep serving
+    assert get(served.port)[1] == "one"
+
+    # (Not the same length as "one": a .pyc is trusted when mtime, in seconds, and size match.)
+    app_file.write_text(_versioned_app("version two"))
+    served.signal(signal.SIGHUP)
+    served.wait_workers(2, timeout=15, exclude=first)
+    assert {get(served.port)[1] for _ in range(10)} == {"version two"}
+    assert served.proc.poll() is None
+
+
+def _versioned_app(version: str) -> str:
+    return (
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        f"    await send({{'type': 'http.response.body', 'body': b'{version}'}})\n"
+    )
+
+
+def test_max_requests_recycles_without_failing_a_request(ftserve):
+    served = ftserve(*TWO_WORKERS, "--max-requests", "40", "--max-requests-jitter", "10")
+    first = served.wait_workers(2)
+    with Load(served.port, clients=2) as load:
+        wait_for(lambda: load.served_by_others(first) > 20, 30, "requests served by replacement workers")
+    assert load.failures == []
+    served.wait_log(r"Recycling worker \d+ \(pid \d+\) \(max-requests \(\d+ requests served\)\)")
+    assert served.proc.poll() is None
+
+
+def test_workers_lifetime_recycles_without_failing_a_request(ftserve):
+    served = ftserve(*TWO_WORKERS, "--workers-lifetime", "1", "--workers-lifetime-jitter", "0")
+    first = served.wait_workers(2)
+    with Load(served.port, clients=2) as load:
+        wait_for(lambda: load.served_by_others(first) > 20, 30, "requests served by replacement workers")
+    assert load.failures == []
+    served.wait_log(r"Recycling worker \d+ \(pid \d+\) \(--workers-lifetime 1 s\)")
+
+
+def test_leaking_worker_is_recycled_by_max_rss(ftserve):
+    served = ftserve(*TWO_WORKERS, "--workers-max-rss", "200", "--rss-sample-interval", "0.2", "--rss-samples", "2")
+    first = served.wait_workers(2)
+    _, body = get(served.port, "/leak?300")  # that worker now holds 300 MiB more
+    leaker = int(body)
+    with Load(served.port, clients=2) as load:
+        served.wait_workers(2, timeout=10, exclude={leaker})
+        time.sleep(0.3)
+    assert load.failures == []
+    served.wait_log(r"Recycling worker \d+ \(pid %d\) \(RSS \d+ MiB > --workers-max-rss 200 MiB in 2 samples\)" % leaker)
+    assert served.workers() & first == first - {leaker}  # the other worker was left alone
+
+
+@pytest.mark.skipif(not FREE_THREADED, reason="threads mode needs a free-threaded build")
+def test_max_rss_recycles_the_threads_mode_process(ftserve):
+    served = ftserve("--mode", "threads", "--threads", "2", "--workers-max-rss", "200", "--rss-sample-interval", "0.2", "--rss-samples", "2")
+    (old,) = served.wait_workers(1)
+    get(served.port, "/leak?300")
+    served.wait_workers(1, timeout=10, exclude={old})
+    served.wait_log(r"Recycling worker 1 \(pid %d\) \(RSS" % old)
+
+
+def test_wedged_event_loop_is_detected_and_the_worker_replaced(ftserve):
+    served = ftserve(*TWO_WORKERS, "--heartbeat-timeout", "2", "--workers-kill-timeout", "1")
+    served.wait_workers(2)
+    blocked = {}
+
+    def block() -> None:
+        try:
+            blocked["pid"] = int(get(served.port, "/block?60", timeout=30)[1])
+        except OSError as exc:  # the wedged worker gets killed under it
+            blocked["error"] = exc
+
+    thread = threading.Thread(target=block, daemon=True)
+    thread.start()
+    match = served.wait_log(r"worker \d+ \(pid (\d+)\): an event loop has not run for [\d.]+ s", timeout=15)
+    wedged = int(match.group(1))
+    served.wait_log(r"worker \d+ \(pid %d\) did not stop in time: killing it \(SIGKILL\)" % wedged, timeout=15)
+    served.wait_workers(2, timeout=10, exclude={wedged})
+    thread.join(10)
+    assert "error" in blocked  # its connection died with the worker
+    assert get(served.port)[0] == 200
+
+
+def test_a_blocked_worker_takes_no_new_connections(ftserve):
+    """While one worker's loop is blocked, the other worker serves every new connection."""
+    served = ftserve(*TWO_WORKERS, "--heartbeat-timeout", "0", "--workers-kill-timeout", "1")  # avoided, not replaced
+    served.wait_workers(2)
+    blocker = send_request(served.port, "/block?10")
+    wait_accepted(served.pid, blocker)
+    time.sleep(3.5)  # > STALE_LOOP: its acceptor has seen the loop stop ticking
+    answers = {get(served.port, timeout=4)[1] for _ in range(12)}  # each would wait ~6 s on the blocked loop
+    assert len(answers) == 1
+    blocker.close()
+
+
+def test_ttin_and_ttou_add_and_remove_workers(ftserve):
+    served = ftserve(*TWO_WORKERS)
+    two = served.wait_workers(2)
+    served.signal(signal.SIGTTIN)
+    three = served.wait_workers(3)
+    assert two < three
+    served.signal(signal.SIGTTOU)
+    served.wait_workers(2)
+    served.signal(signal.SIGTTOU)
+    (last,) = served.wait_workers(1)
+    served.signal(signal.SIGTTOU)  # never below one worker
+    served.wait_log("Received SIGTTOU: keeping the last worker")
+    assert served.workers() == {last}
+    assert get(served.port)[1] == str(last)
+
+
+def test_sigint_drains_in_flight_requests(ftserve):
+    served = ftserve(*TWO_WORKERS)
+    served.wait_workers(2)
+    sock = send_request(served.port, "/sleep?1")
+    wait_accepted(served.pid, sock)
+    time.sleep(0.1)
+    served.signal(signal.SIGINT)
+    assert read_response(sock)[0] == 200
+    assert served.proc.wait(10) == 0
+    assert served.workers() == set()
+
+
+def test_second_sigint_forces_and_exits_1(ftserve):
+    served = ftserve(*TWO_WORKERS)
+    workers = served.wait_workers(2)
+    sock = send_request(served.port, "/sleep?30")
+    wait_accepted(served.pid, sock)
+    served.signal(signal.SIGINT)
+    served.wait_log("Received SIGINT: shutting down gracefully")
+    assert served.proc.poll() is None  # draining: the request has 30 s to go
+    served.signal(signal.SIGINT)
+    assert served.proc.wait(10) == 1
+    with pytest.raises(ConnectionError):
+        read_response(sock)  # cut off
+    for pid in workers:
+        wait_for(lambda pid=pid: not _alive(pid), 5, f"worker {pid} to be gone")
+
+
+def _ignore_errors(func, *args) -> None:
+    try:
+        func(*args)
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_crash_loop_stops_the_server(ftserve):
+    served = ftserve("--workers", "1", "--respawn-limit", "3", "--respawn-window", "60")
+    for n in range(3):
+        (worker,) = served.wait_workers(1, timeout=10)
+        _ignore_errors(get, served.port, "/exit", 5)
+        if n < 2:
+            served.wait_workers(1, timeout=10, exclude={worker})
+    assert served.proc.wait(15) == 1
+    assert "Error: 3 worker failures within 60 s" in served.output
+    assert "--respawn-limit 3" in served.output
+
+
+def test_no_respawn_stops_the_server_when_a_worker_dies(ftserve):
+    served = ftserve(*TWO_WORKERS, "--no-respawn-failed-workers")
+    served.wait_workers(2)
+    _ignore_errors(get, served.port, "/exit", 5)
+    assert served.proc.wait(15) == 1
+    assert "stopping the server (--no-respawn-failed-workers)" in served.output
+
+
+def test_worker_startup_failure_stops_with_exit_3(tmp_path):
+    (tmp_path / "badlifespan.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        await receive()\n"
+        "        await send({'type': 'lifespan.startup.failed', 'message': 'no database'})\n"
+    )
+    done = subprocess.run([*FTSERVE, "--port", "0", *TWO_WORKERS, "--app-dir", str(tmp_path), "badlifespan:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert "no database" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_startup_timeout(tmp_path):
+    (tmp_path / "slowstart.py").write_text(
+        "import asyncio\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        await receive()\n"
+        "        await asyncio.sleep(60)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run([*FTSERVE, "--port", "0", "--workers", "1", "--startup-timeout", "1", "--app-dir", str(tmp_path), "slowstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "not ready within --startup-timeout 1 s" in done.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_pid_file(ftserve, tmp_path):
+    pid_file = tmp_path / "ftserve.pid"
+    served = ftserve(*TWO_WORKERS, "--pid-file", str(pid_file))
+    assert pid_file.read_text().strip() == str(served.pid)
+
+    second = subprocess.run([*FTSERVE, "--port", "0", "--pid-file", str(pid_file), "tests.apps.lifecycle:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    assert f"pid file {pid_file} names a running process (pid {served.pid})" in second.stderr
+    assert pid_file.read_text().strip() == str(served.pid)  # left alone
+
+    assert served.stop() == 0
+    assert not pid_file.exists()
+
+
+def test_stale_and_garbage_pid_files(tmp_path):
+    pid_file = tmp_path / "ftserve.pid"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pid_file.write_text(f"{dead.pid}\n")  # a process that has exited: stale
+    served = start_ftserve("--workers", "1", "--pid-file", str(pid_file))
+    try:
+        assert pid_file.read_text().strip() == str(served.pid)
+        assert "was stale" in served.output
+    finally:
+        assert served.stop() == 0
+    pid_file.write_text("not a pid")
+    done = subprocess.run([*FTSERVE, "--port", "0", "--pid-file", str(pid_file), "tests.apps.lifecycle:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "does not hold a process id" in done.stderr
+
+
+def test_sigusr1_reopens_log_files(ftserve, tmp_path):
+    error_log = tmp_path / "error.log"
+    access_log = tmp_path / "access.log"
+    proc = subprocess.Popen([*FTSERVE, "--port", "0", *TWO_WORKERS, "--log-file", str(error_log), "--access-log-file", str(access_log), "tests.apps.lifecycle:app"], cwd=ROOT)
+    try:
+        match = wait_for(lambda: error_log.exists() and re.search(r"Listening on http://\S+:(\d+)", error_log.read_text()), 20, "the banner in the log file")
+        port = int(match.group(1))  # type: ignore[union-attr]
+        get(port, "/before")
+        wait_for(lambda: "/before" in access_log.read_text(), 5, "the access line")
+        access_log.rename(tmp_path / "access.log.1")
+        error_log.rename(tmp_path / "error.log.1")
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: error_log.exists() and "Received SIGUSR1" in error_log.read_text(), 5, "the reopened error log")
+        # Each worker reopens when it gets its own SIGUSR1 from the supervisor.
+        for n in range(200):
+            get(port, f"/after{n}")
+            if access_log.exists() and "/after" in access_log.read_text():
+                break
+            time.sleep(0.05)
+        assert "/after" in access_log.read_text()
+        assert "/before" in (tmp_path / "access.log.1").read_text()
+        assert "/before" not in access_log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
