@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -127,9 +127,11 @@ class ASGIHTTPCycle:
         self.client_eof = False  # the client closed its sending side (FIN)
         self.started = False
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        # Empty tuples until the app sends them: no list allocated per request, and the
+        # empty tuple is immortal (no reference counting shared between threads).
+        self.headers: Sequence[tuple[bytes, bytes]] = ()
         self.trailers = False
-        self.trailer_fields: list[tuple[bytes, bytes]] = []
+        self.trailer_fields: list[tuple[bytes, bytes]] | tuple[()] = ()  # a list once announced
         self.body_sent = False  # the final http.response.body was sent
         self.complete = False  # response complete (including trailers)
         self.response_bytes = 0
@@ -268,14 +270,16 @@ class ASGIHTTPCycle:
             headers = message.get("headers", ())
             self.headers = headers if type(headers) is list else list(headers)
             self.status = status
-            self.trailers = bool(message.get("trailers", False))
+            if message.get("trailers", False):
+                self.trailers = True
+                self.trailer_fields = []
             self.started = True
             return
         if kind == "http.response.trailers":
             if not (self.trailers and self.body_sent) or self.complete:
                 raise RuntimeError("ASGI: 'http.response.trailers' sent without 'trailers': True or before the body was complete")
             headers = message.get("headers", ())
-            self.trailer_fields += headers
+            self.trailer_fields += headers  # type: ignore[operator]
             if not message.get("more_trailers", False):
                 self.stream.send_trailers(self, self.trailer_fields)
                 self.complete = True

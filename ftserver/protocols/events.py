@@ -25,6 +25,7 @@ class Request:
         "expect_continue",
         "content_length",
         "chunked",
+        "has_body",
     )
 
     def __init__(
@@ -46,10 +47,7 @@ class Request:
         self.expect_continue = expect_continue
         self.content_length = content_length  # None when chunked or no body framing
         self.chunked = chunked
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
+        self.has_body = chunked or bool(content_length)
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.target!r} HTTP/{self.http_version})"

@@ -237,6 +237,27 @@ class H11Connection(ResponseWriter):
             pass
         return head
 
+    def send_complete(
+        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
+    ) -> bytes:
+        """A whole response (see ``ResponseWriter.send_complete``); h11 is told of its
+        start and end as with ``send_response`` and ``send_end``."""
+        try:
+            data = ResponseWriter.send_complete(self, status, headers, date, body)
+        except LocalProtocolError:
+            if self.response_started:  # the head was accepted, the body was not
+                self._tell_h11(self._h11_response)
+            raise
+        self._tell_h11(self._h11_response)
+        self._tell_h11(self._h11_end)
+        return data
+
+    def _tell_h11(self, event: h11.Response | h11.EndOfMessage) -> None:
+        try:
+            self._conn.send(event)
+        except h11.LocalProtocolError:  # h11 saw the request side fail: keep_alive is False
+            pass
+
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
         """The end of the response (see ``ResponseWriter.send_end``)."""
         tail = ResponseWriter.send_end(self, trailers)

@@ -197,12 +197,25 @@ class ResponseWriter:
     ``_response_state = _READY`` for each request.
     """
 
-    __slots__ = ("_http11", "_is_head", "_keep_alive", "_response_state", "_framing", "_to_send", "_server_header")
+    __slots__ = (
+        "_http11",
+        "_is_head",
+        "_keep_alive",
+        "_response_state",
+        "_framing",
+        "_to_send",
+        "_server_header",
+        "_tail_date",
+        "_tail",
+    )
 
     def __init__(self, server_header: bytes | None) -> None:
         if server_header is not None and not _FIELD_VALUE_RE.fullmatch(server_header):
             raise ValueError(f"server header {server_header!r} is not a valid field value")
         self._server_header = server_header
+        # The date and server fields of the last head, joined (see _head).
+        self._tail_date: bytes | None = None
+        self._tail = _date_and_server(None, server_header)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -235,6 +248,54 @@ class ResponseWriter:
           kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
           ``connection: keep-alive`` for a kept HTTP/1.0 client.
         """
+        parts = self._head(status, headers, date, body_length)
+        self._response_state = _SENDING
+        return b"".join(parts)
+
+    def send_complete(
+        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
+    ) -> bytes:
+        """A whole response at once: what ``send_response(status, headers, date,
+        len(body))``, ``send_data(body)`` and ``send_end()`` return, in one piece.
+
+        The rules are theirs. If the head is valid but ``body`` is longer than the
+        application's Content-Length, the head counts as sent (``response_started``)
+        and ``LocalProtocolError`` is raised, as ``send_data`` would.
+        """
+        parts = self._head(status, headers, date, len(body))
+        framing = self._framing
+        if framing == _LENGTH:
+            size = len(body)
+            to_send = self._to_send
+            if size > to_send:
+                self._response_state = _SENDING
+                raise LocalProtocolError("more body than the declared Content-Length")
+            if size < to_send:  # the response cannot be completed (as in send_end)
+                self._keep_alive = False
+            self._to_send = to_send - size
+            parts.append(body)
+        elif framing == _CHUNKED:  # the application set Transfer-Encoding: chunked
+            if body:
+                parts.append(b"%x\r\n%b\r\n" % (len(body), body))
+            parts.append(b"0\r\n\r\n")
+        elif framing == _UNTIL_CLOSE:
+            parts.append(body)
+        self._response_state = _SENT
+        return b"".join(parts)
+
+    @property
+    def response_started(self) -> bool:
+        """Whether a response head was accepted for the current request."""
+        return self._response_state >= _SENDING
+
+    def _head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body_length: int | None,
+    ) -> list[bytes]:
+        """The pieces of a response head (see ``send_response``); sets the framing."""
         if self._response_state != _READY:
             raise LocalProtocolError(
                 "send_response() needs a received request and no response started"
@@ -297,10 +358,17 @@ class ResponseWriter:
         if framing == _UNTIL_CLOSE:
             keep_alive = False
 
-        if date is not None and not has_date:
-            parts += (b"date: ", date, b"\r\n")
-        if self._server_header is not None and not has_server:
-            parts += (b"server: ", self._server_header, b"\r\n")
+        if not (has_date or has_server):
+            # The usual case: date and server in one piece, remade when the date changes.
+            if date is not self._tail_date:
+                self._tail_date = date
+                self._tail = _date_and_server(date, self._server_header)
+            parts.append(self._tail)
+        else:
+            if date is not None and not has_date:
+                parts += (b"date: ", date, b"\r\n")
+            if self._server_header is not None and not has_server:
+                parts += (b"server: ", self._server_header, b"\r\n")
         if not keep_alive:
             if not close_requested:
                 parts.append(b"connection: close\r\n")
@@ -309,8 +377,7 @@ class ResponseWriter:
         parts.append(b"\r\n")
         self._keep_alive = keep_alive
         self._framing = framing
-        self._response_state = _SENDING
-        return b"".join(parts)
+        return parts
 
     def send_data(self, data: bytes) -> bytes:
         """``data`` framed for the wire; ``b""`` for bodiless responses and empty data.
@@ -856,6 +923,12 @@ class HTTP11Connection(ResponseWriter):
         self._state = _IDLE
         self._response_state = _NO_REQUEST
         self._empty_lines = 0
+
+
+def _date_and_server(date: bytes | None, server: bytes | None) -> bytes:
+    """The ``date`` and ``server`` field lines a response head gets (either may be absent)."""
+    tail = b"" if date is None else b"date: " + date + b"\r\n"
+    return tail if server is None else tail + b"server: " + server + b"\r\n"
 
 
 _MANAGED_RESPONSE_FIELDS: Final = frozenset(

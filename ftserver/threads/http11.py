@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.asgi import ClientDisconnected
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
-from ftserver.protocols.errors import ProtocolError
+from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
 from ftserver.protocols.http11 import HTTP_100_CONTINUE
 
@@ -158,13 +158,19 @@ class HTTP11Protocol(asyncio.Protocol):
             while True:
                 event = conn.next_event()
                 kind = type(event)
-                if kind is Data:
-                    self._on_body(event.data)  # type: ignore[union-attr]
-                elif event is END_OF_MESSAGE:
-                    self._on_body_end()
-                elif kind is Request:
+                if kind is Request:
                     start = event  # type: ignore[assignment]
                     self._on_request(start)  # type: ignore[arg-type]
+                elif event is END_OF_MESSAGE:
+                    self._on_body_end()
+                    if self.cycle is not None:
+                        # The protocol answers PAUSED until start_next_cycle(): no need to ask.
+                        if conn.trailing_size > READ_HIGH_WATER and not self.read_paused:
+                            self.read_paused = True
+                            self.transport.pause_reading()  # type: ignore[union-attr]
+                        break
+                elif kind is Data:
+                    self._on_body(event.data)  # type: ignore[union-attr]
                 elif event is NEED_DATA:
                     break
                 elif event is PAUSED:
@@ -254,9 +260,12 @@ class HTTP11Protocol(asyncio.Protocol):
         if self.head_pending:
             # The whole body is here: declare its length rather than chunking it.
             headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
-            head = conn.send_response(cycle.status, headers, self.w.date, len(body))
+            try:
+                data = conn.send_complete(cycle.status, headers, self.w.date, body)
+            except LocalProtocolError:
+                self.head_pending = not conn.response_started
+                raise
             self.head_pending = False
-            data = b"".join((head, conn.send_data(body), conn.send_end())) if body else head + conn.send_end()
         else:
             data = conn.send_data(body) + conn.send_end() if body else conn.send_end()
         if self.pending:

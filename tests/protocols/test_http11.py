@@ -383,6 +383,48 @@ def test_response_with_content_length(impl: type[Connection]) -> None:
     conn.start_next_cycle()
 
 
+@pytest.mark.parametrize(
+    ("raw", "status", "headers", "body"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [(b"content-type", b"text/plain")], b"hello"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [], b""),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [(b"Content-Length", b"5")], b"hello"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [(b"Content-Length", b"9")], b"hello"),  # short: close
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [(b"transfer-encoding", b"chunked")], b"hello"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [(b"transfer-encoding", b"chunked")], b""),
+        (b"GET / HTTP/1.0\r\n\r\n", 200, [(b"transfer-encoding", b"chunked")], b"hello"),  # close-delimited
+        (b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", 200, [], b"hello"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 204, [], b""),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200, [], b"hello"),
+    ],
+)
+def test_send_complete_is_head_data_and_end_in_one(
+    impl: type[Connection], raw: bytes, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    one, three = impl(Limits()), impl(Limits())
+    feed(one, raw)
+    feed(three, raw)
+    expected = three.send_response(status, headers, DATE, len(body)) + three.send_data(body) + three.send_end()
+    assert one.send_complete(status, headers, DATE, body) == expected
+    assert one.keep_alive == three.keep_alive
+    if one.keep_alive:
+        one.start_next_cycle()
+
+
+def test_send_complete_with_a_body_longer_than_its_content_length(impl: type[Connection]) -> None:
+    conn = impl(Limits())
+    feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(LocalProtocolError, match="Content-Length"):
+        conn.send_complete(200, [(b"content-length", b"2")], DATE, b"hello")
+    assert conn.response_started  # the head was accepted: the caller can only close now
+    bad = impl(Limits())
+    feed(bad, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(LocalProtocolError):
+        bad.send_complete(200, [(b"bad name", b"x")], DATE, b"hello")
+    assert not bad.response_started  # nothing accepted: a 500 can still be sent
+    assert bad.send_complete(500, [], DATE, b"oops").startswith(b"HTTP/1.1 500 ")
+
+
 def test_response_reason_phrases(impl: type[Connection]) -> None:
     for status, line in [(404, b"HTTP/1.1 404 Not Found\r\n"), (299, b"HTTP/1.1 299 Unknown\r\n"),
                          (999, b"HTTP/1.1 999 Unknown\r\n")]:

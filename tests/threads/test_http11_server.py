@@ -90,6 +90,32 @@ def test_app_exception_after_start_closes_connection(raw_client, http1):
         assert not data.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees the truncation
 
 
+async def _body_longer_than_content_length(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def _invalid_header(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"bad name", b"x")]})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def test_body_longer_than_content_length_closes_without_a_response(raw_client, http1):
+    # The head was valid, so it counts as sent: no 500 can follow; the connection closes.
+    with serve(_body_longer_than_content_length, http1=http1) as server:
+        c = raw_client(server.url)
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_until_closed() == b""
+
+
+def test_invalid_response_header_gives_500_and_connection_lives_on(raw_client, http1):
+    with serve(_invalid_header, http1=http1) as server:
+        c = raw_client(server.url)
+        for _ in range(2):
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.read_response()[0] == 500
+
+
 def test_app_returning_without_response_gives_500(http1):
     with serve(basic.no_response, http1=http1) as server:
         assert httpx.get(server.url + "/").status_code == 500
