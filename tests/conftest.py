@@ -3,6 +3,8 @@ import time
 
 import pytest
 
+from tests.ftserve_process import ftserve  # noqa: F401 - the fixture: ftserve as a subprocess
+
 
 class RawClient:
     """A plain socket client for what httpx will not send: pipelining, malformed requests."""

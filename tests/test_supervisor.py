@@ -13,12 +13,11 @@ import time
 
 import pytest
 
-from tests.ftserve_process import (  # noqa: F401 - ftserve is a fixture
+from tests.ftserve_process import (
     FREE_THREADED,
     FTSERVE,
     ROOT,
     Load,
-    ftserve,
     get,
     read_response,
     send_request,
@@ -49,7 +48,7 @@ def test_killed_worker_is_respawned_and_only_its_requests_fail(ftserve):
     # thread (each has one request in flight), and only around the kill.
     assert len(load.failures) <= 2, load.failures
     assert all(abs(t - killed_at) < 2 for t, _ in load.failures), load.failures
-    served.wait_log(r"worker \d+ \(pid %d\) died unexpectedly \(killed by SIGKILL\)" % victim)
+    served.wait_log(rf"worker \d+ \(pid {victim}\) died unexpectedly \(killed by SIGKILL\)")
     assert served.stop() == 0
 
 
@@ -140,7 +139,7 @@ def test_leaking_worker_is_recycled_by_max_rss(ftserve):
         served.wait_workers(2, timeout=10, exclude={leaker})
         time.sleep(0.3)
     assert load.failures == []
-    served.wait_log(r"Recycling worker \d+ \(pid %d\): RSS \d+ MiB above --workers-max-rss 200 MiB in 2 samples" % leaker)
+    served.wait_log(rf"Recycling worker \d+ \(pid {leaker}\): RSS \d+ MiB above --workers-max-rss 200 MiB in 2 samples")
     assert served.workers() & first == first - {leaker}  # the other worker was left alone
 
 
@@ -150,7 +149,7 @@ def test_max_rss_recycles_the_threads_mode_process(ftserve):
     (old,) = served.wait_workers(1)
     get(served.port, "/leak?300")
     served.wait_workers(1, timeout=10, exclude={old})
-    served.wait_log(r"Recycling worker 1 \(pid %d\): RSS" % old)
+    served.wait_log(rf"Recycling worker 1 \(pid {old}\): RSS")
 
 
 def test_wedged_event_loop_is_detected_and_the_worker_replaced(ftserve):
@@ -168,7 +167,7 @@ def test_wedged_event_loop_is_detected_and_the_worker_replaced(ftserve):
     thread.start()
     match = served.wait_log(r"worker \d+ \(pid (\d+)\): an event loop has not run for [\d.]+ s", timeout=15)
     wedged = int(match.group(1))
-    served.wait_log(r"worker \d+ \(pid %d\) did not stop in time: killing it \(SIGKILL\)" % wedged, timeout=15)
+    served.wait_log(rf"worker \d+ \(pid {wedged}\) did not stop in time: killing it \(SIGKILL\)", timeout=15)
     served.wait_workers(2, timeout=10, exclude={wedged})
     thread.join(10)
     assert "error" in blocked  # its connection died with the worker
@@ -324,7 +323,7 @@ def test_stale_and_garbage_pid_files(tmp_path):
     assert "does not hold a process id" in done.stderr
 
 
-def test_sigusr1_reopens_log_files(ftserve, tmp_path):
+def test_sigusr1_reopens_log_files(tmp_path):
     error_log = tmp_path / "error.log"
     access_log = tmp_path / "access.log"
     proc = subprocess.Popen([*FTSERVE, "--port", "0", *TWO_WORKERS, "--log-file", str(error_log), "--access-log-file", str(access_log), "tests.apps.lifecycle:app"], cwd=ROOT)

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from ftserver.config import Config, ConfigError, WorkerPlan
-from tests.ftserve_process import FREE_THREADED, FTSERVE, ROOT, ftserve, get  # noqa: F401 - fixture
+from tests.ftserve_process import FREE_THREADED, FTSERVE, ROOT, get
 
 # -- the layout rule (Config.plan) ---------------------------------------------------------
 
