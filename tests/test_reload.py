@@ -25,6 +25,7 @@ from ftserver.cli import cli
 from ftserver.config import Config, ConfigError
 from ftserver.reloader import PARENT_ONLY_OPTIONS, FileWatcher, changed_paths, server_command
 from ftserver.server import Server
+from tests.ftserve_process import wait_accepted
 
 FTSERVE = [sys.executable, "-m", "ftserver"]
 DEADLINE = 30.0
@@ -162,6 +163,14 @@ def gone(process: psutil.Process, timeout: float = DEADLINE) -> bool:
 # -- the reloader, end to end ----------------------------------------------------------
 
 
+def until(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
 def test_edit_is_served_on_the_same_port_and_never_refused(tmp_path, reloader):
     write_app(tmp_path, b"version 1")
     r = reloader()
@@ -187,10 +196,10 @@ def test_edit_is_served_on_the_same_port_and_never_refused(tmp_path, reloader):
     thread = threading.Thread(target=hammer)
     thread.start()
     try:
-        time.sleep(0.3)
+        until(lambda: "version 1" in bodies)  # the hammer runs before the edit...
         write_app(tmp_path, b"version 22")
         wait_for_body(url, "version 22")
-        time.sleep(0.3)
+        until(lambda: "version 22" in bodies)  # ...and through the reload
     finally:
         done.set()
         thread.join(10)
@@ -311,25 +320,22 @@ def test_second_signal_forces_the_draining_server(tmp_path, reloader):
     url = r.url()
     wait_for_body(url, "ok")
     [child] = r.live_children()
-    outcome: list[object] = []
-
-    def stuck() -> None:
-        try:
-            outcome.append(httpx.get(url + "/slow", timeout=DEADLINE).status_code)
-        except httpx.HTTPError as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=stuck)
-    thread.start()
-    time.sleep(0.5)  # the request is in flight
+    port = httpx.URL(url).port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_accepted(child.pid, sock)  # the request is in flight (a fixed sleep promises nothing on a busy box)
     r.proc.send_signal(signal.SIGINT)
     r.wait_for(r"shutting down gracefully")
     assert r.proc.poll() is None  # draining: the stuck request holds it
     r.proc.send_signal(signal.SIGINT)
     assert r.proc.wait(DEADLINE) == 1  # the server's forced exit, passed on
     assert gone(child, 5)
-    thread.join(DEADLINE)
-    assert outcome and isinstance(outcome[0], httpx.HTTPError)
+    try:
+        answer = sock.recv(65536)
+    except ConnectionResetError:
+        answer = b""
+    sock.close()
+    assert answer == b""  # the stuck request got no response: the connection was closed
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
