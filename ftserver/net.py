@@ -105,3 +105,10 @@ def listener_from_fd(fd: int) -> socket.socket:
 
 def format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def listen_url(host: str, port: int, uds: str | None = None) -> str:
+    """How the log and the Python API name a listening address."""
+    if uds:
+        return f"unix:{uds}"
+    return f"http://{format_host(host)}:{port}"

@@ -22,7 +22,7 @@ from ftserver.config import Config, ConfigError
 from ftserver.interfaces import detect_interface
 from ftserver.loading import import_app
 from ftserver.logs import configure_logging, reopen_log_files
-from ftserver.net import BindError, bind_tcp, bind_tcp_group, bind_unix, format_host, listener_from_fd
+from ftserver.net import BindError, bind_tcp, bind_tcp_group, bind_unix, listen_url, listener_from_fd
 from ftserver.reloader import Reloader
 from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
 from ftserver.threads.accept import AcceptQueue
@@ -79,9 +79,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        if self.uds:
-            return f"unix:{self.uds}"
-        return f"http://{format_host(self.host)}:{self.port}"
+        return listen_url(self.host, self.port, self.uds)
 
     def run(self) -> int:
         """Serve until stopped; return the process exit code."""

@@ -51,7 +51,7 @@ from ftserver.loading import AppImportError, AppLoadError, import_app
 from ftserver.logs import configure_logging, reopen_log_files
 from ftserver.mp_fallback.child import WorkerSpec
 from ftserver.mp_fallback.process import State, WorkerProcess
-from ftserver.net import BindError, bind_tcp, bind_unix, format_host, listener_from_fd, reserve_port
+from ftserver.net import BindError, bind_tcp, bind_unix, listen_url, listener_from_fd, reserve_port
 from ftserver.runtime import GILReport, free_threaded_build, gil_enabled, python_build, watch_gil
 from ftserver.server import EXIT_FORCED, EXIT_OK, Server, StartupError
 
@@ -193,9 +193,7 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        if self.uds:
-            return f"unix:{self.uds}"
-        return f"http://{format_host(self.host)}:{self.port}"
+        return listen_url(self.host, self.port, self.uds)
 
     def run(self) -> int:
         """Serve until stopped; return the exit code (raise ``SupervisorError`` on failure)."""

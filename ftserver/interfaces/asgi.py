@@ -13,7 +13,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed
+from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed, LoopWaiting, await_app
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -88,11 +88,7 @@ def _origin_form(target: bytes) -> bytes:
     return target[slash:]
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-class ASGIHTTPCycle:
+class ASGIHTTPCycle(LoopWaiting):
     """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
 
     __slots__ = (
@@ -163,7 +159,7 @@ class ASGIHTTPCycle:
         try:
             coro = w.app(self.scope, self.receive, self.send)
             if type(coro) is not CoroutineType:
-                coro = _await(coro)
+                coro = await_app(coro)
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
             self.app_done(exc)
             return
@@ -172,13 +168,6 @@ class ASGIHTTPCycle:
     def app_done(self, exc: BaseException | None) -> None:
         """Called once when the application coroutine has returned or raised."""
         self.stream.app_finished(self, exc)
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # -- application side --------------------------------------------------------
 
@@ -212,12 +201,6 @@ class ASGIHTTPCycle:
         if not more:
             self.body_delivered = True
         return {"type": "http.request", "body": body, "more_body": more}
-
-    def _wait(self) -> asyncio.Future[None]:
-        waiter = self.waiter
-        if waiter is None:
-            self.waiter = waiter = asyncio.get_running_loop().create_future()
-        return waiter
 
     async def send(self, message: Message) -> None:
         kind = message["type"]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ftserver.interfaces.asgi import _origin_form
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed
+from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed, LoopWaiting, await_app
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -225,10 +225,6 @@ class Scope:
 # -- the HTTP protocol object ------------------------------------------------------------
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
 def _already_responded() -> RSGIProtocolError:
     # Granian ignores a second response silently; the first one stands here too, but the
     # application hears of its mistake.
@@ -249,7 +245,7 @@ def _bad_headers(headers: object) -> TypeError:
 _RELEASED: tuple[()] = ()
 
 
-class RSGIHTTPExchange:
+class RSGIHTTPExchange(LoopWaiting):
     """One request as the protocol driver sees it (``ftserver.interfaces.stream.Exchange``):
     the state behind the application's ``RSGIHTTPProtocol``, and the RSGI rules.
 
@@ -304,7 +300,7 @@ class RSGIHTTPExchange:
         try:
             coro = w.interface.handler(self.scope, RSGIHTTPProtocol(self))
             if type(coro) is not CoroutineType:
-                coro = _await(coro)
+                coro = await_app(coro)
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
             self.app_done(exc)
             return
@@ -370,19 +366,6 @@ class RSGIHTTPExchange:
             exc = RSGIProtocolClosed("client disconnected")
         self._notify_watchers()
         self.stream.app_finished(self, exc)
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _wait(self) -> asyncio.Future[None]:
-        waiter = self.waiter
-        if waiter is None:
-            self.waiter = waiter = asyncio.get_running_loop().create_future()
-        return waiter
 
     def _notify_watchers(self) -> None:
         watchers = self.watchers

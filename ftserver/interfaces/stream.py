@@ -33,6 +33,7 @@ Exchange → driver (``HTTPStream``):
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -122,3 +123,34 @@ class InterfaceAdapter(Protocol):
 
 class InterfaceStartupFailed(Exception):
     """The application refused to start (e.g. ASGI ``lifespan.startup.failed``)."""
+
+
+class LoopWaiting:
+    """Mixin for exchanges whose application coroutine waits on the worker's loop for what
+    the driver's callbacks bring (body bytes, the end of the body, a disconnect).
+
+    The subclass has a ``waiter`` slot: ``None`` or the one future the app awaits.
+    """
+
+    __slots__ = ()
+
+    waiter: asyncio.Future[None] | None
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wait(self) -> asyncio.Future[None]:
+        waiter = self.waiter
+        if waiter is None:
+            self.waiter = waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+
+async def await_app(awaitable: Any) -> Any:
+    """A coroutine around an app's awaitable that is not itself a coroutine (it can then be
+    stepped like one)."""
+    return await awaitable
