@@ -108,6 +108,10 @@ class H11Connection(ResponseWriter):
 
     # --- receiving ----------------------------------------------------------------
 
+    def receive_request(self, data: bytes) -> None:
+        """No fast path: every byte goes through h11 (see ``HTTP11Connection.receive_request``)."""
+        return None
+
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the peer; ``b""`` means the peer closed its sending side."""
         self._conn.receive_data(data)
@@ -294,6 +298,13 @@ class H11Connection(ResponseWriter):
     def trailing_size(self) -> int:
         """``len(trailing_data)``."""
         return len(self._conn.trailing_data[0])
+
+    def next_cycle(self) -> int:
+        """``start_next_cycle()`` and ``trailing_size``, or -1 if the connection must close."""
+        if not self.keep_alive:
+            return -1
+        self.start_next_cycle()
+        return self.trailing_size
 
     def start_next_cycle(self) -> None:
         """Get ready for the next request (h11 checks both sides are done)."""

@@ -92,6 +92,24 @@ _FIELD_SPLIT_RE: Final = re.compile(
 )
 _match_request_line: Final = _REQUEST_LINE_RE.fullmatch
 _split_fields: Final = _FIELD_SPLIT_RE.split
+# The fast path (``receive_request``): one read holding exactly one whole HTTP/1.1 head
+# with an origin-form target, checked in one pass. Each field line is CRLF, a token, a
+# colon, then field-value characters (OWS included), so a match is a valid head.
+_FAST_HEAD_RE: Final = re.compile(
+    rb"(" + _TOKEN + rb") (/[\x21-\x7e]*) HTTP/1\.1((?:\r\n" + _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*)\r\n\r\n"
+)
+# Fields the fast path leaves to the full parser (body framing, expectations), searched
+# for in the lower-cased field section.
+_FAST_PATH_EXCLUDED_RE: Final = re.compile(rb"\r\n(?:content-length|transfer-encoding|expect):")
+_match_fast_head: Final = _FAST_HEAD_RE.fullmatch
+_search_excluded: Final = _FAST_PATH_EXCLUDED_RE.search
+# In a valid field section a name is what follows a CRLF up to the colon, and the value
+# the rest of the line without its outer OWS: two C-level scans give names (from the
+# lower-cased section) and values, with no Python loop per field.
+_field_names: Final = re.compile(rb"\r\n(" + _TOKEN + rb"):").findall
+_field_values: Final = re.compile(
+    rb"\r\n" + _TOKEN + rb":[ \t]*((?:" + _FIELD_VALUE + rb"[\x21-\x7e\x80-\xff])?)"
+).findall
 _OWS_RE: Final = re.compile(rb"[ \t]*")
 _TOKEN_RE: Final = re.compile(_TOKEN)
 _FIELD_VALUE_RE: Final = re.compile(_FIELD_VALUE)
@@ -480,6 +498,7 @@ class HTTP11Connection(ResponseWriter):
         "_head_bytes",
         "_head_fields",
         "_head_limits",
+        "_fast_max",
         "_max_request_line",
         "_max_header_bytes",
         "_max_headers",
@@ -494,6 +513,8 @@ class HTTP11Connection(ResponseWriter):
         self._max_headers = _limit(limits.max_headers)
         self._max_body_size = _limit(limits.max_body_size)
         self._head_limits = (self._max_request_line, self._max_header_bytes, self._max_headers)
+        # A read no longer than this cannot break the line or section size limits.
+        self._fast_max = min(self._max_request_line, self._max_header_bytes)
         # Unconsumed input is ``_buf[_pos:]``. ``_buf`` is bytes (a read adopted as is,
         # or a complete head that spanned reads) or, while a message spans reads, a
         # bytearray we append to.
@@ -540,6 +561,47 @@ class HTTP11Connection(ResponseWriter):
             pending += data
             self._buf = pending
             self._pos = 0
+
+    def receive_request(self, data: bytes) -> Request | None:
+        """The fast path for the usual read: ``data`` is exactly one whole request head
+        and the connection is waiting for a request with nothing buffered.
+
+        Returns the ``Request`` — the whole request, since the fast path only takes
+        requests without a body — and leaves the connection as ``receive_data(data)``
+        then ``next_event()`` until ``PAUSED`` would: the response may be sent. Returns
+        ``None``, consuming nothing, for anything else; the caller then goes the usual
+        way (``receive_data``, ``next_event``), which accepts or rejects the bytes with
+        every rule named. So this path only has to recognise, in a few C-level passes,
+        heads the full parser would accept with the same result: HTTP/1.1, an
+        origin-form target, exactly one Host, no Content-Length, Transfer-Encoding or
+        Expect, within the limits (``tests/protocols/test_fast_path.py`` compares them).
+        """
+        if self._state != _IDLE or self._pos < len(self._buf) or len(data) > self._fast_max:
+            return None
+        match = _match_fast_head(data)
+        if match is None:
+            return None
+        method, target, fields = match.groups()
+        lowered = fields.lower()
+        if (
+            _search_excluded(lowered) is not None
+            or lowered.count(b"\r\nhost:") != 1
+            or method == b"CONNECT"
+            or (len(fields) > self._max_headers * 4 and fields.count(b"\r\n") > self._max_headers)
+        ):
+            return None
+        headers = list(zip(_field_names(lowered), _field_values(fields)))
+        keep_alive = True
+        if b"\r\nconnection:" in lowered:
+            keep_alive = _request_keep_alive(
+                b", ".join([value for name, value in headers if name == b"connection"]), True
+            )
+        self._state = _DONE
+        self._http11 = True
+        self._is_head = method == b"HEAD"
+        self._keep_alive = keep_alive
+        self._response_state = _READY
+        return Request(method.decode("ascii"), target, "1.1", headers, keep_alive, False, None, False)
 
     def next_event(
         self,
@@ -909,6 +971,14 @@ class HTTP11Connection(ResponseWriter):
     @property
     def trailing_size(self) -> int:
         """``len(trailing_data)`` without the copy."""
+        return len(self._buf) - self._pos
+
+    def next_cycle(self) -> int:
+        """After a complete response: ``start_next_cycle()`` and return ``trailing_size``
+        if the connection is kept alive, else -1 (the caller closes it)."""
+        if not self._keep_alive:
+            return -1
+        self.start_next_cycle()
         return len(self._buf) - self._pos
 
     def start_next_cycle(self) -> None:

@@ -121,6 +121,13 @@ class HTTP11Protocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.cycle is None and not self.discarding:
+            # The usual read: one whole bodiless request (see HTTP11Connection.receive_request).
+            request = self.conn.receive_request(data)
+            if request is not None:
+                self._on_request(request)
+                self.cycle.run(self.w)  # type: ignore[union-attr]
+                return
         self.conn.receive_data(data)
         self._handle_events()
 
@@ -358,7 +365,25 @@ class HTTP11Protocol(asyncio.Protocol):
         self.cycle = None
         self.request = None
         self.buffered = 0
-        if not self.conn.keep_alive or self.closing:
+        if self.closing:
+            self._close()
+            return
+        if self.request_read:
+            # The usual end: ready for the next request, or closed.
+            pipelined = self.conn.next_cycle()
+            if pipelined < 0:
+                self._close()
+                return
+            self.idle_since = w.now
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
+            if pipelined:
+                # Pipelined requests: parse them from a fresh loop callback, never from
+                # inside the app's own step (which may still run code after its response).
+                w.loop.call_soon(self._handle_events)
+            return
+        if not self.conn.keep_alive:
             self._close()
             return
         if not self.request_read:
