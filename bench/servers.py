@@ -54,6 +54,16 @@ def _ftserve_h11(launch: Launch) -> list[str]:
     return [*_ftserve(launch)[:-1], "--http1", "h11", launch.app]
 
 
+def _floor(canned: bool) -> Callable[[Launch], list[str]]:
+    def arguments(launch: Launch) -> list[str]:
+        return [
+            str(REPO / "bench" / "floor.py"), "--host", launch.host, "--port", str(launch.port),
+            "--threads", str(launch.workers), *(["--canned"] if canned else []), launch.app,
+        ]  # fmt: skip
+
+    return arguments
+
+
 def _uvicorn_h11(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
@@ -207,6 +217,30 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         interfaces=frozenset({"asgi"}),
         distribution="ftserver",
         modules=("ftserver.cli", "h11"),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+    ),
+    ServerSpec(
+        name="floor",  # not a server: the least Python a request can cost (bench/floor.py; hello-like apps)
+        python="ft",
+        requirements=(),
+        executable="python",
+        arguments=_floor(canned=False),
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=(),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+    ),
+    ServerSpec(
+        name="floor-canned",  # the loop and system calls alone: a fixed response per read
+        python="ft",
+        requirements=(),
+        executable="python",
+        arguments=_floor(canned=True),
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=(),
         unit="thread",
         project_venv=REPO / ".venv" / "ft",
     ),
