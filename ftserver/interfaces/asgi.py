@@ -203,33 +203,7 @@ class ASGIHTTPCycle(LoopWaiting):
         return {"type": "http.request", "body": body, "more_body": more}
 
     async def send(self, message: Message) -> None:
-        # The usual two messages, with the fewest checks and lookups; everything else
-        # (streamed bodies, trailers, mistakes) goes to _send.
         kind = message["type"]
-        if kind == "http.response.body":
-            if self.started and not self.body_sent and not self.disconnected and not self.trailers:
-                body = message.get("body", b"")
-                if type(body) is bytes and not message.get("more_body", False):
-                    self.body_sent = True
-                    self.response_bytes += len(body)
-                    stream = self.stream
-                    stream.send_body(self, body, False)
-                    self.complete = True
-                    if self.waiter is not None:
-                        self._wake()
-                    stream.response_complete(self)
-                    return
-        elif kind == "http.response.start" and not self.started:
-            status = message["status"]
-            if type(status) is int and 200 <= status <= 999 and len(message) <= 3:
-                headers = message.get("headers", ())
-                self.headers = headers if type(headers) is list else list(headers)
-                self.status = status
-                self.started = True
-                return
-        await self._send(kind, message)
-
-    async def _send(self, kind: str, message: Message) -> None:
         if kind == "http.response.body":
             if not self.started:
                 raise RuntimeError("ASGI: 'http.response.body' sent before 'http.response.start'")
