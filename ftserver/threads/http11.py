@@ -19,6 +19,7 @@ from ftserver.interfaces.stream import ConnectionInfo, Exchange
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
 from ftserver.protocols.http11 import HTTP_100_CONTINUE
+from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
     from ftserver.threads.worker import WorkerContext
@@ -325,7 +326,10 @@ class HTTP11Protocol(asyncio.Protocol):
         self._flush()
         if not count or self.closed:
             return 0
-        return await self.w.loop.sendfile(self.transport, file, offset, count)  # type: ignore[arg-type]
+        transport = self.transport
+        if isinstance(transport, SocketTransport):
+            return await transport.sendfile(file, offset, count)
+        return await self.w.loop.sendfile(transport, file, offset, count)  # type: ignore[arg-type]
 
     def want_body(self, cycle: Exchange) -> None:
         request = self.request

@@ -16,6 +16,7 @@ from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.protocols.http11 import HTTP11Connection
 from ftserver.threads.http11 import HTTP11Protocol
+from ftserver.threads.sockets import SocketTransport, WorkerLoop
 from ftserver.threads.stepping import Stepper
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ftserver.error")
 access_logger = logging.getLogger("ftserver.access")
+
+#: Connections taken from a worker's own listener per readiness event.
+ACCEPT_BATCH = 64
 
 
 class WorkerStats:
@@ -136,7 +140,7 @@ class WorkerThread(threading.Thread):
     # -- the worker thread -----------------------------------------------------------
 
     def run(self) -> None:
-        loop = asyncio.SelectorEventLoop()
+        loop = WorkerLoop()
         asyncio.set_event_loop(loop)
         self.loop = loop
         try:
@@ -187,8 +191,12 @@ class WorkerThread(threading.Thread):
             self.ready.set()
             return
         server = None
-        if self.listener is not None:
-            server = await loop.create_server(ctx.protocol_factory, sock=self.listener, backlog=self.config.backlog, ssl=self.ssl_context)
+        listener = self.listener
+        if listener is not None:
+            if self.ssl_context is None:
+                loop.add_reader(listener.fileno(), self._accept, ctx, listener)
+            else:
+                server = await loop.create_server(ctx.protocol_factory, sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
@@ -197,6 +205,8 @@ class WorkerThread(threading.Thread):
         self.accepting = False
         if server is not None:
             server.close()
+        elif listener is not None:
+            loop.remove_reader(listener.fileno())
         await self._drain(ctx)
         tick.cancel()
         await ctx.interface.shutdown(ctx)
@@ -225,7 +235,36 @@ class WorkerThread(threading.Thread):
         proto = socket.IPPROTO_TCP if family != socket.AF_UNIX else 0
         sock = socket.socket(family, socket.SOCK_STREAM, proto, fileno=fd)
         sock.setblocking(False)
-        ctx.loop.create_task(self._connect(ctx, sock))
+        if self.ssl_context is None:
+            self._serve(ctx, sock)
+        else:
+            ctx.loop.create_task(self._connect(ctx, sock))
+
+    def _accept(self, ctx: WorkerContext, listener: socket.socket) -> None:
+        """This worker's own SO_REUSEPORT listener is readable: take what is queued."""
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: logged, retried on the next event
+                logger.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            self._serve(ctx, sock)
+
+    def _serve(self, ctx: WorkerContext, sock: socket.socket) -> None:
+        """A plain connection: our own transport, straight on the selector."""
+        if sock.family != socket.AF_UNIX:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio does
+            except OSError:
+                pass
+        try:
+            SocketTransport(ctx.loop, sock, ctx.protocol_factory()).start()  # type: ignore[arg-type]
+        except OSError as exc:
+            logger.debug("connection dropped before it was set up: %r", exc)
+            sock.close()
 
     async def _connect(self, ctx: WorkerContext, sock: socket.socket) -> None:
         try:

@@ -1,0 +1,352 @@
+"""Plain (non-TLS) connections driven straight from the worker's selector.
+
+asyncio hands each readiness event through a ``Handle``, the ready queue, a context
+switch and the transport's ``_read_ready`` before the protocol sees any bytes, and each
+write through its transport's checks. On free-threaded 3.13, where every bytecode pays
+the unspecialized price, those layers cost a measurable share of a small request.
+
+``WorkerLoop`` is the worker thread's asyncio loop (applications still get a real
+running loop, tasks and futures); ``SocketTransport`` is an ``asyncio.Transport`` that
+registers its socket in that loop's selector with itself as the key's data, and
+``WorkerLoop._process_events`` calls it directly: one ``recv`` then
+``protocol.data_received``, and writes go to ``send`` at once when nothing is queued.
+It keeps asyncio's contract (what ``HTTP11Protocol`` relies on): half-close through
+``eof_received``, write-buffer limits with ``pause_writing``/``resume_writing``,
+``connection_lost`` exactly once and after ``close()`` has returned, and it adds
+``sendfile``. TLS connections keep asyncio's own transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from selectors import EVENT_READ, EVENT_WRITE
+from typing import Any
+
+logger = logging.getLogger("ftserver.error")
+
+#: Bytes asked of ``recv`` per read event.
+READ_SIZE = 256 * 1024
+#: asyncio's default write-buffer limits.
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+#: The most bytes one ``os.sendfile`` call is asked for.
+SENDFILE_CHUNK = 1 << 30
+
+
+class WorkerLoop(asyncio.SelectorEventLoop):
+    """A selector event loop that runs ``SocketTransport`` events without a ``Handle``."""
+
+    def _process_events(self, event_list: list[Any]) -> None:
+        for key, mask in event_list:
+            data = key.data
+            if type(data) is SocketTransport:
+                try:
+                    if mask & EVENT_READ:
+                        data._read_ready()
+                    if mask & EVENT_WRITE and not data._lost:
+                        data._write_ready()
+                except Exception as exc:  # noqa: BLE001 - one connection's failure, never the loop's
+                    logger.error("error on a connection; closing it", exc_info=exc)
+                    data._force_close(exc)
+                continue
+            # asyncio's own registrations: (reader, writer) handles, as in BaseSelectorEventLoop.
+            reader, writer = data
+            if mask & EVENT_READ and reader is not None:
+                if reader._cancelled:
+                    self._remove_reader(key.fileobj)
+                else:
+                    self._add_callback(reader)
+            if mask & EVENT_WRITE and writer is not None:
+                if writer._cancelled:
+                    self._remove_writer(key.fileobj)
+                else:
+                    self._add_callback(writer)
+
+
+class SocketTransport(asyncio.Transport):
+    """An asyncio transport over a connected non-blocking socket, for ``WorkerLoop``."""
+
+    __slots__ = (
+        "_loop",
+        "_selector",
+        "_sock",
+        "_fd",
+        "_protocol",
+        "_buffer",
+        "_events",
+        "_reading",
+        "_read_eof",
+        "_write_eof",
+        "_closing",
+        "_lost",
+        "_paused",
+        "_high",
+        "_low",
+        "_waiter",
+    )
+
+    def __init__(self, loop: WorkerLoop, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        extra: dict[str, Any] = {"socket": sock}
+        for name, get in (("peername", sock.getpeername), ("sockname", sock.getsockname)):
+            try:
+                extra[name] = get()
+            except OSError:  # already disconnected: the protocol sees no address
+                pass
+        super().__init__(extra)
+        self._loop = loop
+        self._selector = loop._selector  # type: ignore[attr-defined]
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._buffer = bytearray()
+        self._events = 0  # what the selector has registered for our fd
+        self._reading = True  # not paused by the protocol
+        self._read_eof = False
+        self._write_eof = False
+        self._closing = False
+        self._lost = False  # connection_lost is scheduled (or done)
+        self._paused = False  # the protocol was told pause_writing()
+        self._high = HIGH_WATER
+        self._low = LOW_WATER
+        self._waiter: asyncio.Future[None] | None = None  # sendfile waiting for writability
+
+    def start(self) -> None:
+        """``connection_made``, then read events (call once, on the loop's thread)."""
+        self._protocol.connection_made(self)
+        self._update()
+
+    # -- events from WorkerLoop ----------------------------------------------------
+
+    def _read_ready(self) -> None:
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._force_close(exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+            return
+        self._read_eof = True
+        self._update()
+        if not self._protocol.eof_received():
+            self.close()
+
+    def _write_ready(self) -> None:
+        buffer = self._buffer
+        if buffer:
+            try:
+                sent = self._sock.send(buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._force_close(exc)
+                return
+            del buffer[:sent]
+            if self._paused and len(buffer) <= self._low:
+                self._paused = False
+                self._protocol.resume_writing()
+            if buffer:
+                return
+            if self._closing:
+                self._connection_lost(None)
+                return
+            if self._write_eof:
+                self._shutdown_write()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        self._update()
+
+    # -- asyncio.ReadTransport -----------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._update()
+
+    def resume_reading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self._update()
+
+    # -- asyncio.WriteTransport ----------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._write_eof:
+            raise RuntimeError("write() after write_eof()")
+        if not data or self._lost:
+            return
+        buffer = self._buffer
+        if not buffer:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._force_close(exc)
+                return
+            if sent == len(data):
+                return
+            buffer += memoryview(data)[sent:]
+            self._update()
+        else:
+            buffer += data
+        if not self._paused and len(buffer) > self._high:
+            self._paused = True
+            self._protocol.pause_writing()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._closing or self._write_eof:
+            return
+        self._write_eof = True
+        if not self._buffer:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low, self._high
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+
+    # -- closing ---------------------------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Stop reading; close once what is buffered has been sent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._buffer:
+            self._update()  # write events only, until the buffer is empty
+        else:
+            self._connection_lost(None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        if exc is not None and not isinstance(exc, (ConnectionError, TimeoutError)):
+            logger.debug("connection error: %r", exc)
+        self._buffer.clear()
+        self._closing = True
+        self._connection_lost(exc)
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        """Unregister now; the socket closes and the protocol hears of it from the loop
+        (asyncio's order: ``connection_lost`` never runs inside ``close()``)."""
+        if self._lost:
+            return
+        self._lost = True
+        self._set_events(0)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("connection closed"))
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+
+    # -- selector registration -----------------------------------------------------
+
+    def _update(self) -> None:
+        if self._lost:
+            return
+        events = 0
+        if self._reading and not (self._closing or self._read_eof):
+            events = EVENT_READ
+        if self._buffer or self._waiter is not None:
+            events |= EVENT_WRITE
+        self._set_events(events)
+
+    def _set_events(self, events: int) -> None:
+        current = self._events
+        if events == current:
+            return
+        if not current:
+            self._selector.register(self._fd, events, self)
+        elif not events:
+            self._selector.unregister(self._fd)
+        else:
+            self._selector.modify(self._fd, events, self)
+        self._events = events
+
+    # -- sendfile --------------------------------------------------------------------
+
+    async def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """Send ``count`` bytes of ``file`` from ``offset`` (to its end if ``None``) with
+        ``os.sendfile``, after what is already buffered; returns the bytes sent and leaves
+        the file position after them (as ``loop.sendfile``). Raises ``ConnectionError``
+        if the connection closes meanwhile."""
+        source = file.fileno()
+        while self._buffer:
+            await self._writable()
+        sent = 0
+        try:
+            while count is None or sent < count:
+                if self._closing:
+                    raise ConnectionError("connection closed")
+                size = SENDFILE_CHUNK if count is None else min(count - sent, SENDFILE_CHUNK)
+                try:
+                    done = os.sendfile(self._fd, source, offset + sent, size)
+                except (BlockingIOError, InterruptedError):
+                    await self._writable()
+                    continue
+                except OSError as exc:
+                    self._force_close(exc)
+                    raise ConnectionError(f"sendfile failed: {exc}") from exc
+                if not done:  # the end of the file
+                    break
+                sent += done
+        finally:
+            if sent:
+                file.seek(offset + sent)
+        return sent
+
+    def _writable(self) -> asyncio.Future[None]:
+        if self._lost:
+            raise ConnectionError("connection closed")
+        waiter = self._waiter
+        if waiter is None:
+            self._waiter = waiter = self._loop.create_future()
+            self._update()
+        return waiter
