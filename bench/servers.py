@@ -220,29 +220,22 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         unit="thread",
         project_venv=REPO / ".venv" / "ft",
     ),
-    ServerSpec(
-        name="floor",  # not a server: the least Python a request can cost (bench/floor.py; hello-like apps)
-        python="ft",
-        requirements=(),
-        executable="python",
-        arguments=_floor(canned=False),
-        interfaces=frozenset({"asgi"}),
-        distribution="ftserver",
-        modules=(),
-        unit="thread",
-        project_venv=REPO / ".venv" / "ft",
-    ),
-    ServerSpec(
-        name="floor-canned",  # the loop and system calls alone: a fixed response per read
-        python="ft",
-        requirements=(),
-        executable="python",
-        arguments=_floor(canned=True),
-        interfaces=frozenset({"asgi"}),
-        distribution="ftserver",
-        modules=(),
-        unit="thread",
-        project_venv=REPO / ".venv" / "ft",
+    *(
+        ServerSpec(
+            # Not servers: the least Python a request can cost (bench/floor.py; hello-like apps),
+            # and with --canned the loop and system calls alone.
+            name=name,
+            python="ft",
+            requirements=(),
+            executable="python",
+            arguments=_floor(canned),
+            interfaces=frozenset({"asgi"}),
+            distribution="ftserver",
+            modules=(),
+            unit="thread",
+            project_venv=REPO / ".venv" / "ft",
+        )
+        for name, canned in (("floor", False), ("floor-canned", True))
     ),
 )
 
