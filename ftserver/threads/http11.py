@@ -67,6 +67,7 @@ class HTTP11Protocol(asyncio.Protocol):
         "request",
         "pending",
         "pending_bytes",
+        "client_eof",
     )
 
     def __init__(self, w: WorkerContext) -> None:
@@ -90,6 +91,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.started_at = 0.0
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
         self.pending_bytes = 0
+        self.client_eof = False  # the client closed its sending side
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self._handle_events()
 
     def eof_received(self) -> bool:
+        self.client_eof = True
         self.conn.receive_data(b"")
         self._handle_events()
         # Keep our side open while a response is being produced; close otherwise.
@@ -382,8 +385,9 @@ class HTTP11Protocol(asyncio.Protocol):
             if self.read_paused:
                 self.read_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
-            if pipelined:
-                # Pipelined requests: parse them from a fresh loop callback, never from
+            if pipelined or self.client_eof:
+                # Pipelined requests (or the client's EOF, which closes the connection now
+                # that the response is out): handled from a fresh loop callback, never from
                 # inside the app's own step (which may still run code after its response).
                 w.loop.call_soon(self._handle_events)
             return
@@ -408,7 +412,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
-        if conn.trailing_size:
+        if conn.trailing_size or self.client_eof:
             # Pipelined requests: parse them from a fresh loop callback, never from inside
             # the app's own step (which may still run code after its response).
             self.w.loop.call_soon(self._handle_events)

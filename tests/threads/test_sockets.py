@@ -126,8 +126,10 @@ async def late_big_body(scope, receive, send):
     await big_body(scope, receive, send)
 
 
-def test_half_close_still_gets_the_response():
-    with serve(late_big_body) as server:
+def test_half_close_still_gets_the_response_then_the_close():
+    # The keep-alive timeout is far beyond the socket timeout: the close must follow the
+    # response, not the idle timer.
+    with serve(late_big_body, timeout_keep_alive=60) as server:
         sock = socket.create_connection((server.host, server.port), timeout=10)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.shutdown(socket.SHUT_WR)
