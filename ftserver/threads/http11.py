@@ -376,44 +376,32 @@ class HTTP11Protocol(asyncio.Protocol):
             self._close()
             return
         if self.request_read:
-            # The usual end: ready for the next request, or closed.
-            pipelined = self.conn.next_cycle()
-            if pipelined < 0:
-                self._close()
-                return
-            self.idle_since = w.now
-            if self.read_paused:
-                self.read_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
-            if pipelined or self.client_eof:
-                # Pipelined requests (or the client's EOF, which closes the connection now
-                # that the response is out): handled from a fresh loop callback, never from
-                # inside the app's own step (which may still run code after its response).
-                w.loop.call_soon(self._handle_events)
+            self._next_cycle()
             return
         if not self.conn.keep_alive:
             self._close()
             return
-        if not self.request_read:
-            # The app answered without reading the whole body: read and drop the rest so
-            # the connection can carry the next request (bounded by MAX_DISCARD).
-            self.discarding = True
-            self.discarded = 0
-            if self.read_paused:
-                self.read_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
-            return
-        self._next_cycle()
+        # The app answered without reading the whole body: read and drop the rest so the
+        # connection can carry the next request (bounded by MAX_DISCARD).
+        self.discarding = True
+        self.discarded = 0
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _next_cycle(self) -> None:
-        conn = self.conn
-        conn.start_next_cycle()
+        """Ready for the next request, or closed if the connection cannot carry one."""
+        pipelined = self.conn.next_cycle()
+        if pipelined < 0:
+            self._close()
+            return
         self.idle_since = self.w.now
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
-        if conn.trailing_size or self.client_eof:
-            # Pipelined requests: parse them from a fresh loop callback, never from inside
+        if pipelined or self.client_eof:
+            # Pipelined requests (or the client's EOF, which closes the connection now that
+            # the response is out): handled from a fresh loop callback, never from inside
             # the app's own step (which may still run code after its response).
             self.w.loop.call_soon(self._handle_events)
 

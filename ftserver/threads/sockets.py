@@ -44,9 +44,11 @@ class WorkerLoop(asyncio.SelectorEventLoop):
             data = key.data
             if type(data) is SocketTransport:
                 try:
-                    if mask & EVENT_READ:
+                    # Only what is still registered: an earlier callback in this batch may
+                    # have paused reading or closed the connection.
+                    if mask & EVENT_READ and data._events & EVENT_READ:
                         data._read_ready()
-                    if mask & EVENT_WRITE and not data._lost:
+                    if mask & EVENT_WRITE and data._events & EVENT_WRITE:
                         data._write_ready()
                 except Exception as exc:  # noqa: BLE001 - one connection's failure, never the loop's
                     logger.error("error on a connection; closing it", exc_info=exc)
