@@ -50,7 +50,11 @@ class WorkerLoop(asyncio.SelectorEventLoop):
                         data._read_ready()
                     if mask & EVENT_WRITE and data._events & EVENT_WRITE:
                         data._write_ready()
-                except Exception as exc:  # noqa: BLE001 - one connection's failure, never the loop's
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - one connection's failure, never the loop's
+                    # (BaseException too, as asyncio's Handle: a CancelledError escaping
+                    # data_received must not end the worker's loop.)
                     logger.error("error on a connection; closing it", exc_info=exc)
                     data._force_close(exc)
                 continue
@@ -88,6 +92,7 @@ class SocketTransport(asyncio.Transport):
         "_high",
         "_low",
         "_waiter",
+        "_sending",
     )
 
     def __init__(self, loop: WorkerLoop, sock: socket.socket, protocol: asyncio.Protocol) -> None:
@@ -114,6 +119,7 @@ class SocketTransport(asyncio.Transport):
         self._high = HIGH_WATER
         self._low = LOW_WATER
         self._waiter: asyncio.Future[None] | None = None  # sendfile waiting for writability
+        self._sending = False  # sendfile owns the socket: writes queue behind the file
 
     def start(self) -> None:
         """``connection_made``, then read events (call once, on the loop's thread)."""
@@ -140,7 +146,7 @@ class SocketTransport(asyncio.Transport):
 
     def _write_ready(self) -> None:
         buffer = self._buffer
-        if buffer:
+        if buffer and not self._sending:
             try:
                 sent = self._sock.send(buffer)
             except (BlockingIOError, InterruptedError):
@@ -186,10 +192,10 @@ class SocketTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._write_eof:
             raise RuntimeError("write() after write_eof()")
-        if not data or self._lost:
-            return
+        if not data or self._closing:
+            return  # (asyncio still queues bytes written after close(); nothing needs that)
         buffer = self._buffer
-        if not buffer:
+        if not buffer and not self._sending:
             try:
                 sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -202,7 +208,7 @@ class SocketTransport(asyncio.Transport):
             buffer += memoryview(data)[sent:]
             self._update()
         else:
-            buffer += data
+            buffer += data  # (while sending a file: it goes once the file has)
         if not self._paused and len(buffer) > self._high:
             self._paused = True
             self._protocol.pause_writing()
@@ -217,7 +223,7 @@ class SocketTransport(asyncio.Transport):
         if self._closing or self._write_eof:
             return
         self._write_eof = True
-        if not self._buffer:
+        if not self._buffer and not self._sending:
             self._shutdown_write()
 
     def _shutdown_write(self) -> None:
@@ -251,9 +257,10 @@ class SocketTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
-        if self._buffer:
+        if self._buffer and not self._sending:
             self._update()  # write events only, until the buffer is empty
         else:
+            # (A file being sent is cut short, as with asyncio: its sendfile raises.)
             self._connection_lost(None)
 
     def abort(self) -> None:
@@ -296,7 +303,7 @@ class SocketTransport(asyncio.Transport):
         events = 0
         if self._reading and not (self._closing or self._read_eof):
             events = EVENT_READ
-        if self._buffer or self._waiter is not None:
+        if (self._buffer and not self._sending) or self._waiter is not None:
             events |= EVENT_WRITE
         self._set_events(events)
 
@@ -323,6 +330,7 @@ class SocketTransport(asyncio.Transport):
         while self._buffer:
             await self._writable()
         sent = 0
+        self._sending = True
         try:
             while count is None or sent < count:
                 if self._closing:
@@ -340,8 +348,14 @@ class SocketTransport(asyncio.Transport):
                     break
                 sent += done
         finally:
+            self._sending = False
             if sent:
                 file.seek(offset + sent)
+            if not self._lost:
+                if self._buffer:
+                    self._update()  # what was written meanwhile
+                elif self._write_eof:
+                    self._shutdown_write()
         return sent
 
     def _writable(self) -> asyncio.Future[None]:
