@@ -906,7 +906,8 @@ class HTTP11Connection(ResponseWriter):
         """The trailer section after the last chunk, then CRLF (RFC 9112 §7.1.2).
 
         Trailer fields obey the field-line rules, count toward ``max_headers`` and
-        ``max_header_bytes`` together with the head (431), and are dropped.
+        ``max_header_bytes`` together with the head (431), and are dropped; a framing
+        field (Content-Length, Transfer-Encoding) among them is a 400.
         """
         buf = self._buf
         pos = self._pos
@@ -942,6 +943,10 @@ class HTTP11Connection(ResponseWriter):
             raise HeaderTooLarge(
                 f"header and trailer sections larger than {self._max_header_bytes} bytes"
             )
+        for name in parts[1::3]:
+            if name.lower() in _FRAMING_FIELDS:
+                # RFC 9110 §6.5.1: framing fields cannot be processed after the content.
+                raise BadRequest(f"{name.decode('ascii')} in the trailer section")
         self._pos = end + 4
         self._scanned = 0
         self._fields_seen = 0
@@ -1000,6 +1005,8 @@ def _date_and_server(date: bytes | None, server: bytes | None) -> bytes:
     tail = b"" if date is None else b"date: " + date + b"\r\n"
     return tail if server is None else tail + b"server: " + server + b"\r\n"
 
+
+_FRAMING_FIELDS: Final = (b"content-length", b"transfer-encoding")
 
 _MANAGED_RESPONSE_FIELDS: Final = frozenset(
     (b"content-length", b"transfer-encoding", b"connection", b"date", b"server")

@@ -620,6 +620,8 @@ def test_ours_rejects_with_the_rule_named(raw: bytes, error: type[ProtocolError]
         (b"1\r\nx\r\n0\r\nX: a\x01\r\n\r\n", "control character in a field value in the trailer section"),
         (b"1\r\nx\r\n0\r\nX: a\nY: b\r\n", "bare CR or LF in the trailer section"),
         (b"1;" + b"e" * 5000, "chunk-size line longer than"),
+        (b"1\r\nx\r\n0\r\nContent-Length: +3\r\n\r\n", "Content-Length in the trailer section"),
+        (b"1\r\nx\r\n0\r\nX: y\r\ntransfer-encoding: chunked\r\n\r\n", "transfer-encoding in the trailer section"),
     ],
 )
 def test_ours_rejects_bad_chunks(chunks: bytes, message: str) -> None:
