@@ -236,6 +236,97 @@ def test_lowering_the_high_water_mark_pauses_the_protocol(loop):
     client.close()
 
 
+# -- write flow control, side by side with asyncio's own transport ---------------------
+#
+# Each of these runs on SocketTransport and on the transport asyncio itself makes for the
+# same kind of socket (``loop.connect_accepted_socket``): asyncio's is the reference, so a
+# test that passes on "asyncio" and fails on "ftserver" is a difference to fix.
+
+
+def connect_either(loop: WorkerLoop, protocol: asyncio.Protocol, kind: str) -> tuple[Any, socket.socket]:
+    """``connect``, or the same connection on asyncio's selector transport."""
+    if kind == "ftserver":
+        return connect(loop, protocol)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        server, _ = listener.accept()
+    transport, _ = loop.run_until_complete(loop.connect_accepted_socket(lambda: protocol, server))
+    return transport, client
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    received = bytearray()
+    while len(received) < size:
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += data
+    return bytes(received)
+
+
+def record_exception_handler(loop: WorkerLoop) -> list[dict[str, Any]]:
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda loop, context: contexts.append(context))
+    return contexts
+
+
+BOTH = pytest.mark.parametrize("kind", ["ftserver", "asyncio"])
+
+
+class FailingFlowControl(Recorder):
+    """``pause_writing``/``resume_writing`` record the call, then raise ``failure``."""
+
+    def __init__(self, fail_on: str, failure: BaseException) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+        self.failure = failure
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.fail_on == "pause":
+            raise self.failure
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.fail_on == "resume":
+            raise self.failure
+
+
+@BOTH
+@pytest.mark.parametrize("fail_on", ["pause", "resume"])
+@pytest.mark.parametrize(
+    "failure", [RuntimeError("flow control bug"), asyncio.CancelledError()], ids=["Exception", "CancelledError"]
+)
+def test_a_failing_pause_or_resume_writing_is_reported_and_the_connection_carries_on(loop, kind, fail_on, failure):
+    protocol = FailingFlowControl(fail_on, failure)
+    contexts = record_exception_handler(loop)
+    body = PATTERN * 16_000
+    # As a server does: the write that crosses the high-water mark comes from data_received.
+    protocol.on_data = lambda data: protocol.transport.write(body)
+    transport, client = connect_either(loop, protocol, kind)
+    client.sendall(b"go")
+    run_until(loop, lambda: "pause" in protocol.calls)
+    received = loop.run_until_complete(in_thread(read_exactly, client, len(body)))
+    run_until(loop, lambda: "resume" in protocol.calls)
+    assert received == body  # every byte, the buffered tail included
+    assert protocol.calls == ["made", "pause", "resume"] and not protocol.lost
+    assert len(contexts) == 1
+    context = contexts[0]
+    assert context["message"] == f"protocol.{fail_on}_writing() failed"
+    assert context["exception"] is failure
+    assert context["transport"] is transport and context["protocol"] is protocol
+    # Still a working connection, both ways.
+    transport.write(b"after")
+    assert loop.run_until_complete(in_thread(read_exactly, client, 5)) == b"after"
+    client.sendall(b"more")
+    protocol.on_data = None
+    run_until(loop, lambda: protocol.data.endswith(b"more"))
+    transport.close()
+    run_until(loop, lambda: protocol.lost)
+    assert protocol.lost == [None]
+    client.close()
+
+
 @pytest.mark.parametrize("failure", [RuntimeError("app bug"), asyncio.CancelledError()], ids=["Exception", "CancelledError"])
 def test_an_exception_in_data_received_closes_that_connection_only(loop, caplog, failure):
     broken, healthy = Recorder(), Recorder()
