@@ -245,6 +245,11 @@ class SocketTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
+        # As asyncio: a buffer already above the new high-water mark pauses the protocol
+        # now, not at the next write (there may be none). Lowering the low-water mark
+        # resumes nothing: that waits for the buffer to drain.
+        if not self._paused and len(self._buffer) > high:
+            self._pause_protocol()
 
     # -- flow control: what asyncio's _FlowControlMixin does -------------------------
     #

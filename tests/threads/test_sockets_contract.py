@@ -217,25 +217,6 @@ def test_write_eof_after_the_buffer(loop):
     client.close()
 
 
-def test_lowering_the_high_water_mark_pauses_the_protocol(loop):
-    protocol = Recorder()
-    transport, client = connect(loop, protocol)
-    transport.write(PATTERN * 16_000)
-    transport.set_write_buffer_limits(high=64 * 1024 * 1024)
-    transport.write(b"x")
-    size = transport.get_write_buffer_size()
-    assert 0 < size
-    transport.set_write_buffer_limits(high=size + 1)
-    calls = list(protocol.calls)
-    transport.set_write_buffer_limits(high=size - 1, low=0)
-    assert protocol.calls[len(calls) :] in (["pause"], [])  # [] if it was already paused
-    assert "pause" in protocol.calls
-    assert transport.get_write_buffer_limits() == (0, size - 1)
-    transport.abort()
-    run_until(loop, lambda: protocol.lost)
-    client.close()
-
-
 # -- write flow control, side by side with asyncio's own transport ---------------------
 #
 # Each of these runs on SocketTransport and on the transport asyncio itself makes for the
@@ -271,6 +252,74 @@ def record_exception_handler(loop: WorkerLoop) -> list[dict[str, Any]]:
 
 
 BOTH = pytest.mark.parametrize("kind", ["ftserver", "asyncio"])
+
+
+@BOTH
+def test_lowering_the_high_water_mark_pauses_the_protocol_at_once(loop, kind):
+    protocol = Recorder()
+    transport, client = connect_either(loop, protocol, kind)
+    transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+    transport.write(PATTERN * 16_000)  # ~4 MB: more than the socket takes, under the mark
+    size = transport.get_write_buffer_size()
+    assert 0 < size < len(PATTERN) * 16_000
+    transport.set_write_buffer_limits(high=size)  # not above it: nothing happens
+    assert protocol.calls == ["made"]
+    transport.set_write_buffer_limits(high=size - 1, low=0)
+    assert protocol.calls == ["made", "pause"]  # now, with no write to notice it
+    assert transport.get_write_buffer_limits() == (0, size - 1)
+    transport.set_write_buffer_limits(high=1, low=0)  # paused already: no second call
+    assert protocol.calls == ["made", "pause"]
+    # low=0: resumed only once the buffer is empty, and then everything was sent.
+    received = loop.run_until_complete(in_thread(read_exactly, client, len(PATTERN) * 16_000))
+    run_until(loop, lambda: "resume" in protocol.calls)
+    assert protocol.calls == ["made", "pause", "resume"]
+    assert transport.get_write_buffer_size() == 0
+    assert received == PATTERN * 16_000
+    transport.close()
+    run_until(loop, lambda: protocol.lost)
+    client.close()
+
+
+@BOTH
+def test_raising_the_low_water_mark_does_not_resume_the_protocol(loop, kind):
+    protocol = Recorder()
+    transport, client = connect_either(loop, protocol, kind)
+    transport.write(PATTERN * 16_000)
+    assert protocol.calls == ["made", "pause"]
+    size = transport.get_write_buffer_size()
+    transport.set_write_buffer_limits(high=size * 4, low=size * 2)  # the buffer is below both
+    assert protocol.calls == ["made", "pause"]
+    transport.abort()
+    assert transport.get_write_buffer_size() == 0  # the buffer is dropped
+    run_until(loop, lambda: protocol.lost)
+    assert protocol.calls == ["made", "pause", "lost"]
+    client.close()
+
+
+@BOTH
+def test_write_buffer_limits_defaults_and_validation(loop, kind):
+    protocol = Recorder()
+    transport, client = connect_either(loop, protocol, kind)
+    assert transport.get_write_buffer_limits() == (16 * 1024, 64 * 1024)  # (low, high)
+    assert transport.get_write_buffer_size() == 0
+    accepted = [
+        ({"high": 100}, (25, 100)),  # low defaults to high // 4
+        ({"low": 100}, (100, 400)),  # high defaults to 4 * low
+        ({"high": 100, "low": 100}, (100, 100)),
+        ({"high": 0}, (0, 0)),
+        ({}, (16 * 1024, 64 * 1024)),
+    ]
+    for kwargs, limits in accepted:
+        transport.set_write_buffer_limits(**kwargs)
+        assert transport.get_write_buffer_limits() == limits, kwargs
+    transport.set_write_buffer_limits(high=1000, low=10)
+    for kwargs in ({"high": 10, "low": 20}, {"low": -1}, {"high": -1}, {"high": 10, "low": -1}):
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(**kwargs)
+        assert transport.get_write_buffer_limits() == (10, 1000), kwargs  # left as they were
+    transport.close()
+    run_until(loop, lambda: protocol.lost)
+    client.close()
 
 
 class FailingFlowControl(Recorder):
