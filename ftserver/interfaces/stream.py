@@ -17,12 +17,15 @@ Driver → exchange (``Exchange``):
 
 Exchange → driver (``HTTPStream``):
 
-- ``send_body(exchange, body, more)``: the response head (first call) and body bytes;
-  ``more=False`` ends the response, and a response whose body comes in that one call gets a
-  ``content-length``;
+- ``send_body(exchange, body, more, reason=None)``: the response head (first call) and body
+  bytes; ``more=False`` ends the response, and a response whose body comes in that one call
+  gets a ``content-length``. ``reason`` (with the head only): the application's own reason
+  phrase for HTTP/1.1's status line (WSGI has one; ``None``, the standard phrase, costs
+  nothing); HTTP/2 has no reason phrase;
 - ``send_trailers(exchange, fields)``: end a response with trailer fields;
-- ``await send_file(exchange, file, offset, count)``: body bytes straight from a regular
-  file (``sendfile``); the response is then ended with ``send_body(exchange, b"", False)``;
+- ``await send_file(exchange, file, offset, count, reason=None)``: body bytes straight from
+  a regular file (``sendfile``), after the head if it has not gone (``reason`` as for
+  ``send_body``); the response is then ended with ``send_body(exchange, b"", False)``;
 - ``want_body(exchange)``: the app waits for body bytes (send ``100 Continue``, resume reading);
 - ``body_consumed(exchange, nbytes)``: the app took body bytes (flow control);
 - ``write_paused`` / ``drain()``: write-side backpressure;
@@ -66,11 +69,13 @@ class HTTPStream(Protocol):
     write_paused: bool
     closed: bool
 
-    def send_body(self, exchange: Any, body: bytes, more: bool) -> None: ...
+    def send_body(self, exchange: Any, body: bytes, more: bool, reason: bytes | None = None) -> None: ...
     def want_body(self, exchange: Any) -> None: ...
     def body_consumed(self, exchange: Any, nbytes: int) -> None: ...
     def send_trailers(self, exchange: Any, trailers: list[tuple[bytes, bytes]]) -> None: ...
-    async def send_file(self, exchange: Any, file: Any, offset: int, count: int) -> int: ...
+    async def send_file(
+        self, exchange: Any, file: Any, offset: int, count: int, reason: bytes | None = None
+    ) -> int: ...
     async def drain(self) -> None: ...
     def abort(self) -> None: ...
     def response_complete(self, exchange: Any) -> None: ...

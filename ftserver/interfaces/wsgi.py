@@ -44,6 +44,7 @@ from urllib.parse import unquote_to_bytes
 from ftserver import __version__
 from ftserver.interfaces.asgi import ClientDisconnected, _origin_form
 from ftserver.interfaces.stream import ConnectionInfo, HTTPStream
+from ftserver.protocols.http11 import reason_phrase
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -55,6 +56,9 @@ Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+#: A response status as the driver takes it: the code, and the app's reason phrase
+#: (``None`` when it is the standard one, or absent).
+Status = tuple[int, bytes | None]
 
 #: Response bytes a handler hands to the loop before it waits for them to be written.
 WRITE_WINDOW = 256 * 1024
@@ -65,7 +69,9 @@ SENDFILE_SEGMENT = 1024 * 1024
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE_RE = re.compile(r"[\r\n\x00]")
-_STATUS_RE = re.compile(r"([0-9]{3})(?: .*)?", re.DOTALL)
+_STATUS_RE = re.compile(r"([0-9]{3})(?: (.*))?", re.DOTALL)
+# reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4), in a latin-1 str.
+_REASON_PHRASE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _search_unsafe = _UNSAFE_VALUE_RE.search
 
 _allocate_lock = threading.Lock
@@ -466,9 +472,10 @@ class HandlerContext:
         }
         self.header_keys: dict[bytes, str] = {}  # b"user-agent" -> "HTTP_USER_AGENT"
         # What start_response has validated before: "Content-Type" -> b"Content-Type",
-        # "200 OK" -> 200 (an app uses few names and statuses; caches stay small).
+        # "200 OK" -> (200, None), "200 Fine" -> (200, b"Fine") (an app uses few names and
+        # statuses; caches stay small).
         self.response_names: dict[str, bytes] = {}
-        self.statuses: dict[str, int] = {}
+        self.statuses: dict[str, Status] = {}
         self.context = contextvars.copy_context()
 
     def header_key(self, name: bytes) -> str:
@@ -500,8 +507,15 @@ class HandlerContext:
             self.response_names[name] = encoded
         return encoded
 
-    def status_code(self, status: Any) -> int:
-        """The code of a PEP 3333 status string ("200 OK"): 200-999."""
+    def parse_status(self, status: Any) -> Status:
+        """The code (200-999) and reason phrase of a PEP 3333 status string ("200 OK").
+
+        The reason goes to the client as the app wrote it, as other PEP 3333 servers do
+        (``None`` when it is the standard phrase, or absent: the writer's own then). It may
+        not hold CR, LF or other control characters (RFC 9112 §4; PEP 3333 "The
+        start_response() Callable"): a status that does is the app's error, like a
+        malformed one.
+        """
         if type(status) is not str:
             raise TypeError(f"WSGI: status must be a str, got {type(status).__name__}")
         match = _STATUS_RE.fullmatch(status)
@@ -510,9 +524,21 @@ class HandlerContext:
         code = int(match.group(1))
         if code < 200:
             raise ValueError(f"WSGI: an informational (1xx) status cannot be the response status: {status!r}")
+        text = match.group(2)
+        reason = None
+        if text is not None:
+            if _REASON_PHRASE_RE.fullmatch(text) is None:
+                raise ValueError(
+                    "WSGI: a reason phrase holds tabs, spaces, visible characters and latin-1"
+                    f" obs-text, no CR, LF or other control characters (RFC 9112 §4): {status!r}"
+                )
+            reason = text.encode("latin-1")
+            if reason == reason_phrase(code):
+                reason = None
+        parsed = (code, reason)
         if len(self.statuses) < 256:
-            self.statuses[status] = code
-        return code
+            self.statuses[status] = parsed
+        return parsed
 
 
 class WSGIExchange:
@@ -569,7 +595,7 @@ class WSGIExchange:
         self.stopped = False  # no more response data is wanted: client gone or response failed
         self.read_timed_out = False
         self.sendfile_progress = 0
-        self.out_status = 0
+        self.out_status: Status = (0, None)
         self.out_headers: list[tuple[bytes, bytes]] | None = None
         self.headers_sent = False
         self.window = 0
@@ -629,7 +655,7 @@ class WSGIExchange:
             self.headers_sent = True
             body = b"request body not received in time\n"
             headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
-            ctx.inbox.post(self._loop_end, (408, headers, body))
+            ctx.inbox.post(self._loop_end, ((408, None), headers, body))
             return
         ctx.inbox.post(self._loop_finished, error)
 
@@ -703,9 +729,9 @@ class WSGIExchange:
         elif self.out_headers is not None:
             raise AssertionError("WSGI: start_response() called a second time without exc_info")
         ctx = self.ctx
-        code = ctx.statuses.get(status) if type(status) is str else None
-        if code is None:
-            code = ctx.status_code(status)
+        parsed = ctx.statuses.get(status) if type(status) is str else None
+        if parsed is None:
+            parsed = ctx.parse_status(status)
         names = ctx.response_names
         encoded = []
         for name, value in headers:
@@ -717,7 +743,7 @@ class WSGIExchange:
             if _search_unsafe(value) is not None:
                 raise ValueError(f"WSGI: header {name!r} has a value with CR, LF or NUL")
             encoded.append((encoded_name, value.encode("latin-1")))
-        self.out_status = code
+        self.out_status = parsed
         self.out_headers = encoded
         return self.write
 
@@ -857,14 +883,14 @@ class WSGIExchange:
 
     # -- posted to the loop ------------------------------------------------------------
 
-    def _loop_start(self, args: tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    def _loop_start(self, args: tuple[Status, list[tuple[bytes, bytes]], bytes]) -> None:
         if self.reported:
             return
-        self.status, self.headers, data = args
+        (self.status, reason), self.headers, data = args
         self.started = True
         self.response_bytes += len(data)
         try:
-            self.stream.send_body(self, data, True)
+            self.stream.send_body(self, data, True, reason)
         except Exception as exc:  # noqa: BLE001 - e.g. a header the writer refuses
             self._loop_abort(exc)
 
@@ -877,18 +903,19 @@ class WSGIExchange:
         except Exception as exc:  # noqa: BLE001 - e.g. more body than the Content-Length
             self._loop_abort(exc)
 
-    def _loop_end(self, args: bytes | tuple[int, list[tuple[bytes, bytes]], bytes]) -> None:
+    def _loop_end(self, args: bytes | tuple[Status, list[tuple[bytes, bytes]], bytes]) -> None:
         if self.reported:
             return
         if type(args) is tuple:
-            self.status, self.headers, body = args
+            (self.status, reason), self.headers, body = args
             self.started = True
         else:
             body = args  # type: ignore[assignment]
+            reason = None  # (the head has gone)
         self.response_bytes += len(body)
         self.body_sent = True
         try:
-            self.stream.send_body(self, body, False)
+            self.stream.send_body(self, body, False, reason)
         except Exception as exc:  # noqa: BLE001
             self._loop_abort(exc)
             return
@@ -946,20 +973,20 @@ class WSGIExchange:
             self.task = None
             waiter.release()
 
-    def _loop_sendfile(self, args: tuple[int, list[tuple[bytes, bytes]], Any, int, int, Any]) -> None:
-        status, headers, file, offset, count, waiter = args
+    def _loop_sendfile(self, args: tuple[Status, list[tuple[bytes, bytes]], Any, int, int, Any]) -> None:
+        (status, reason), headers, file, offset, count, waiter = args
         if self.reported:
             waiter.release()
             return
         self.status = status
         self.headers = headers
         self.started = True
-        self.task = self.ctx.loop.create_task(self._sendfile(file, offset, count, waiter))
+        self.task = self.ctx.loop.create_task(self._sendfile(file, offset, count, waiter, reason))
 
-    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any) -> None:
+    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any, reason: bytes | None) -> None:
         stream = self.stream
         try:
-            sent = await stream.send_file(self, file, offset, min(count, SENDFILE_SEGMENT))  # type: ignore[attr-defined]
+            sent = await stream.send_file(self, file, offset, min(count, SENDFILE_SEGMENT), reason)  # type: ignore[attr-defined]
             total = sent
             while sent and total < count and not self.stopped:
                 self.sendfile_progress = total

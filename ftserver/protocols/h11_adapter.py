@@ -226,15 +226,17 @@ class H11Connection(ResponseWriter):
         headers: list[tuple[bytes, bytes]],
         date: bytes | None,
         body_length: int | None = None,
+        reason: bytes | None = None,
     ) -> bytes:
-        """The response head, written by ``ResponseWriter`` (as in fast mode).
+        """The response head, written by ``ResponseWriter`` (as in fast mode), with the
+        application's ``reason`` phrase if it has one.
 
         h11's state machine is told a response started, so that it checks the request
         side of the cycle (``start_next_cycle``) as before; the bytes it would write are
         not used. Letting h11 also serialize the response cost about a third of the
         request path and adds no strictness: our writer rejects the same bad fields.
         """
-        head = ResponseWriter.send_response(self, status, headers, date, body_length)
+        head = ResponseWriter.send_response(self, status, headers, date, body_length, reason)
         try:
             self._conn.send(self._h11_response)
         except h11.LocalProtocolError:  # h11 saw the request side fail: keep_alive is False
@@ -242,12 +244,17 @@ class H11Connection(ResponseWriter):
         return head
 
     def send_complete(
-        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body: bytes,
+        reason: bytes | None = None,
     ) -> bytes:
         """A whole response (see ``ResponseWriter.send_complete``); h11 is told of its
         start and end as with ``send_response`` and ``send_end``."""
         try:
-            data = ResponseWriter.send_complete(self, status, headers, date, body)
+            data = ResponseWriter.send_complete(self, status, headers, date, body, reason)
         except LocalProtocolError:
             if self.response_started:  # the head was accepted, the body was not
                 self._tell_h11(self._h11_response)

@@ -118,6 +118,9 @@ _HTTP_VERSION_RE: Final = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _UNSAFE_VALUE_RE: Final = re.compile(rb"[\r\n\x00]")
 _match_token: Final = _TOKEN_RE.fullmatch
 _search_unsafe: Final = _UNSAFE_VALUE_RE.search
+# reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ), or none at all (RFC 9112 §4): the
+# characters of a field value.
+_match_reason_phrase: Final = _FIELD_VALUE_RE.fullmatch
 
 # chunk = chunk-size [ chunk-ext ] CRLF; the extensions are ignored but must not hold
 # CR, LF, NUL or other controls.
@@ -158,6 +161,16 @@ def status_line(status: int) -> bytes:
     if line is None:
         raise LocalProtocolError(f"status code {status!r} is not three digits")
     return line
+
+
+def _status_line_with_reason(status: int, reason: bytes) -> bytes:
+    """``HTTP/1.1 <code> <reason>\\r\\n`` with the application's own reason phrase."""
+    if _match_reason_phrase(reason) is None:
+        raise LocalProtocolError(
+            f"reason phrase {reason!r} holds a control character (CR, LF, ...): only HTAB, SP,"
+            " VCHAR and obs-text (RFC 9112 §4)"
+        )
+    return b"HTTP/1.1 %d %b\r\n" % (status, reason)
 
 
 def render_error_response(
@@ -247,6 +260,7 @@ class ResponseWriter:
         headers: list[tuple[bytes, bytes]],
         date: bytes | None,
         body_length: int | None = None,
+        reason: bytes | None = None,
     ) -> bytes:
         """The response head for ``status`` (200-999) and the application's ``headers``.
 
@@ -254,6 +268,9 @@ class ResponseWriter:
         message was also its last); without an application Content-Length or
         Transfer-Encoding it is declared as ``content-length`` instead of chunking.
 
+        - ``reason``: the application's reason phrase (WSGI's status string), sent
+          instead of the standard one; ``LocalProtocolError`` if it holds CR, LF or
+          another control character (RFC 9112 §4). ``None``: the standard phrase.
         - Every field name must be a token and no value may hold CR, LF or NUL
           (response splitting): ``LocalProtocolError`` otherwise, nothing emitted.
         - ``date``/``server`` are added unless the application set them.
@@ -266,21 +283,26 @@ class ResponseWriter:
           kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
           ``connection: keep-alive`` for a kept HTTP/1.0 client.
         """
-        parts = self._head(status, headers, date, body_length)
+        parts = self._head(status, headers, date, body_length, reason)
         self._response_state = _SENDING
         return b"".join(parts)
 
     def send_complete(
-        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body: bytes,
+        reason: bytes | None = None,
     ) -> bytes:
         """A whole response at once: what ``send_response(status, headers, date,
-        len(body))``, ``send_data(body)`` and ``send_end()`` return, in one piece.
+        len(body), reason)``, ``send_data(body)`` and ``send_end()`` return, in one piece.
 
         The rules are theirs. If the head is valid but ``body`` is longer than the
         application's Content-Length, the head counts as sent (``response_started``)
         and ``LocalProtocolError`` is raised, as ``send_data`` would.
         """
-        parts = self._head(status, headers, date, len(body))
+        parts = self._head(status, headers, date, len(body), reason)
         framing = self._framing
         if framing == _LENGTH:
             size = len(body)
@@ -312,6 +334,7 @@ class ResponseWriter:
         headers: list[tuple[bytes, bytes]],
         date: bytes | None,
         body_length: int | None,
+        reason: bytes | None,
     ) -> list[bytes]:
         """The pieces of a response head (see ``send_response``); sets the framing."""
         if self._response_state != _READY:
@@ -321,7 +344,8 @@ class ResponseWriter:
         if not 200 <= status <= 999:
             # 1xx (100 Continue) are written by the driver, not through this call.
             raise LocalProtocolError(f"status code {status!r} is not in 200-999")
-        parts = [_STATUS_LINES[status]]
+        # (The usual response has the standard phrase: one lookup, nothing built.)
+        parts = [_STATUS_LINES[status] if reason is None else _status_line_with_reason(status, reason)]
         content_length: bytes | None = None
         transfer_encoding_at = -1
         close_requested = has_connection = has_date = has_server = False

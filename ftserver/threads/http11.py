@@ -242,14 +242,14 @@ class HTTP11Protocol(asyncio.Protocol):
 
     # -- the stream interface used by the ASGI cycle ---------------------------------
 
-    def send_body(self, cycle: Exchange, body: bytes, more: bool) -> None:
+    def send_body(self, cycle: Exchange, body: bytes, more: bool, reason: bytes | None = None) -> None:
         if self.closed:
             return
         conn = self.conn
         if more:
             if self.head_pending:
                 headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
-                data = conn.send_response(cycle.status, headers, self.w.date)
+                data = conn.send_response(cycle.status, headers, self.w.date, None, reason)
                 self.head_pending = False
                 if body:
                     data += conn.send_data(body)
@@ -272,7 +272,7 @@ class HTTP11Protocol(asyncio.Protocol):
             # The whole body is here: declare its length rather than chunking it.
             headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
             try:
-                data = conn.send_complete(cycle.status, headers, self.w.date, body)
+                data = conn.send_complete(cycle.status, headers, self.w.date, body, reason)
             except LocalProtocolError:
                 self.head_pending = not conn.response_started
                 raise
@@ -309,7 +309,9 @@ class HTTP11Protocol(asyncio.Protocol):
             self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
 
-    async def send_file(self, cycle: Exchange, file: Any, offset: int, count: int) -> int:
+    async def send_file(
+        self, cycle: Exchange, file: Any, offset: int, count: int, reason: bytes | None = None
+    ) -> int:
         """Send ``count`` bytes of ``file`` from ``offset`` as the response body with
         ``loop.sendfile`` (``os.sendfile`` on a plain socket: the bytes never enter Python).
 
@@ -323,7 +325,7 @@ class HTTP11Protocol(asyncio.Protocol):
             return 0
         conn = self.conn
         if self.head_pending:
-            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count))
+            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count, reason))
             self.head_pending = False
         count = conn.count_body(count)
         self._flush()

@@ -11,7 +11,8 @@ registers its socket in that loop's selector with itself as the key's data, and
 ``WorkerLoop._process_events`` calls it directly: one ``recv`` then
 ``protocol.data_received``, and writes go to ``send`` at once when nothing is queued.
 It keeps asyncio's contract (what ``HTTP11Protocol`` relies on): half-close through
-``eof_received``, write-buffer limits with ``pause_writing``/``resume_writing``,
+``eof_received``, write-buffer limits with ``pause_writing``/``resume_writing`` (a
+failing one is reported to the loop's exception handler, the connection carries on),
 ``connection_lost`` exactly once and after ``close()`` has returned, and it adds
 ``sendfile``. TLS connections keep asyncio's own transports.
 """
@@ -156,8 +157,7 @@ class SocketTransport(asyncio.Transport):
                 return
             del buffer[:sent]
             if self._paused and len(buffer) <= self._low:
-                self._paused = False
-                self._protocol.resume_writing()
+                self._resume_protocol()  # (it may write more: the buffer is looked at after)
             if buffer:
                 return
             if self._closing:
@@ -210,8 +210,7 @@ class SocketTransport(asyncio.Transport):
         else:
             buffer += data  # (while sending a file: it goes once the file has)
         if not self._paused and len(buffer) > self._high:
-            self._paused = True
-            self._protocol.pause_writing()
+            self._pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
@@ -246,6 +245,41 @@ class SocketTransport(asyncio.Transport):
         if not high >= low >= 0:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high, self._low = high, low
+        # As asyncio: a buffer already above the new high-water mark pauses the protocol
+        # now, not at the next write (there may be none). Lowering the low-water mark
+        # resumes nothing: that waits for the buffer to drain.
+        if not self._paused and len(self._buffer) > high:
+            self._pause_protocol()
+
+    # -- flow control: what asyncio's _FlowControlMixin does -------------------------
+    #
+    # A protocol whose pause_writing()/resume_writing() raises is reported to the loop's
+    # exception handler and the connection carries on, as with asyncio's transports (the
+    # flag stays as set: a failed pause is still followed by a resume). Only these rare
+    # calls pay for the try.
+
+    def _pause_protocol(self) -> None:
+        self._paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - asyncio's rule, CancelledError included
+            self._flow_control_failed("protocol.pause_writing() failed", exc)
+
+    def _resume_protocol(self) -> None:
+        self._paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._flow_control_failed("protocol.resume_writing() failed", exc)
+
+    def _flow_control_failed(self, message: str, exc: BaseException) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
 
     # -- closing ---------------------------------------------------------------------
 

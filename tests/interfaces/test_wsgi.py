@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import logging
@@ -426,15 +427,78 @@ def test_write_callable_and_iterable_together():
     assert response.text == "written then iterated"
 
 
-def test_reason_phrase_is_the_standard_one(raw_client):
-    def app(environ, start_response):
-        start_response("404 Nowhere To Be Found", [("Content-Type", "text/plain")])
-        return [b"x"]
+# (status the app gives, reason http.client reads). http.client decodes the status line as
+# latin-1, so obs-text arrives as the app wrote it.
+REASONS = [
+    ("200 Fine", "Fine"),
+    ("404 Nowhere To Be Found", "Nowhere To Be Found"),
+    ("201 Caf\xe9 cr\xe8me", "Caf\xe9 cr\xe8me"),
+    ("299 Custom", "Custom"),  # a code without a standard phrase
+    ("202 tab\there", "tab\there"),
+    ("503 ", ""),  # an empty reason phrase is allowed (RFC 9112 §4)
+    ("200 OK", "OK"),
+    ("200", "OK"),  # no reason phrase: the standard one
+]
 
-    with wsgi(app) as server:
-        client = raw_client(server.port)
-        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert client._read_until(b"\r\n") == b"HTTP/1.1 404 Not Found"
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_the_apps_reason_phrase_reaches_the_client(tmp_path, http1):
+    path = tmp_path / "body.txt"
+    path.write_bytes(b"from a file")
+
+    def app(environ, start_response):
+        status = REASONS[int(environ["QUERY_STRING"])][0]
+        start_response(status, [("Content-Type", "text/plain")])
+        kind = environ["PATH_INFO"]
+        if kind == "/list":  # head and body in one piece (send_complete)
+            return [b"one piece"]
+        if kind == "/stream":  # the head goes before the body (send_response)
+            return iter([b"streamed", b" body"])
+        return environ["wsgi.file_wrapper"](open(path, "rb"))  # noqa: SIM115 - sent with sendfile
+
+    bodies = {"/list": b"one piece", "/stream": b"streamed body", "/file": b"from a file"}
+    with wsgi(app, http1=http1) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for kind, body in bodies.items():
+            for index, (status, reason) in enumerate(REASONS):
+                connection.request("GET", f"{kind}?{index}")  # one keep-alive connection throughout
+                response = connection.getresponse()
+                assert (response.status, response.reason, response.read()) == (int(status[:3]), reason, body)
+        connection.close()
+
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+@pytest.mark.parametrize(
+    "status",
+    [
+        "200 OK\r\nInjected: yes",
+        "200 OK\nInjected: yes",
+        "200 a\rb",
+        "200 nul\x00",
+        "200 bell\x07",
+        "200 del\x7f",
+        "200 snow\u2603man",  # not latin-1: no octet for it
+    ],
+)
+def test_a_reason_phrase_with_control_characters_gives_500(error_log, http1, status):
+    def app(environ, start_response):
+        start_response(status if environ["PATH_INFO"] == "/bad" else "200 Fine", [("Content-Type", "text/plain")])
+        return [b"body"]
+
+    with wsgi(app, http1=http1) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/bad")
+        response = connection.getresponse()
+        assert (response.status, response.reason) == (500, "Internal Server Error")
+        assert response.getheader("Injected") is None
+        assert response.read() == b"Internal Server Error"
+        connection.request("GET", "/good")  # the same connection carries on
+        response = connection.getresponse()
+        assert (response.status, response.reason, response.read()) == (200, "Fine", b"body")
+        connection.close()
+    errors = [r for r in error_log.records if r.getMessage() == "Exception in application"]
+    assert errors and isinstance(errors[0].exc_info[1], ValueError)
+    assert "RFC 9112 §4" in str(errors[0].exc_info[1])
 
 
 def test_exc_info_before_headers_sent_replaces_the_response():

@@ -433,6 +433,40 @@ def test_response_reason_phrases(impl: type[Connection]) -> None:
         assert conn.send_response(status, [(b"content-length", b"0")], None).startswith(line)
 
 
+@pytest.mark.parametrize(
+    "reason",
+    [b"Fine", b"", b"Nowhere To Be Found", b"tab\tand  spaces", b"Caf\xe9 obs-text", b"~!\"#%()*"],
+)
+def test_an_application_reason_phrase_is_sent_as_given(impl: type[Connection], reason: bytes) -> None:
+    head = impl(Limits())
+    feed(head, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert head.send_response(404, [(b"content-length", b"0")], None, None, reason).startswith(
+        b"HTTP/1.1 404 " + reason + b"\r\ncontent-length: 0\r\n"
+    )
+    complete = impl(Limits())
+    feed(complete, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    response = complete.send_complete(200, [], None, b"hello", reason)
+    assert response.startswith(b"HTTP/1.1 200 " + reason + b"\r\ncontent-length: 5\r\n")
+    assert response.endswith(b"\r\n\r\nhello")
+    complete.start_next_cycle()
+
+
+@pytest.mark.parametrize(
+    "reason", [b"OK\r\nSet-Cookie: evil=1", b"a\nb", b"a\rb", b"a\x00b", b"bell\x07", b"del\x7f", b"esc\x1b[1m"]
+)
+def test_a_reason_phrase_with_control_characters_is_refused(impl: type[Connection], reason: bytes) -> None:
+    for send in ("send_response", "send_complete"):
+        conn = impl(Limits())
+        feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        with pytest.raises(LocalProtocolError, match="RFC 9112 §4"):
+            if send == "send_response":
+                conn.send_response(200, [], None, None, reason)
+            else:
+                conn.send_complete(200, [], None, b"body", reason)
+        assert not conn.response_started  # nothing accepted: a 500 can still be sent
+        assert conn.send_complete(500, [], None, b"oops").startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+
+
 def test_app_date_and_server_are_kept(impl: type[Connection]) -> None:
     conn = impl(Limits(), server_header=b"ftserver")
     feed(conn, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -217,22 +217,162 @@ def test_write_eof_after_the_buffer(loop):
     client.close()
 
 
-def test_lowering_the_high_water_mark_pauses_the_protocol(loop):
+# -- write flow control, side by side with asyncio's own transport ---------------------
+#
+# Each of these runs on SocketTransport and on the transport asyncio itself makes for the
+# same kind of socket (``loop.connect_accepted_socket``): asyncio's is the reference, so a
+# test that passes on "asyncio" and fails on "ftserver" is a difference to fix.
+
+
+def connect_either(loop: WorkerLoop, protocol: asyncio.Protocol, kind: str) -> tuple[Any, socket.socket]:
+    """``connect``, or the same connection on asyncio's selector transport."""
+    if kind == "ftserver":
+        return connect(loop, protocol)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        server, _ = listener.accept()
+    transport, _ = loop.run_until_complete(loop.connect_accepted_socket(lambda: protocol, server))
+    return transport, client
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    received = bytearray()
+    while len(received) < size:
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += data
+    return bytes(received)
+
+
+def record_exception_handler(loop: WorkerLoop) -> list[dict[str, Any]]:
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda loop, context: contexts.append(context))
+    return contexts
+
+
+BOTH = pytest.mark.parametrize("kind", ["ftserver", "asyncio"])
+
+
+@BOTH
+def test_lowering_the_high_water_mark_pauses_the_protocol_at_once(loop, kind):
     protocol = Recorder()
-    transport, client = connect(loop, protocol)
-    transport.write(PATTERN * 16_000)
+    transport, client = connect_either(loop, protocol, kind)
     transport.set_write_buffer_limits(high=64 * 1024 * 1024)
-    transport.write(b"x")
+    transport.write(PATTERN * 16_000)  # ~4 MB: more than the socket takes, under the mark
     size = transport.get_write_buffer_size()
-    assert 0 < size
-    transport.set_write_buffer_limits(high=size + 1)
-    calls = list(protocol.calls)
+    assert 0 < size < len(PATTERN) * 16_000
+    transport.set_write_buffer_limits(high=size)  # not above it: nothing happens
+    assert protocol.calls == ["made"]
     transport.set_write_buffer_limits(high=size - 1, low=0)
-    assert protocol.calls[len(calls) :] in (["pause"], [])  # [] if it was already paused
-    assert "pause" in protocol.calls
+    assert protocol.calls == ["made", "pause"]  # now, with no write to notice it
     assert transport.get_write_buffer_limits() == (0, size - 1)
-    transport.abort()
+    transport.set_write_buffer_limits(high=1, low=0)  # paused already: no second call
+    assert protocol.calls == ["made", "pause"]
+    # low=0: resumed only once the buffer is empty, and then everything was sent.
+    received = loop.run_until_complete(in_thread(read_exactly, client, len(PATTERN) * 16_000))
+    run_until(loop, lambda: "resume" in protocol.calls)
+    assert protocol.calls == ["made", "pause", "resume"]
+    assert transport.get_write_buffer_size() == 0
+    assert received == PATTERN * 16_000
+    transport.close()
     run_until(loop, lambda: protocol.lost)
+    client.close()
+
+
+@BOTH
+def test_raising_the_low_water_mark_does_not_resume_the_protocol(loop, kind):
+    protocol = Recorder()
+    transport, client = connect_either(loop, protocol, kind)
+    transport.write(PATTERN * 16_000)
+    assert protocol.calls == ["made", "pause"]
+    size = transport.get_write_buffer_size()
+    transport.set_write_buffer_limits(high=size * 4, low=size * 2)  # the buffer is below both
+    assert protocol.calls == ["made", "pause"]
+    transport.abort()
+    assert transport.get_write_buffer_size() == 0  # the buffer is dropped
+    run_until(loop, lambda: protocol.lost)
+    assert protocol.calls == ["made", "pause", "lost"]
+    client.close()
+
+
+@BOTH
+def test_write_buffer_limits_defaults_and_validation(loop, kind):
+    protocol = Recorder()
+    transport, client = connect_either(loop, protocol, kind)
+    assert transport.get_write_buffer_limits() == (16 * 1024, 64 * 1024)  # (low, high)
+    assert transport.get_write_buffer_size() == 0
+    accepted = [
+        ({"high": 100}, (25, 100)),  # low defaults to high // 4
+        ({"low": 100}, (100, 400)),  # high defaults to 4 * low
+        ({"high": 100, "low": 100}, (100, 100)),
+        ({"high": 0}, (0, 0)),
+        ({}, (16 * 1024, 64 * 1024)),
+    ]
+    for kwargs, limits in accepted:
+        transport.set_write_buffer_limits(**kwargs)
+        assert transport.get_write_buffer_limits() == limits, kwargs
+    transport.set_write_buffer_limits(high=1000, low=10)
+    for kwargs in ({"high": 10, "low": 20}, {"low": -1}, {"high": -1}, {"high": 10, "low": -1}):
+        with pytest.raises(ValueError):
+            transport.set_write_buffer_limits(**kwargs)
+        assert transport.get_write_buffer_limits() == (10, 1000), kwargs  # left as they were
+    transport.close()
+    run_until(loop, lambda: protocol.lost)
+    client.close()
+
+
+class FailingFlowControl(Recorder):
+    """``pause_writing``/``resume_writing`` record the call, then raise ``failure``."""
+
+    def __init__(self, fail_on: str, failure: BaseException) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+        self.failure = failure
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.fail_on == "pause":
+            raise self.failure
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.fail_on == "resume":
+            raise self.failure
+
+
+@BOTH
+@pytest.mark.parametrize("fail_on", ["pause", "resume"])
+@pytest.mark.parametrize(
+    "failure", [RuntimeError("flow control bug"), asyncio.CancelledError()], ids=["Exception", "CancelledError"]
+)
+def test_a_failing_pause_or_resume_writing_is_reported_and_the_connection_carries_on(loop, kind, fail_on, failure):
+    protocol = FailingFlowControl(fail_on, failure)
+    contexts = record_exception_handler(loop)
+    body = PATTERN * 16_000
+    # As a server does: the write that crosses the high-water mark comes from data_received.
+    protocol.on_data = lambda data: protocol.transport.write(body)
+    transport, client = connect_either(loop, protocol, kind)
+    client.sendall(b"go")
+    run_until(loop, lambda: "pause" in protocol.calls)
+    received = loop.run_until_complete(in_thread(read_exactly, client, len(body)))
+    run_until(loop, lambda: "resume" in protocol.calls)
+    assert received == body  # every byte, the buffered tail included
+    assert protocol.calls == ["made", "pause", "resume"] and not protocol.lost
+    assert len(contexts) == 1
+    context = contexts[0]
+    assert context["message"] == f"protocol.{fail_on}_writing() failed"
+    assert context["exception"] is failure
+    assert context["transport"] is transport and context["protocol"] is protocol
+    # Still a working connection, both ways.
+    transport.write(b"after")
+    assert loop.run_until_complete(in_thread(read_exactly, client, 5)) == b"after"
+    client.sendall(b"more")
+    protocol.on_data = None
+    run_until(loop, lambda: protocol.data.endswith(b"more"))
+    transport.close()
+    run_until(loop, lambda: protocol.lost)
+    assert protocol.lost == [None]
     client.close()
 
 
