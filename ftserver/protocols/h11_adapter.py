@@ -71,7 +71,9 @@ _CLOSING_STATES: Final = frozenset((h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.S
 
 def _protocol_error(message: str, status: int) -> ProtocolError:
     """Our error class for h11's ``error_status_hint``."""
-    return _ERROR_CLASSES.get(status, ProtocolError)(message, status)
+    # (Not _ERROR_CLASSES.get: see status_line in protocols/http11.py.)
+    error_class = _ERROR_CLASSES[status] if status in _ERROR_CLASSES else ProtocolError
+    return error_class(message, status)
 
 
 def _has_token(headers: list[tuple[bytes, bytes]], name: bytes, token: bytes) -> bool:

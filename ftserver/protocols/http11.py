@@ -157,10 +157,15 @@ _STATUS_LINES: Final = {
 
 def status_line(status: int) -> bytes:
     """``HTTP/1.1 <code> <reason>\\r\\n`` with a non-empty reason phrase."""
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        raise LocalProtocolError(f"status code {status!r} is not three digits")
-    return line
+    # Not _STATUS_LINES.get(status): on free-threaded 3.13, dict.get on a dict made by
+    # another thread that is still alive (this one: the main thread, at import), with a
+    # key that is not the very object stored (an int above 256), spins through 40
+    # sched_yield() calls per call (~11 µs), and worker threads doing it at once hand
+    # the dict's lock back and forth for milliseconds. Subscription takes the lock
+    # without that. (docs/free-threading.md, "dict.get across threads".)
+    if status in _STATUS_LINES:
+        return _STATUS_LINES[status]
+    raise LocalProtocolError(f"status code {status!r} is not three digits")
 
 
 def _status_line_with_reason(status: int, reason: bytes) -> bytes:
