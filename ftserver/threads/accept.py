@@ -91,7 +91,9 @@ class AcceptQueue(threading.Thread):
             except OSError as exc:  # EMFILE and friends: log and retry on the next wake-up
                 logger.error("accept() failed: %s", exc)
                 return True
-            self.sent[worker.index] = self.sent.get(worker.index, 0) + 1
+            sent = self.sent
+            index = worker.index
+            sent[index] = sent[index] + 1 if index in sent else 1
             # Hand over the bare descriptor: the worker wraps it in a socket object of its
             # own, so the object used on every recv/send is owned by the thread using it
             # (a socket created here would be a shared instance on 3.13t's hot path).
@@ -108,7 +110,10 @@ class AcceptQueue(threading.Thread):
             ctx = worker.ctx
             if ctx is None or now - ctx.now > STALE_LOOP:
                 continue  # its loop is blocked
-            load = sent.get(worker.index, 0) - worker.stats.closed
+            # (Not sent.get(): from this thread, on a dict the main thread made, that
+            # spins 40 sched_yield() calls on 3.13t; see docs/free-threading.md.)
+            index = worker.index
+            load = (sent[index] if index in sent else 0) - worker.stats.closed
             if best is None or load < best_load:
                 best, best_load = worker, load
         return best
