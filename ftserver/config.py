@@ -23,6 +23,10 @@ LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MODES = ("auto", "threads", "processes")
 
+#: The largest ``wsgi_body_buffer``: what a connection reads ahead of the app (the driver's
+#: read window, ``READ_HIGH_WATER`` in ``ftserver/threads/http11.py``).
+MAX_WSGI_BODY_BUFFER = 256 * 1024
+
 #: Options that only the supervisor acts on (``--no-supervisor`` runs without one).
 SUPERVISOR_OPTIONS = ("workers_lifetime", "max_requests", "workers_max_rss", "preload")
 
@@ -84,6 +88,7 @@ class Config:
     timeout_keep_alive: float = 5.0
     blocking_threads: int = 8
     timeout_io: float = 60.0
+    wsgi_body_buffer: int = 65536
     factory: bool = False
     app_dir: str | None = "."
     server_header: bool = True
@@ -149,6 +154,10 @@ class Config:
             raise ConfigError(f"blocking_threads: must be at least 1, got {self.blocking_threads}")
         if self.timeout_io <= 0:
             raise ConfigError(f"timeout_io: must be > 0, got {self.timeout_io}")
+        if not 0 <= self.wsgi_body_buffer <= MAX_WSGI_BODY_BUFFER:
+            raise ConfigError(
+                f"wsgi_body_buffer: must be between 0 and {MAX_WSGI_BODY_BUFFER} bytes, got {self.wsgi_body_buffer}"
+            )
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(f"root_path: must start with '/' and not end with '/', got {self.root_path!r}")
         for name in ("limit_request_line", "limit_request_headers", "limit_request_fields"):

@@ -157,6 +157,14 @@ def test_blocking_threads_is_validated():
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("value", ["-1", "262145"])
+def test_wsgi_body_buffer_is_validated(value):
+    proc = subprocess.run([*FTSERVE, "--wsgi-body-buffer", value, "tests.apps.basic:hello"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "wsgi_body_buffer: must be between 0 and 262144 bytes" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_port_in_use_is_a_clear_error():
     proc, url = start("tests.apps.basic:hello")
     try:

@@ -565,6 +565,10 @@ class WSGIExchange:
         "response_bytes",
         "reported",
         "task",
+        "body_received",
+        "body_complete",
+        "held",
+        "held_progress",
         # written by one side, read by the other
         "stopped",
         "read_timed_out",
@@ -592,6 +596,11 @@ class WSGIExchange:
         self.response_bytes = 0
         self.reported = False  # stream.app_finished was called
         self.task: asyncio.Task[None] | None = None
+        self.body_received = 0
+        self.body_complete = body_done
+        # While the body is read on the loop before the app gets a thread: the adapter.
+        self.held: WSGIAdapter | None = None
+        self.held_progress = 0.0  # loop time of the last body bytes while held
         self.stopped = False  # no more response data is wanted: client gone or response failed
         self.read_timed_out = False
         self.sendfile_progress = 0
@@ -603,20 +612,74 @@ class WSGIExchange:
     # -- driver side (loop thread) -----------------------------------------------------
 
     def run(self, worker: Any) -> None:
-        worker.interface.jobs.put(self)
+        """Queue the request for a handler thread, or first read its body here.
+
+        A handler thread reading a body from a slow (or malicious, "slow POST") client would
+        be held for as long as the client likes; a few such clients would hold them all.
+        So a body of up to ``--wsgi-body-buffer`` bytes is read on the loop, where waiting
+        costs only the bytes, before the app runs (``_release``); a longer one is handed
+        over after that many bytes. A client that waits for ``100 Continue`` gets it now.
+        """
+        adapter = worker.interface
+        limit = adapter.body_buffer
+        if (
+            self.body_complete
+            or not limit
+            or self.body_received >= limit
+            or (self.request.content_length or 0) > limit
+        ):
+            adapter.jobs.put(self)
+            return
+        self.held = adapter
+        loop = adapter.loop
+        self.held_progress = loop.time()
+        loop.call_later(adapter.timeout_io, self._held_check)
+        self.stream.want_body(self)
 
     def on_body(self, data: bytes) -> None:
         self.input.feed(data)  # type: ignore[union-attr]
+        self.body_received += len(data)
+        held = self.held
+        if held is not None:
+            if self.body_received >= held.body_buffer:
+                self._release()
+            else:
+                self.held_progress = held.loop.time()  # type: ignore[union-attr]
 
     def on_body_end(self) -> None:
+        self.body_complete = True
         if self.input is not None:
             self.input.end()
+        if self.held is not None:
+            self._release()
 
     def on_disconnect(self) -> None:
         self.disconnected = True
         self.stopped = True
+        self.held = None  # never handed over: no app runs for it
         if self.input is not None:
             self.input.fail(ClientDisconnected("client disconnected before the request body was complete"))
+
+    def _release(self) -> None:
+        adapter = self.held
+        self.held = None
+        adapter.jobs.put(self)  # type: ignore[union-attr]
+
+    def _held_check(self) -> None:
+        """``--timeout-io`` after the body was last seen growing: 408 if it still has not."""
+        adapter = self.held
+        if adapter is None:
+            return
+        loop = adapter.loop
+        idle = loop.time() - self.held_progress  # type: ignore[union-attr]
+        if idle < adapter.timeout_io:
+            loop.call_later(adapter.timeout_io - idle, self._held_check)  # type: ignore[union-attr]
+            return
+        self.held = None
+        self.read_timed_out = True
+        logger.info("request body from %s: no data for %g s (408)", self.info.client, adapter.timeout_io)
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        self._loop_end(((408, None), headers, b"request body not received in time\n"))
 
     # -- the application (handler thread) ----------------------------------------------
 
@@ -1031,6 +1094,7 @@ class WSGIAdapter:
         self.app = app
         self.size = config.blocking_threads
         self.timeout_io = config.timeout_io
+        self.body_buffer = config.wsgi_body_buffer
         self.timeout_shutdown = config.timeout_graceful_shutdown
         self.root_path = config.root_path
         self.label = label

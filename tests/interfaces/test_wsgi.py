@@ -154,7 +154,8 @@ def test_auto_detection_serves_a_plain_callable():
 
 
 def test_input_streams_while_the_client_is_still_sending(raw_client):
-    """The handler gets the first part of the body before the client sent the rest."""
+    """The handler gets the first part of the body before the client sent the rest
+    (with the loop-side body buffer off; see the buffer's own tests below)."""
     first_part_read = threading.Event()
     seen = []
 
@@ -167,7 +168,7 @@ def test_input_streams_while_the_client_is_still_sending(raw_client):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"|".join(seen)]
 
-    with wsgi(validator(app)) as server:
+    with wsgi(validator(app), wsgi_body_buffer=0) as server:
         client = raw_client(server.port)
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
         assert first_part_read.wait(5), "the handler did not get the first bytes before the rest were sent"
@@ -289,12 +290,15 @@ def test_read_all_and_long_line_across_chunks():
 
 
 def test_expect_continue_only_when_the_body_is_read(raw_client):
+    """Without the loop-side buffer (or for a body larger than it), 100 Continue waits
+    until the app reads the body."""
+
     def app(environ, start_response):
         body = environ["wsgi.input"].read(4) if environ["PATH_INFO"] == "/read" else b"unread"
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
 
-    with wsgi(app) as server:
+    with wsgi(app, wsgi_body_buffer=0) as server:
         client = raw_client(server.port)
         client.send(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
         assert client._read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
@@ -332,7 +336,7 @@ def test_client_disconnect_mid_body_raises_oserror_in_the_handler(raw_client):
         start_response("200 OK", [])
         return [b""]
 
-    with wsgi(app) as server:
+    with wsgi(app, wsgi_body_buffer=0) as server:
         client = raw_client(server.port)
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
         time.sleep(0.1)
@@ -354,7 +358,7 @@ def test_stalled_request_body_times_out_with_408(raw_client):
         start_response("200 OK", [])
         return [b""]
 
-    with wsgi(app, timeout_io=0.5) as server:
+    with wsgi(app, timeout_io=0.5, wsgi_body_buffer=0) as server:
         client = raw_client(server.port)
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
         status, headers, _ = client.read_response()
@@ -374,13 +378,117 @@ def test_app_that_survives_a_body_timeout_still_closes_the_connection(raw_client
         start_response("200 OK", [("Content-Type", "text/plain")])
         return iter([b"partial ", b"body read"]) if streamed else [b"partial body read"]
 
-    with wsgi(app, timeout_io=0.3) as server:
+    with wsgi(app, timeout_io=0.3, wsgi_body_buffer=0) as server:
         client = raw_client(server.port)
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
         status, headers, body = client.read_response()
         assert (status, body) == (200, b"partial body read")
         assert headers["connection"] == "close"
         assert client.read_until_closed() == b""
+
+
+# -- the loop-side body buffer (--wsgi-body-buffer) ---------------------------------------
+
+
+def _echo_body(calls):
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def test_slow_uploads_hold_no_handler_thread(raw_client):
+    """Clients trickling their bodies ("slow POST") wait on the loop, not in the one
+    handler thread: a plain GET is answered meanwhile, and each upload reaches the app
+    whole once it is complete."""
+    calls = []
+    with wsgi(_echo_body(calls), blocking_threads=1, timeout_io=30) as server:
+        uploads = []
+        for index in range(3):
+            client = raw_client(server.port, timeout=10)
+            client.send(b"POST /up%d HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello" % index)
+            uploads.append(client)
+        # With the body read in a handler thread this waits for --timeout-io (30 s),
+        # past the client's own 10 s timeout.
+        assert httpx.get(server.url + "/get", timeout=10).text == ""
+        assert calls == ["/get"]  # no upload has reached the app yet
+        for client in uploads:
+            client.send(b"world")
+        assert [client.read_response()[2] for client in uploads] == [b"helloworld"] * 3
+    assert sorted(calls) == ["/get", "/up0", "/up1", "/up2"]
+
+
+def test_a_stalled_upload_gets_408_without_reaching_the_app(raw_client):
+    calls = []
+    with wsgi(_echo_body(calls), timeout_io=0.5) as server:
+        client = raw_client(server.port)
+        client.send(b"POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+        status, headers, body = client.read_response()
+        assert (status, body) == (408, b"request body not received in time\n")
+        assert headers["connection"] == "close"
+        assert client.read_until_closed() == b""
+        assert httpx.get(server.url).status_code == 200  # the worker lives on
+    assert calls == ["/"]  # only the GET
+
+
+def test_an_upload_that_keeps_coming_is_not_timed_out(raw_client):
+    """The timeout counts from the last bytes received, not from the start."""
+    with wsgi(_echo_body([]), timeout_io=0.6) as server:
+        client = raw_client(server.port)
+        client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        for part in (b"ab", b"cd", b"ef"):
+            time.sleep(0.4)
+            client.send(part)
+        assert client.read_response()[::2] == (200, b"abcdef")
+
+
+def test_a_buffered_body_answers_expect_continue_at_once(raw_client):
+    calls = []
+    with wsgi(_echo_body(calls)) as server:
+        client = raw_client(server.port)
+        client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        assert client._read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
+        assert calls == []  # the app runs once the body is here
+        client.send(b"data")
+        assert client.read_response()[::2] == (200, b"data")
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_body_larger_than_the_buffer_is_handed_over_after_it(raw_client, framing):
+    """Past --wsgi-body-buffer bytes the app starts and reads the rest as it comes."""
+    started = threading.Event()
+
+    def app(environ, start_response):
+        started.set()
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    first, rest = b"x" * 20, b"y" * 20
+    with wsgi(app, wsgi_body_buffer=16) as server:
+        client = raw_client(server.port)
+        if framing == "chunked":
+            client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n" + first + b"\r\n")
+        else:
+            client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n" + first)
+        assert started.wait(5), "the app did not start after the buffer was full"
+        client.send(b"14\r\n" + rest + b"\r\n0\r\n\r\n" if framing == "chunked" else rest)
+        assert client.read_response()[::2] == (200, first + rest)
+
+
+def test_a_client_gone_during_a_buffered_upload_never_reaches_the_app(raw_client):
+    calls = []
+    with wsgi(_echo_body(calls)) as server:
+        client = raw_client(server.port)
+        client.send(b"POST /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.1)
+        client.close()
+        assert httpx.get(server.url).status_code == 200
+        time.sleep(0.2)
+    assert calls == ["/"]
 
 
 # -- responses -------------------------------------------------------------------------
