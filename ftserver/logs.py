@@ -24,10 +24,39 @@ LEVELS = {
 }
 
 ERROR_FORMAT = logging.Formatter("%(asctime)s [%(process)d] %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-ACCESS_FORMAT = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+ACCESS_DATEFMT = "%Y-%m-%d %H:%M:%S"
+ACCESS_FORMAT = logging.Formatter("%(asctime)s %(message)s", ACCESS_DATEFMT)
+#: One access-log line: client, method, target, HTTP version, status, body bytes, duration.
+ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d %d %.2fms'
 
 
-class ReopenableFileHandler(logging.FileHandler):
+class _LineWriter:
+    """For our access-log handlers: write whole lines, a batch at a time.
+
+    A record through ``logging`` costs ~40 µs on 3.13t (caller lookup, ``LogRecord``,
+    formatter, the handler's lock, a flush per record): as much as the request itself.
+    Worker threads format the line themselves and hand over a batch per loop iteration
+    (``WorkerContext.write_access_line``), written under the handler's lock, so
+    ``reopen()`` and other writers still never interleave with it.
+    """
+
+    def write_lines(self, lines: list[str]) -> None:
+        self.acquire()  # type: ignore[attr-defined]
+        try:
+            stream = self.stream  # type: ignore[attr-defined]
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 - as logging does: a broken log never stops the server
+            sys.stderr.write(f"ftserver: could not write {len(lines)} access log line(s)\n")
+        finally:
+            self.release()  # type: ignore[attr-defined]
+
+
+class AccessStreamHandler(_LineWriter, logging.StreamHandler):  # type: ignore[type-arg]
+    """The access log on a stream (stdout)."""
+
+
+class ReopenableFileHandler(_LineWriter, logging.FileHandler):
     """A log file that ``reopen()`` closes and opens again under the same name."""
 
     def __init__(self, filename: str) -> None:
@@ -59,10 +88,27 @@ def configure_logging(level: str, access_log: bool, log_file: str | None = None,
         error.addHandler(handler)
         error.propagate = False
     if not access.handlers:
-        handler = ReopenableFileHandler(access_log_file) if access_log_file else logging.StreamHandler(sys.stdout)
+        handler = ReopenableFileHandler(access_log_file) if access_log_file else AccessStreamHandler(sys.stdout)
         handler.setFormatter(ACCESS_FORMAT)
         access.addHandler(handler)
         access.propagate = False
+
+
+def access_line_writer(logger: logging.Logger) -> _LineWriter | None:
+    """The handler that workers may write formatted access lines to directly: the one we
+    installed, when it is the access logger's only destination. ``None`` when the access
+    log is off or the application's logging configuration added handlers, filters or
+    another format: each line then goes through ``logger.info`` as a normal record."""
+    if not logger.isEnabledFor(logging.INFO) or logger.filters or logger.propagate:
+        return None
+    if len(logger.handlers) != 1:
+        return None
+    handler = logger.handlers[0]
+    if not isinstance(handler, _LineWriter) or handler.filters or handler.formatter is not ACCESS_FORMAT:  # type: ignore[attr-defined]
+        return None
+    if handler.level > logging.INFO:  # type: ignore[attr-defined]
+        return None
+    return handler
 
 
 def reopen_log_files() -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.asgi import ClientDisconnected
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
+from ftserver.logs import ACCESS_MESSAGE
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
 from ftserver.protocols.http11 import HTTP_100_CONTINUE
@@ -499,8 +500,7 @@ class HTTP11Protocol(asyncio.Protocol):
         request = cycle.request
         client = self.info.client
         duration_ms = (time.perf_counter() - self.started_at) * 1000
-        self.w.access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %d %.2fms',
+        args = (
             f"{client[0]}:{client[1]}" if client else "-",
             request.method,
             request.target.decode("ascii", "replace"),
@@ -509,3 +509,8 @@ class HTTP11Protocol(asyncio.Protocol):
             cycle.response_bytes,
             duration_ms,
         )
+        w = self.w
+        if w.access_writer is not None:
+            w.write_access_line(ACCESS_MESSAGE % args)
+        else:
+            w.access_logger.info(ACCESS_MESSAGE, *args)

@@ -9,11 +9,13 @@ import os
 import socket
 import ssl
 import threading
+import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import InterfaceStartupFailed
+from ftserver.logs import ACCESS_DATEFMT, access_line_writer
 from ftserver.protocols.http11 import HTTP11Connection
 from ftserver.threads.http11 import HTTP11Protocol
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
@@ -72,6 +74,11 @@ class WorkerContext:
         self.stats = stats
         self.access_log = config.access_log
         self.access_logger = access_logger
+        # Set once the app is imported (its logging configuration may have changed ours).
+        self.access_writer = access_line_writer(access_logger) if config.access_log else None
+        self.access_lines: list[str] = []
+        self.access_second = -1
+        self.access_time = ""
         self.keep_alive_timeout = config.timeout_keep_alive
         self.multiprocess = False  # one of several worker processes (WSGI's wsgi.multiprocess)
         self.tick()
@@ -84,6 +91,25 @@ class WorkerContext:
         timeout = self.keep_alive_timeout
         for protocol in list(self.connections):
             protocol.check_timeouts(now, timeout)
+
+    def write_access_line(self, message: str) -> None:
+        """Queue an access-log line, formatted as ``ACCESS_FORMAT`` would (the time is
+        cached per second); the lines of one loop iteration are written in one batch."""
+        now = time.time()
+        second = int(now)
+        if second != self.access_second:
+            self.access_second = second
+            self.access_time = time.strftime(ACCESS_DATEFMT, time.localtime(now))
+        lines = self.access_lines
+        lines.append(f"{self.access_time} {message}")
+        if len(lines) == 1:
+            self.loop.call_soon(self._write_access_lines)
+
+    def _write_access_lines(self) -> None:
+        lines = self.access_lines
+        if lines:
+            self.access_lines = []
+            self.access_writer.write_lines(lines)  # type: ignore[union-attr]
 
     def protocol_factory(self) -> asyncio.Protocol:
         return HTTP11Protocol(self)
