@@ -150,13 +150,13 @@ def describe_pinning(workers: tuple[int, ...]) -> str:
 
 
 def start(
-    ready: Ready, app: str, interface: str, workers: int, cpus: str | None, log_name: str
+    ready: Ready, app: str, interface: str, workers: int, cpus: str | None, log_name: str, access_log: bool = False
 ) -> tuple[procs.ServerProcess, int]:
     """Start a server on a fresh port (pinned to ``cpus`` via taskset when given)."""
     port = procs.free_port(HOST)
     argv = [
         str(ready.env.bin(ready.spec.executable)),
-        *ready.spec.arguments(Launch(app, interface, HOST, port, workers)),
+        *ready.spec.arguments(Launch(app, interface, HOST, port, workers, access_log)),
     ]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
@@ -192,7 +192,13 @@ def measure(ready: Ready, scenario: Scenario, workers: int, rep: int, settings: 
     record = RunRecord(scenario.name, ready.spec.name, workers, rep, server_cpus, load_cpus)
     run_load = loadgen.TOOLS[scenario.tool]
     server, port = start(
-        ready, scenario.app, scenario.interface, workers, server_cpus, f"{ready.spec.name}-{scenario.name}-{workers}"
+        ready,
+        scenario.app,
+        scenario.interface,
+        workers,
+        server_cpus,
+        f"{ready.spec.name}-{scenario.name}-{workers}",
+        scenario.access_log,
     )
     with server:
         try:

@@ -27,6 +27,7 @@ class Scenario:
     tool: str = "wrk"
     servers: tuple[str, ...] | None = None  # None: every server that speaks `interface`
     default: bool = True  # part of a run when no --scenarios is given
+    access_log: bool = False  # servers log every request (at --log-level info), as in production
 
     def applies_to(self, server: str, interfaces: frozenset[str]) -> bool:
         """Whether ``server`` (speaking ``interfaces``) takes part in this scenario."""
@@ -54,6 +55,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "asgi",
         "bench.apps:stream",
         response_bytes=STREAM_CHUNKS * len(STREAM_CHUNK),
+    ),
+    Scenario(
+        "hello_logged",
+        "hello with each server's access log on (to its log file)",
+        "asgi",
+        "bench.apps:hello",
+        response_bytes=len(HELLO),
+        servers=("ftserve", "uvicorn", "granian", "hypercorn"),
+        access_log=True,
+        default=False,
     ),
     Scenario("rsgi_hello", "RSGI twin of hello (response_bytes)", "rsgi", "bench.apps:rsgi_hello", response_bytes=len(HELLO)),
     Scenario("wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO)),

@@ -25,6 +25,7 @@ class Launch:
     host: str
     port: int
     workers: int  # threads for ftserve, processes (or Granian's workers) for the peers
+    access_log: bool = False  # log every request (and run at log level info so it shows)
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,15 @@ class ServerSpec:
     project_venv: Path | None = None  # used instead of bench/.venvs/<name> when it has `executable`
 
 
+def _logging(launch: Launch, on: list[str], off: list[str]) -> list[str]:
+    """Log level and access-log arguments: info with the access log on, else warning."""
+    return ["--log-level", "info", *on] if launch.access_log else ["--log-level", "warning", *off]
+
+
 def _ftserve(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--threads", str(launch.workers),
-        "--interface", launch.interface, "--log-level", "warning", "--no-access-log", launch.app,
+        "--interface", launch.interface, *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
     ]  # fmt: skip
 
 
@@ -67,14 +73,14 @@ def _floor(canned: bool) -> Callable[[Launch], list[str]]:
 def _uvicorn_h11(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
-        "--http", "h11", "--loop", "asyncio", "--log-level", "warning", "--no-access-log", launch.app,
+        "--http", "h11", "--loop", "asyncio", *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
     ]  # fmt: skip
 
 
 def _uvicorn_fast(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
-        "--http", "httptools", "--loop", "uvloop", "--log-level", "warning", "--no-access-log", launch.app,
+        "--http", "httptools", "--loop", "uvloop", *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
     ]  # fmt: skip
 
 
@@ -82,8 +88,8 @@ def _granian(loop: str) -> Callable[[Launch], list[str]]:
     def arguments(launch: Launch) -> list[str]:
         return [
             "--interface", launch.interface, "--host", launch.host, "--port", str(launch.port),
-            "--workers", str(launch.workers), "--loop", loop, "--log-level", "warning", "--no-access-log",
-            launch.app,
+            "--workers", str(launch.workers), "--loop", loop,
+            *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
         ]  # fmt: skip
 
     return arguments
@@ -95,8 +101,7 @@ def _hypercorn(launch: Launch) -> list[str]:
         f"{launch.host}:{launch.port}",
         "--workers",
         str(launch.workers),
-        "--log-level",
-        "warning",
+        *_logging(launch, ["--access-logfile", "-"], []),
         launch.app,
     ]
 
@@ -104,7 +109,7 @@ def _hypercorn(launch: Launch) -> list[str]:
 def _gunicorn_gthread(launch: Launch) -> list[str]:
     return [
         "--bind", f"{launch.host}:{launch.port}", "--workers", str(launch.workers),
-        "--worker-class", "gthread", "--threads", "4", "--log-level", "warning", launch.app,
+        "--worker-class", "gthread", "--threads", "4", *_logging(launch, ["--access-logfile", "-"], []), launch.app,
     ]  # fmt: skip
 
 
