@@ -6,30 +6,21 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import re
-import subprocess
 import time
 
 import httpx
 
 from ftserver.testing import serve
 from tests.apps.basic import hello
-from tests.test_cli import FTSERVE, ROOT, stop
+from tests.test_cli import start, stop
 
 LINE = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 127\.0\.0\.1:\d+ - "GET /n/(\d+) HTTP/1\.1" 200 13 \d+\.\d\dms')
 
 
 def test_every_request_gets_one_whole_line_from_several_threads(tmp_path):
     log = tmp_path / "access.log"
-    proc = subprocess.Popen(
-        [*FTSERVE, "--port", "0", "--threads", "2", "--no-supervisor", "--access-log-file", str(log), "tests.apps.basic:hello"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )
+    proc, url = start("--threads", "2", "--no-supervisor", "--access-log-file", str(log), "tests.apps.basic:hello")
     try:
-        line = ""
-        while "Listening on" not in line:
-            line = proc.stderr.readline()
-            assert line, "server exited early"
-        url = re.search(r"Listening on (http://\S+)", line).group(1)
 
         def fetch(index: int) -> int:
             with httpx.Client() as client:  # a connection per task: both threads get some
