@@ -569,6 +569,7 @@ class WSGIExchange:
         "body_complete",
         "held",
         "held_progress",
+        "held_timer",
         # written by one side, read by the other
         "stopped",
         "read_timed_out",
@@ -601,6 +602,7 @@ class WSGIExchange:
         # While the body is read on the loop before the app gets a thread: the adapter.
         self.held: WSGIAdapter | None = None
         self.held_progress = 0.0  # loop time of the last body bytes while held
+        self.held_timer: asyncio.TimerHandle | None = None
         self.stopped = False  # no more response data is wanted: client gone or response failed
         self.read_timed_out = False
         self.sendfile_progress = 0
@@ -633,7 +635,7 @@ class WSGIExchange:
         self.held = adapter
         loop = adapter.loop
         self.held_progress = loop.time()
-        loop.call_later(adapter.timeout_io, self._held_check)
+        self.held_timer = loop.call_later(adapter.timeout_io, self._held_check)
         self.stream.want_body(self)
 
     def on_body(self, data: bytes) -> None:
@@ -656,14 +658,23 @@ class WSGIExchange:
     def on_disconnect(self) -> None:
         self.disconnected = True
         self.stopped = True
-        self.held = None  # never handed over: no app runs for it
+        if self.held is not None:  # never handed over: no app runs for it
+            self._unhold()
         if self.input is not None:
             self.input.fail(ClientDisconnected("client disconnected before the request body was complete"))
 
     def _release(self) -> None:
         adapter = self.held
-        self.held = None
+        self._unhold()
         adapter.jobs.put(self)  # type: ignore[union-attr]
+
+    def _unhold(self) -> None:
+        # Cancelled, the timer lets go of this exchange now rather than --timeout-io later.
+        self.held = None
+        timer = self.held_timer
+        if timer is not None:
+            self.held_timer = None
+            timer.cancel()
 
     def _held_check(self) -> None:
         """``--timeout-io`` after the body was last seen growing: 408 if it still has not."""
@@ -673,9 +684,10 @@ class WSGIExchange:
         loop = adapter.loop
         idle = loop.time() - self.held_progress  # type: ignore[union-attr]
         if idle < adapter.timeout_io:
-            loop.call_later(adapter.timeout_io - idle, self._held_check)  # type: ignore[union-attr]
+            self.held_timer = loop.call_later(adapter.timeout_io - idle, self._held_check)  # type: ignore[union-attr]
             return
         self.held = None
+        self.held_timer = None
         self.read_timed_out = True
         logger.info("request body from %s: no data for %g s (408)", self.info.client, adapter.timeout_io)
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]

@@ -162,7 +162,7 @@ def status_line(status: int) -> bytes:
     # key that is not the very object stored (an int above 256), spins through 40
     # sched_yield() calls per call (~11 µs), and worker threads doing it at once hand
     # the dict's lock back and forth for milliseconds. Subscription takes the lock
-    # without that. (docs/free-threading.md, "dict.get across threads".)
+    # without that. (docs/free-threading.md, "Objects owned by another thread".)
     if status in _STATUS_LINES:
         return _STATUS_LINES[status]
     raise LocalProtocolError(f"status code {status!r} is not three digits")
