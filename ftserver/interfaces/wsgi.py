@@ -76,6 +76,13 @@ _search_unsafe = _UNSAFE_VALUE_RE.search
 
 _allocate_lock = threading.Lock
 
+#: What a client whose request body stalled for --timeout-io gets (then the close).
+_BODY_TIMEOUT_RESPONSE: tuple[Status, list[tuple[bytes, bytes]], bytes] = (
+    (408, None),
+    [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+    b"request body not received in time\n",
+)
+
 
 class LoopInbox:
     """Calls from handler threads to run on the worker's event loop, in order, batched.
@@ -686,12 +693,10 @@ class WSGIExchange:
         if idle < adapter.timeout_io:
             self.held_timer = loop.call_later(adapter.timeout_io - idle, self._held_check)  # type: ignore[union-attr]
             return
-        self.held = None
-        self.held_timer = None
+        self._unhold()
         self.read_timed_out = True
         logger.info("request body from %s: no data for %g s (408)", self.info.client, adapter.timeout_io)
-        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
-        self._loop_end(((408, None), headers, b"request body not received in time\n"))
+        self._loop_end(_BODY_TIMEOUT_RESPONSE)
 
     # -- the application (handler thread) ----------------------------------------------
 
@@ -728,9 +733,7 @@ class WSGIExchange:
             # The app gave up on a stalled request body: say so, and close the connection.
             logger.info("request body from %s timed out: %s", self.info.client, error)
             self.headers_sent = True
-            body = b"request body not received in time\n"
-            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
-            ctx.inbox.post(self._loop_end, ((408, None), headers, body))
+            ctx.inbox.post(self._loop_end, _BODY_TIMEOUT_RESPONSE)
             return
         ctx.inbox.post(self._loop_finished, error)
 
