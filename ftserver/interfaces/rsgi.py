@@ -24,14 +24,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ftserver.interfaces.asgi import _origin_form
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed, LoopWaiting, await_app
+from ftserver.interfaces.stream import (
+    AppHost,
+    ConnectionInfo,
+    Exchange,
+    HTTPStream,
+    InterfaceAdapter,
+    InterfaceStartupFailed,
+    LoopWaiting,
+    pace,
+    pump_file,
+    regular_file_size,
+    split_target,
+)
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -41,14 +50,9 @@ logger = logging.getLogger("ftserver.error")
 
 RSGI_VERSION = "1.6"
 
-#: A streamed response that never has to wait for the client still lets the loop run
-#: (other connections, the notice that this client is gone) after this many bytes.
-YIELD_EVERY = 512 * 1024
-
 #: Files up to this size are read at once and sent with the response head; larger files
-#: go out with ``sendfile``, ``FILE_SEGMENT`` bytes per call.
+#: go out with ``sendfile`` (``stream.pump_file``).
 FILE_CHUNK = 256 * 1024
-FILE_SEGMENT = 1024 * 1024
 
 RSGIApp = Callable[["Scope", "RSGIHTTPProtocol"], Awaitable[None]]
 ResponseHeaders = list[tuple[str, str]]
@@ -192,10 +196,7 @@ class Scope:
         self.http_version = "1" if version == "1.0" else version
         self.method = request.method
         self.scheme = info.scheme
-        target = request.target
-        if target[:1] != b"/":
-            target = _origin_form(target)
-        raw_path, _, query = target.partition(b"?")
+        raw_path, query = split_target(request.target)
         path = raw_path.decode("latin-1")
         self.path = unquote(path) if "%" in path else path
         self.query_string = query.decode("latin-1")
@@ -245,7 +246,7 @@ def _bad_headers(headers: object) -> TypeError:
 _RELEASED: tuple[()] = ()
 
 
-class RSGIHTTPExchange(LoopWaiting):
+class RSGIHTTPExchange(LoopWaiting, Exchange):
     """One request as the protocol driver sees it (``ftserver.interfaces.stream.Exchange``):
     the state behind the application's ``RSGIHTTPProtocol``, and the RSGI rules.
 
@@ -294,17 +295,6 @@ class RSGIHTTPExchange(LoopWaiting):
         self.watchers: list[asyncio.Future[None]] | tuple[()] | None = None
 
     # -- driver side -------------------------------------------------------------------
-
-    def run(self, w: Any) -> None:
-        """Start the app on the worker's loop, stepped without a Task of its own."""
-        try:
-            coro = w.interface.handler(self.scope, RSGIHTTPProtocol(self))
-            if type(coro) is not CoroutineType:
-                coro = await_app(coro)
-        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
-            self.app_done(exc)
-            return
-        w.stepper.run(coro, w.context.copy(), self.app_done)
 
     def on_body(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -495,11 +485,11 @@ class RSGIHTTPExchange(LoopWaiting):
             return
         handed_over = False
         try:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
+            size = regular_file_size(file)
+            if size is None:
                 self._file_not_found(path, "not a regular file")
                 return
-            stop = info.st_size if end is None else min(end, info.st_size)
+            stop = size if end is None else min(end, size)
             count = max(0, stop - start)
             if not any(name.lower() == b"content-length" for name, _ in self.headers):
                 self.headers = [*self.headers, (b"content-length", str(count).encode())]
@@ -531,14 +521,8 @@ class RSGIHTTPExchange(LoopWaiting):
         segment at a time so that a client that went is noticed between segments."""
         stream = self.stream
         error: BaseException | None = None
-        sent = 0
         try:
-            while sent < count and not self.disconnected:
-                segment = await stream.send_file(self, file, offset + sent, min(count - sent, FILE_SEGMENT))
-                if not segment:
-                    break
-                sent += segment
-                self.response_bytes = sent
+            sent = await pump_file(stream, self, file, offset, count)
             if not self.disconnected:
                 if sent < count:
                     raise OSError(f"file ended {count - sent} bytes early")
@@ -686,11 +670,10 @@ class HTTPStreamTransport:
     ``RSGIProtocolClosed`` (as Granian does).
     """
 
-    __slots__ = ("_exchange", "_unyielded")
+    __slots__ = ("_exchange",)
 
     def __init__(self, exchange: RSGIHTTPExchange) -> None:
         self._exchange = exchange
-        self._unyielded = 0
 
     async def send_bytes(self, data: bytes) -> None:
         if type(data) is not bytes:
@@ -710,23 +693,19 @@ class HTTPStreamTransport:
             raise RSGIProtocolClosed("RSGI transport is closed")
         if not data:
             return
-        exchange.response_bytes += len(data)
+        sent_before = exchange.response_bytes
+        exchange.response_bytes = sent_after = sent_before + len(data)
         stream = exchange.stream
         stream.send_body(exchange, data, True)
-        if stream.write_paused:
-            self._unyielded = 0
-            await stream.drain()
-        else:
-            self._unyielded += len(data)
-            if self._unyielded >= YIELD_EVERY:
-                self._unyielded = 0
-                await asyncio.sleep(0)
+        wait = pace(stream, sent_before, sent_after)
+        if wait is not None:
+            await wait
 
 
 # -- the adapter ---------------------------------------------------------------------
 
 
-class RSGIAdapter:
+class RSGIAdapter(InterfaceAdapter):
     """RSGI on one worker thread: the application's ``__rsgi_init__``/``__rsgi_del__`` hooks
     around that thread's event loop.
 
@@ -737,13 +716,24 @@ class RSGIAdapter:
     has drained its connections.
     """
 
-    exchange_class = RSGIHTTPExchange
-
-    def __init__(self, app: Any, config: Config, label: str = "") -> None:
+    def __init__(self, app: Any, config: Config, host: AppHost, label: str = "") -> None:
+        super().__init__(host)
         self.label = label
         self.handler: RSGIApp = getattr(app, "__rsgi__", app)
         self.init_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_init__", None)
         self.del_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_del__", None)
+
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> RSGIHTTPExchange:
+        return RSGIHTTPExchange(stream, request, info, body_done)
+
+    def start(self, exchange: RSGIHTTPExchange) -> None:
+        """Start the app on the worker's loop, stepped without a Task of its own."""
+        try:
+            coro = self.handler(exchange.scope, RSGIHTTPProtocol(exchange))
+        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
+            exchange.app_done(exc)
+            return
+        self.host.step(coro, exchange.app_done)
 
     def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.init_hook is None:
@@ -753,12 +743,6 @@ class RSGIAdapter:
         except Exception as exc:
             logger.error("exception in __rsgi_init__%s", self.label, exc_info=exc)
             raise InterfaceStartupFailed(f"__rsgi_init__ raised {type(exc).__name__}: {exc}") from exc
-
-    async def startup(self, w: Any) -> None:
-        pass
-
-    async def shutdown(self, w: Any) -> None:
-        pass
 
     def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.del_hook is None:

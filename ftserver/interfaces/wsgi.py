@@ -31,10 +31,8 @@ import asyncio
 import collections
 import contextvars
 import logging
-import os
 import queue
 import re
-import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -42,9 +40,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from ftserver import __version__
-from ftserver.interfaces.asgi import ClientDisconnected, _origin_form
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream
-from ftserver.protocols.http11 import reason_phrase
+from ftserver.interfaces.stream import (
+    AppHost,
+    ClientDisconnected,
+    ConnectionInfo,
+    Exchange,
+    HTTPStream,
+    InterfaceAdapter,
+    pump_file,
+    regular_file_size,
+    split_target,
+)
+from ftserver.protocols.http1 import reason_phrase
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -65,7 +72,6 @@ WRITE_WINDOW = 256 * 1024
 #: Consumed request-body bytes reported to the driver in one go (flow control).
 CONSUMED_REPORT = 64 * 1024
 #: Bytes per ``loop.sendfile`` call, so that a stalled client is noticed between calls.
-SENDFILE_SEGMENT = 1024 * 1024
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE_RE = re.compile(r"[\r\n\x00]")
@@ -548,7 +554,7 @@ class HandlerContext:
         return parsed
 
 
-class WSGIExchange:
+class WSGIExchange(Exchange):
     """One request/response exchange of a WSGI application (PEP 3333).
 
     Created and fed on the loop thread (the ``Exchange`` contract of
@@ -568,6 +574,7 @@ class WSGIExchange:
         "started",
         "body_sent",
         "status",
+        "reason",
         "headers",
         "response_bytes",
         "reported",
@@ -580,7 +587,6 @@ class WSGIExchange:
         # written by one side, read by the other
         "stopped",
         "read_timed_out",
-        "sendfile_progress",
         # handler side
         "ctx",
         "is_head",
@@ -600,6 +606,7 @@ class WSGIExchange:
         self.started = False
         self.body_sent = False
         self.status = 0
+        self.reason: bytes | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.response_bytes = 0
         self.reported = False  # stream.app_finished was called
@@ -612,7 +619,6 @@ class WSGIExchange:
         self.held_timer: asyncio.TimerHandle | None = None
         self.stopped = False  # no more response data is wanted: client gone or response failed
         self.read_timed_out = False
-        self.sendfile_progress = 0
         self.out_status: Status = (0, None)
         self.out_headers: list[tuple[bytes, bytes]] | None = None
         self.headers_sent = False
@@ -620,7 +626,7 @@ class WSGIExchange:
 
     # -- driver side (loop thread) -----------------------------------------------------
 
-    def run(self, worker: Any) -> None:
+    def run(self, adapter: WSGIAdapter) -> None:
         """Queue the request for a handler thread, or first read its body here.
 
         A handler thread reading a body from a slow (or malicious, "slow POST") client would
@@ -629,7 +635,6 @@ class WSGIExchange:
         costs only the bytes, before the app runs (``_release``); a longer one is handed
         over after that many bytes. A client that waits for ``100 Continue`` gets it now.
         """
-        adapter = worker.interface
         limit = adapter.body_buffer
         if (
             self.body_complete
@@ -742,10 +747,7 @@ class WSGIExchange:
         request = self.request
         info = self.info
         environ = ctx.base.copy()
-        target = request.target
-        if target[:1] != b"/":
-            target = _origin_form(target)
-        raw_path, _, query = target.partition(b"?")
+        raw_path, query = split_target(request.target)
         if b"%" in raw_path:
             raw_path = unquote_to_bytes(raw_path)
         # Native strings hold the bytes as latin-1 (PEP 3333 "Unicode Issues"): a UTF-8
@@ -922,14 +924,13 @@ class WSGIExchange:
         try:
             if "b" not in getattr(filelike, "mode", "b"):
                 return False
-            fd = filelike.fileno()
-            info = os.fstat(fd)
+            size = regular_file_size(filelike)
             offset = filelike.tell()
         except (AttributeError, OSError, ValueError):
             return False
-        if not stat.S_ISREG(info.st_mode):
+        if size is None:
             return False
-        count = max(0, info.st_size - offset)
+        count = max(0, size - offset)
         if _has_field(headers, b"transfer-encoding"):
             return False  # the app wants it chunked: the writer must frame every byte
         if self.is_head:
@@ -946,12 +947,12 @@ class WSGIExchange:
         timeout = self.ctx.timeout
         progress = -1
         while not waiter.acquire(timeout=timeout):
-            if self.sendfile_progress == progress:
+            if self.response_bytes == progress:
                 # Not one segment went out for a whole timeout: the client stalled.
                 self.ctx.inbox.post(self._loop_give_up, timeout)
                 waiter.acquire(timeout=timeout)
                 raise TimeoutError(f"the client did not read the response for {timeout:g} s")
-            progress = self.sendfile_progress
+            progress = self.response_bytes
         if self.stopped:
             self._raise_stopped()
         return True
@@ -964,11 +965,11 @@ class WSGIExchange:
     def _loop_start(self, args: tuple[Status, list[tuple[bytes, bytes]], bytes]) -> None:
         if self.reported:
             return
-        (self.status, reason), self.headers, data = args
+        (self.status, self.reason), self.headers, data = args
         self.started = True
         self.response_bytes += len(data)
         try:
-            self.stream.send_body(self, data, True, reason)
+            self.stream.send_body(self, data, True)
         except Exception as exc:  # noqa: BLE001 - e.g. a header the writer refuses
             self._loop_abort(exc)
 
@@ -985,15 +986,14 @@ class WSGIExchange:
         if self.reported:
             return
         if type(args) is tuple:
-            (self.status, reason), self.headers, body = args
+            (self.status, self.reason), self.headers, body = args
             self.started = True
         else:
             body = args  # type: ignore[assignment]
-            reason = None  # (the head has gone)
         self.response_bytes += len(body)
         self.body_sent = True
         try:
-            self.stream.send_body(self, body, False, reason)
+            self.stream.send_body(self, body, False)
         except Exception as exc:  # noqa: BLE001
             self._loop_abort(exc)
             return
@@ -1057,20 +1057,15 @@ class WSGIExchange:
             waiter.release()
             return
         self.status = status
+        self.reason = reason
         self.headers = headers
         self.started = True
-        self.task = self.ctx.loop.create_task(self._sendfile(file, offset, count, waiter, reason))
+        self.task = self.ctx.loop.create_task(self._sendfile(file, offset, count, waiter))
 
-    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any, reason: bytes | None) -> None:
+    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any) -> None:
         stream = self.stream
         try:
-            sent = await stream.send_file(self, file, offset, min(count, SENDFILE_SEGMENT), reason)  # type: ignore[attr-defined]
-            total = sent
-            while sent and total < count and not self.stopped:
-                self.sendfile_progress = total
-                sent = await stream.send_file(self, file, offset + total, min(count - total, SENDFILE_SEGMENT))  # type: ignore[attr-defined]
-                total += sent
-            self.response_bytes = total
+            await pump_file(stream, self, file, offset, count)
             if not self.reported:
                 self.body_sent = True
                 stream.send_body(self, b"", False)
@@ -1096,16 +1091,15 @@ def _as_bytes(data: Any) -> bytes:
     raise TypeError(f"WSGI: response body data must be bytes, got {type(data).__name__}")
 
 
-class WSGIAdapter:
+class WSGIAdapter(InterfaceAdapter):
     """WSGI on one worker thread: a pool of ``--blocking-threads`` handler threads.
 
     ``wsgi.multiprocess`` is the worker context's ``multiprocess`` attribute (False in
     threads mode; the process mode sets it); ``wsgi.multithread`` is always True.
     """
 
-    exchange_class = WSGIExchange
-
-    def __init__(self, app: WSGIApp, config: Config, label: str = "") -> None:
+    def __init__(self, app: WSGIApp, config: Config, host: AppHost, label: str = "") -> None:
+        super().__init__(host)
         self.app = app
         self.size = config.blocking_threads
         self.timeout_io = config.timeout_io
@@ -1119,17 +1113,23 @@ class WSGIAdapter:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inbox: LoopInbox | None = None
 
-    async def startup(self, worker: Any) -> None:
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> WSGIExchange:
+        return WSGIExchange(stream, request, info, body_done)
+
+    def start(self, exchange: WSGIExchange) -> None:
+        exchange.run(self)
+
+    async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.inbox = LoopInbox(self.loop)
-        self.multiprocess = bool(getattr(worker, "multiprocess", False))
+        self.multiprocess = self.host.multiprocess
         prefix = threading.current_thread().name
         for index in range(self.size):
             thread = threading.Thread(target=self._serve, name=f"{prefix}-wsgi-{index}", daemon=True)
             thread.start()
             self.threads.append(thread)
 
-    async def shutdown(self, worker: Any) -> None:
+    async def shutdown(self) -> None:
         """Stop the handler threads once they are idle; the loop keeps serving their
         last posts meanwhile. A thread still busy after ``--timeout-graceful-shutdown``
         is left behind (it is a daemon thread) with a warning."""
