@@ -77,23 +77,14 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
     """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
 
     __slots__ = (
-        "stream",
-        "request",
         "scope",
         "chunks",
         "body_done",
         "body_delivered",
         "waiter",
-        "disconnected",
         "client_eof",
-        "started",
-        "status",
-        "headers",
         "trailers",
         "trailer_fields",
-        "body_sent",
-        "complete",
-        "response_bytes",
     )
 
     def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:

@@ -258,19 +258,10 @@ class RSGIHTTPExchange(LoopWaiting, Exchange):
     """
 
     __slots__ = (
-        "stream",
-        "request",
         "scope",
         "chunks",
         "body_done",
-        "disconnected",
-        "started",
-        "complete",
         "watchers",
-        "status",
-        "headers",
-        "body_sent",
-        "response_bytes",
         "__dict__",
     )
 

@@ -114,9 +114,19 @@ class HTTPStream(Protocol):
 class Exchange:
     """Base of the object an adapter builds for each request; the driver reads ``request``,
     ``complete``, ``disconnected``, ``started``, ``status``, ``headers``, ``reason`` and
-    ``response_bytes`` (subclasses declare them as slots; ``reason`` may stay the class's)."""
+    ``response_bytes``; ``reason`` may stay the class's ``None``."""
 
-    __slots__ = ()
+    __slots__ = (
+        "stream",
+        "request",
+        "complete",  # the whole response was handed to the stream
+        "disconnected",  # the client has gone
+        "started",  # the application started its response (status, headers)
+        "body_sent",  # the application's last body part was handed over
+        "status",
+        "headers",
+        "response_bytes",  # body bytes the application sent (access log)
+    )
 
     stream: HTTPStream
     request: Request
