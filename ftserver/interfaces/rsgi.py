@@ -427,7 +427,7 @@ class RSGIHTTPExchange(LoopWaiting, Exchange):
 
     # -- responses -----------------------------------------------------------------------
 
-    def start(self, status: int, headers: ResponseHeaders) -> None:
+    def _head(self, status: int, headers: ResponseHeaders) -> None:
         """Check and record the response head (sent with the body, or by ``stream``)."""
         if self.started:
             raise _already_responded()
@@ -438,27 +438,18 @@ class RSGIHTTPExchange(LoopWaiting, Exchange):
         except (AttributeError, TypeError, ValueError):
             raise _bad_headers(headers) from None
         self.status = status
-        self.body_sent = False
-        self.response_bytes = 0
         self.started = True
 
+    def start(self, status: int, headers: ResponseHeaders) -> None:
+        """The head of a response whose body follows (a file or a stream)."""
+        self._head(status, headers)
+        self.body_sent = False
+        self.response_bytes = 0
+
     def respond(self, status: int, headers: ResponseHeaders, body: bytes) -> None:
-        """A whole response: ``start`` and ``send_whole`` in one call (the hot path)."""
-        if self.started:
-            raise _already_responded()
-        if type(status) is not int or not 200 <= status <= 999:
-            raise _bad_status(status)
-        try:
-            self.headers = [(name.encode(), value.encode()) for name, value in headers]
-        except (AttributeError, TypeError, ValueError):
-            raise _bad_headers(headers) from None
-        self.status = status
-        self.started = self.body_sent = True
-        self.response_bytes = len(body)
-        stream = self.stream
-        stream.send_body(self, body, False)
-        self.complete = True
-        stream.response_complete(self)
+        """A whole response: the head and ``send_whole`` in one call (the hot path)."""
+        self._head(status, headers)
+        self.send_whole(body)
 
     def send_whole(self, body: bytes) -> None:
         self.body_sent = True
