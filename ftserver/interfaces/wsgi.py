@@ -44,7 +44,7 @@ from urllib.parse import unquote_to_bytes
 from ftserver import __version__
 from ftserver.interfaces.asgi import ClientDisconnected, _origin_form
 from ftserver.interfaces.stream import ConnectionInfo, HTTPStream
-from ftserver.protocols.http11 import reason_phrase
+from ftserver.protocols.http1 import reason_phrase
 
 if TYPE_CHECKING:
     from ftserver.config import Config

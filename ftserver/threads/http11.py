@@ -18,8 +18,9 @@ from ftserver.interfaces.asgi import ClientDisconnected
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
 from ftserver.logs import ACCESS_MESSAGE
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
-from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
-from ftserver.protocols.http11 import HTTP_100_CONTINUE
+from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
+from ftserver.protocols.http1 import HTTP_100_CONTINUE
+from ftserver.protocols.http1 import H1Request as Request  # the driver's "kind is Request"
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.logs import ACCESS_DATEFMT, access_line_writer
-from ftserver.protocols.http11 import HTTP11Connection
+from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.http11 import HTTP11Protocol
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
 from ftserver.threads.stepping import Stepper
@@ -58,7 +58,7 @@ class WorkerContext:
         self.stepper = Stepper(loop)
         self.context = contextvars.copy_context()
         if config.http1 == "h11":
-            from ftserver.protocols.h11_adapter import H11Connection  # only when asked for
+            from ftserver.protocols.http1.h11_adapter import H11Connection  # only when asked for
 
             self.http1_class: type = H11Connection
         else:

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ftserver.protocols.errors import ProtocolError
-from ftserver.protocols.events import CONNECTION_CLOSED, END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
-from ftserver.protocols.h11_adapter import H11Connection
-from ftserver.protocols.http11 import HTTP11Connection
+from ftserver.protocols.events import CONNECTION_CLOSED, END_OF_MESSAGE, NEED_DATA, PAUSED, Data
+from ftserver.protocols.http1 import H1Request, HTTP11Connection
+from ftserver.protocols.http1.h11_adapter import H11Connection
 from ftserver.protocols.limits import Limits
 
 LIMITS = Limits()
@@ -62,7 +62,7 @@ def run(conn: Any, pieces: list[bytes]) -> Outcome:
     """Feed ``pieces`` then EOF, answering each request with an empty 404."""
     pending = list(pieces)
     messages: list[Message] = []
-    request: Request | None = None
+    request: H1Request | None = None
     body = b""
     eof = False
     while True:
@@ -77,7 +77,7 @@ def run(conn: Any, pieces: list[bytes]) -> Outcome:
             else:
                 conn.receive_data(b"")
                 eof = True
-        elif isinstance(event, Request):
+        elif isinstance(event, H1Request):
             request, body = event, b""
         elif isinstance(event, Data):
             assert event.data, "empty Data event"

@@ -1,9 +1,9 @@
-"""The HTTP/1.1 connection interface of ``http11.HTTP11Connection``, with h11 parsing.
+"""The HTTP/1.1 connection interface of ``parser.HTTP11Connection``, with h11 parsing.
 
 Selected with ``--http1 h11``, and the oracle our own parser is tested against
 (``tests/protocols/test_differential.py``). Requests are parsed by h11; this adapter
 translates its events and errors and enforces our ``Limits``. Responses are written by
-``http11.ResponseWriter``, the same code as in fast mode (h11's writer cost a third of
+``writer.ResponseWriter``, the same code as in fast mode (h11's writer cost a third of
 the request path and is no stricter: both refuse invalid field names and CR/LF/NUL in
 values); h11's state machine is still told of each response so that it keeps checking
 the request side of every cycle.
@@ -21,7 +21,7 @@ Where the result still differs from ``HTTP11Connection`` it is because h11 decid
   Content-Length (merged), any request-target form;
 - any Transfer-Encoding but ``chunked`` is a 501 (RFC 9112 §6.3 wants 400 when chunked
   is not the final coding); a request line too long to buffer is a 431, not a 414;
-- h11 lower-cases Transfer-Encoding values in ``Request.headers``.
+- h11 lower-cases Transfer-Encoding values in ``H1Request.headers``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Final
 
 import h11
 
-from .errors import (
+from ..errors import (
     BadRequest,
     BodyTooLarge,
     HeaderTooLarge,
@@ -41,7 +41,7 @@ from .errors import (
     UnsupportedTransferCoding,
     UnsupportedVersion,
 )
-from .events import (
+from ..events import (
     CONNECTION_CLOSED,
     END_OF_MESSAGE,
     NEED_DATA,
@@ -49,11 +49,11 @@ from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
-    Request,
-    _Sentinel,
+    Sentinel,
 )
-from .http11 import _NO_REQUEST, _READY, _SENDING, _SENT, ResponseWriter, render_error_response
-from .limits import Limits
+from ..limits import Limits
+from .common import H1Request, comma_tokens, target_authority
+from .writer import AWAITING_REQUEST, RESPONSE_READY, RESPONSE_SENT, ResponseWriter
 
 __all__ = ["H11Connection"]
 
@@ -71,18 +71,9 @@ _CLOSING_STATES: Final = frozenset((h11.MUST_CLOSE, h11.CLOSED, h11.ERROR, h11.S
 
 def _protocol_error(message: str, status: int) -> ProtocolError:
     """Our error class for h11's ``error_status_hint``."""
-    # (Not _ERROR_CLASSES.get: see status_line in protocols/http11.py.)
+    # (Not _ERROR_CLASSES.get: see status_line in http1/writer.py.)
     error_class = _ERROR_CLASSES[status] if status in _ERROR_CLASSES else ProtocolError
     return error_class(message, status)
-
-
-def _has_token(headers: list[tuple[bytes, bytes]], name: bytes, token: bytes) -> bool:
-    """Whether comma-separated list field ``name`` holds ``token`` (case-insensitive)."""
-    return any(
-        token in (element.strip(b" \t") for element in value.lower().split(b","))
-        for field, value in headers
-        if field.lower() == name
-    )
 
 
 class H11Connection(ResponseWriter):
@@ -120,7 +111,7 @@ class H11Connection(ResponseWriter):
 
     def next_event(
         self,
-    ) -> Request | Data | EndOfMessage | ConnectionClosed | _Sentinel:
+    ) -> H1Request | Data | EndOfMessage | ConnectionClosed | Sentinel:
         """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``ProtocolError``."""
         if self._paused:
             # After EndOfMessage, pipelined bytes wait for start_next_cycle().
@@ -138,6 +129,7 @@ class H11Connection(ResponseWriter):
                 self._paused = True
                 return END_OF_MESSAGE
             if kind is h11.ConnectionClosed:
+                self._keep_alive = False  # h11 is CLOSED: no request can follow
                 return CONNECTION_CLOSED
             assert event is h11.NEED_DATA  # h11 pauses only after EndOfMessage
             return NEED_DATA
@@ -154,7 +146,7 @@ class H11Connection(ResponseWriter):
         self._error = exc
         self._keep_alive = False
 
-    def _request(self, event: h11.Request) -> Request:
+    def _request(self, event: h11.Request) -> H1Request:
         """Translate h11's request and enforce the limits h11 does not know about."""
         limits = self._limits
         headers = [(bytes(name), bytes(value)) for name, value in event.headers]
@@ -172,12 +164,15 @@ class H11Connection(ResponseWriter):
         if limits.max_header_bytes is not None and section_bytes > limits.max_header_bytes:
             raise HeaderTooLarge(f"header section larger than {limits.max_header_bytes} bytes")
         content_length = None
+        host: bytes | None = None
         chunked = False
         for name, value in headers:
             if name == b"transfer-encoding":
                 chunked = True
             elif name == b"content-length":
                 content_length = int(value)
+            elif name == b"host":  # h11 rejects a repeated Host
+                host = value
         if chunked:
             # h11 lets Transfer-Encoding override Content-Length and accepts it from
             # HTTP/1.0 clients: both let a request be framed differently by a proxy in
@@ -195,15 +190,19 @@ class H11Connection(ResponseWriter):
                 f"Content-Length {content_length} exceeds the limit of {limits.max_body_size} bytes"
             )
         http11 = version == b"1.1"
-        keep_alive = http11 and not _has_token(headers, b"connection", b"close")
+        keep_alive = http11 and not any(
+            b"close" in comma_tokens(value) for name, value in headers if name == b"connection"
+        )
         self._http11 = http11
         self._keep_alive = keep_alive
         self._is_head = event.method == b"HEAD"
-        self._response_state = _READY
+        self._response_state = RESPONSE_READY
         self._body_received = 0
-        return Request(
+        target = bytes(event.target)
+        return H1Request(
             event.method.decode("ascii"),
-            bytes(event.target),
+            target,
+            target_authority(target, host),
             version.decode("ascii"),
             headers,
             keep_alive,
@@ -239,10 +238,7 @@ class H11Connection(ResponseWriter):
         request path and adds no strictness: our writer rejects the same bad fields.
         """
         head = ResponseWriter.send_response(self, status, headers, date, body_length, reason)
-        try:
-            self._conn.send(self._h11_response)
-        except h11.LocalProtocolError:  # h11 saw the request side fail: keep_alive is False
-            pass
+        self._tell_h11(self._h11_response)
         return head
 
     def send_complete(
@@ -265,38 +261,25 @@ class H11Connection(ResponseWriter):
         self._tell_h11(self._h11_end)
         return data
 
-    def _tell_h11(self, event: h11.Response | h11.EndOfMessage) -> None:
-        try:
-            self._conn.send(event)
-        except h11.LocalProtocolError:  # h11 saw the request side fail: keep_alive is False
-            pass
-
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> bytes:
         """The end of the response (see ``ResponseWriter.send_end``)."""
         tail = ResponseWriter.send_end(self, trailers)
-        try:
-            self._conn.send(self._h11_end)
-        except h11.LocalProtocolError:
-            pass
+        self._tell_h11(self._h11_end)
         return tail
 
-    def error_response(self, exc: ProtocolError, date: bytes | None) -> bytes:
-        """A complete response for ``exc`` (raised by ``next_event``); the connection closes."""
-        if self._response_state >= _SENDING:
-            raise LocalProtocolError("error_response() after a response was started")
-        self._response_state = _SENT
-        self._keep_alive = False
-        return render_error_response(exc, date, self._server_header)
+    def _tell_h11(self, event: h11.Response | h11.EndOfMessage) -> None:
+        """Move h11's state machine as our writer moved; ``keep_alive`` becomes False
+        when h11 says the connection cannot carry another request (e.g. it switched
+        protocols after a CONNECT, or it saw the request side fail)."""
+        conn = self._conn
+        try:
+            conn.send(event)
+        except h11.LocalProtocolError:  # h11 saw the request side fail
+            pass
+        if conn.our_state in _CLOSING_STATES or conn.their_state in _CLOSING_STATES:
+            self._keep_alive = False
 
     # --- connection -----------------------------------------------------------------
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the connection can carry another request after this response."""
-        conn = self._conn
-        if conn.our_state in _CLOSING_STATES or conn.their_state in _CLOSING_STATES:
-            return False
-        return self._keep_alive
 
     @property
     def trailing_data(self) -> bytes:
@@ -308,22 +291,17 @@ class H11Connection(ResponseWriter):
         """``len(trailing_data)``."""
         return len(self._conn.trailing_data[0])
 
-    def next_cycle(self) -> int:
-        """``start_next_cycle()`` and ``trailing_size``, or -1 if the connection must close."""
-        if not self.keep_alive:
-            return -1
-        self.start_next_cycle()
-        return self.trailing_size
-
-    def start_next_cycle(self) -> None:
-        """Get ready for the next request (h11 checks both sides are done)."""
-        if self._response_state != _SENT:
+    def start_next_cycle(self) -> int:
+        """Get ready for the next request (h11 checks both sides are done); return
+        ``trailing_size``."""
+        if self._response_state != RESPONSE_SENT:
             raise LocalProtocolError("start_next_cycle() before the response was complete")
-        if not self.keep_alive:
+        if not self._keep_alive:
             raise LocalProtocolError("start_next_cycle() on a connection that must close")
         try:
             self._conn.start_next_cycle()
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(str(exc)) from exc
         self._paused = False
-        self._response_state = _NO_REQUEST
+        self._response_state = AWAITING_REQUEST
+        return len(self._conn.trailing_data[0])
