@@ -25,8 +25,9 @@ HEADERS = [(b"content-type", b"text/plain")]
 
 def fields(request: H1Request) -> tuple[object, ...]:
     return (
-        request.method, request.target, request.http_version, request.headers, request.keep_alive,
-        request.expect_continue, request.content_length, request.chunked, request.has_body,
+        request.stream_id, request.method, request.target, request.authority, request.scheme,
+        request.http_version, request.headers, request.keep_alive, request.expect_continue,
+        request.content_length, request.chunked, request.has_body,
     )  # fmt: skip
 
 
@@ -83,6 +84,11 @@ def check(data: bytes, limits: Limits = Limits()) -> H1Request | None:
 )
 def test_usual_requests_take_the_fast_path(data: bytes) -> None:
     assert check(data) is not None
+
+
+def test_authority_is_the_host_field() -> None:
+    request = check(b"GET / HTTP/1.1\r\nAccept: */*\r\nhOST:  Example.com:8000 \t\r\nX: y\r\n\r\n")
+    assert request is not None and request.authority == b"Example.com:8000"
 
 
 @pytest.mark.parametrize(

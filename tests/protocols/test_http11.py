@@ -146,6 +146,31 @@ def test_methods_and_target_forms(impl: type[Connection]) -> None:
         assert (request.method, request.target) == (method, target)
 
 
+@pytest.mark.parametrize(
+    "raw, authority",
+    [
+        (b"GET / HTTP/1.1\r\nHost: Example.COM:8080\r\n\r\n", b"Example.COM:8080"),  # as sent
+        (b"GET / HTTP/1.1\r\nX: y\r\nHost: \t a \t\r\n\r\n", b"a"),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", b""),
+        (b"GET / HTTP/1.0\r\nHost: a\r\n\r\n", b"a"),
+        (b"GET / HTTP/1.0\r\n\r\n", None),  # HTTP/1.0 needs no Host
+        (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", b"a"),
+        (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", b"example.com:443"),
+        # RFC 9112 §3.2.2: the authority of an absolute-form target wins over Host.
+        (b"GET http://a.example:81/x?y HTTP/1.1\r\nHost: b.example\r\n\r\n", b"a.example:81"),
+        (b"GET HTTPS://a.example?y HTTP/1.1\r\nHost: b.example\r\n\r\n", b"a.example"),
+        (b"GET http://a.example#f HTTP/1.1\r\nHost: b.example\r\n\r\n", b"a.example"),
+        (b"GET http://u@a.example HTTP/1.1\r\nHost: b.example\r\n\r\n", b"u@a.example"),
+        (b"GET http://a.example/ HTTP/1.0\r\n\r\n", b"a.example"),
+        (b"GET /http://a.example/ HTTP/1.1\r\nHost: b\r\n\r\n", b"b"),  # origin-form
+    ],
+)
+def test_authority(impl: type[Connection], raw: bytes, authority: bytes | None) -> None:
+    request = parse(impl, raw)[0]
+    assert request.authority == authority
+    assert request.stream_id == 0 and request.scheme is None  # HTTP/1: the connection decides
+
+
 def test_content_length_body_in_pieces(impl: type[Connection]) -> None:
     raw = b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world"
     for cut in range(1, len(raw)):
