@@ -38,7 +38,6 @@ from ..errors import (
     LocalProtocolError,
     ProtocolError,
     RequestLineTooLong,
-    UnsupportedTransferCoding,
 )
 from ..events import (
     CONNECTION_CLOSED,
@@ -58,6 +57,7 @@ from .rules import (
     chunk_line_error,
     combine_repeated_fields,
     count_new_lines,
+    request_framing,
     request_keep_alive,
     request_line_error,
 )
@@ -106,7 +106,6 @@ _TCHAR_BYTES: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 _MAX_EMPTY_LINES: Final = 8  # before a request line (RFC 9112 §2.2: ignore "at least one")
-_MAX_CONTENT_LENGTH_DIGITS: Final = 18  # < 2**63, far above any body limit
 _UNLIMITED: Final = sys.maxsize
 
 
@@ -356,7 +355,7 @@ class HTTP11Connection(ResponseWriter):
             check_target_form(method, target)
             authority = target_authority(target, authority)
         if b"content-length" in by_name or b"transfer-encoding" in by_name:
-            content_length, chunked = self._request_framing(by_name, http11)
+            content_length, chunked = request_framing(by_name, http11, self._max_body_size)
         else:
             content_length = None
             chunked = False
@@ -460,44 +459,6 @@ class HTTP11Connection(ResponseWriter):
             raise HeaderTooLarge(f"header section larger than {self._max_header_bytes} bytes")
         self._scanned = size
         return NEED_DATA
-
-    def _request_framing(
-        self, by_name: dict[bytes, bytes], http11: bool
-    ) -> tuple[int | None, bool]:
-        """Body framing of a request: ``(content_length, chunked)`` (RFC 9112 §6).
-
-        - Transfer-Encoding in an HTTP/1.0 request: faulty framing (§6.1) -> 400;
-        - Content-Length and Transfer-Encoding both present -> 400 (§6.3);
-        - chunked must be the final transfer coding -> 400 (§6.3), and it is the only
-          one we implement -> 501 for anything else (§6.1);
-        - Content-Length is 1*DIGIT (§6.2) -> 400 otherwise; over ``max_body_size`` -> 413.
-        """
-        transfer_encoding = by_name.get(b"transfer-encoding")
-        content_length = by_name.get(b"content-length")
-        if transfer_encoding is not None:
-            if not http11:
-                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-            if content_length is not None:
-                raise BadRequest("Content-Length and Transfer-Encoding both present")
-            codings = [c.strip(b" \t") for c in transfer_encoding.lower().split(b",")]
-            if codings[-1] != b"chunked":
-                raise BadRequest("chunked is not the final transfer coding")
-            if len(codings) > 1:
-                raise UnsupportedTransferCoding(
-                    "transfer coding not implemented: only a single chunked is supported"
-                )
-            return None, True
-        assert content_length is not None
-        if not content_length.isdigit():
-            raise BadRequest("Content-Length is not 1*DIGIT")
-        if len(content_length) > _MAX_CONTENT_LENGTH_DIGITS:
-            raise BadRequest(f"Content-Length longer than {_MAX_CONTENT_LENGTH_DIGITS} digits")
-        length = int(content_length)
-        if length > self._max_body_size:
-            raise BodyTooLarge(
-                f"Content-Length {length} exceeds the limit of {self._max_body_size} bytes"
-            )
-        return length, False
 
     def _read_data(self) -> Data | Sentinel:
         """Body bytes as they arrive (Content-Length body or chunk data), never empty."""

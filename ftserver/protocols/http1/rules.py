@@ -8,7 +8,13 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from ..errors import BadRequest, ProtocolError, UnsupportedVersion
+from ..errors import (
+    BadRequest,
+    BodyTooLarge,
+    ProtocolError,
+    UnsupportedTransferCoding,
+    UnsupportedVersion,
+)
 from .common import ABSOLUTE_FORM_RE, FIELD_VALUE_RE, TOKEN_RE, comma_tokens
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "chunk_line_error",
     "combine_repeated_fields",
     "count_new_lines",
+    "request_framing",
     "request_keep_alive",
     "request_line_error",
 ]
@@ -27,6 +34,7 @@ _HTTP_VERSION_RE: Final = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _AUTHORITY_FORM_RE: Final = re.compile(
     rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+"
 )
+_MAX_CONTENT_LENGTH_DIGITS: Final = 18  # < 2**63, far above any body limit
 _MAX_CHUNK_SIZE_DIGITS: Final = 16  # the parser's chunk-line regex allows as many
 
 
@@ -53,6 +61,41 @@ def request_keep_alive(connection: bytes, http11: bool) -> bool:
     if b"close" in options:
         return False
     return http11 or b"keep-alive" in options
+
+
+def request_framing(by_name: dict[bytes, bytes], http11: bool, max_body_size: int) -> tuple[int | None, bool]:
+    """Body framing of a request: ``(content_length, chunked)`` (RFC 9112 §6).
+
+    - Transfer-Encoding in an HTTP/1.0 request: faulty framing (§6.1) -> 400;
+    - Content-Length and Transfer-Encoding both present -> 400 (§6.3);
+    - chunked must be the final transfer coding -> 400 (§6.3), and it is the only
+      one we implement -> 501 for anything else (§6.1);
+    - Content-Length is 1*DIGIT (§6.2) -> 400 otherwise; over ``max_body_size`` -> 413.
+    """
+    transfer_encoding = by_name.get(b"transfer-encoding")
+    content_length = by_name.get(b"content-length")
+    if transfer_encoding is not None:
+        if not http11:
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        if content_length is not None:
+            raise BadRequest("Content-Length and Transfer-Encoding both present")
+        codings = comma_tokens(transfer_encoding)
+        if codings[-1] != b"chunked":
+            raise BadRequest("chunked is not the final transfer coding")
+        if len(codings) > 1:
+            raise UnsupportedTransferCoding(
+                "transfer coding not implemented: only a single chunked is supported"
+            )
+        return None, True
+    assert content_length is not None
+    if not content_length.isdigit():
+        raise BadRequest("Content-Length is not 1*DIGIT")
+    if len(content_length) > _MAX_CONTENT_LENGTH_DIGITS:
+        raise BadRequest(f"Content-Length longer than {_MAX_CONTENT_LENGTH_DIGITS} digits")
+    length = int(content_length)
+    if length > max_body_size:
+        raise BodyTooLarge(f"Content-Length {length} exceeds the limit of {max_body_size} bytes")
+    return length, False
 
 
 def combine_repeated_fields(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
