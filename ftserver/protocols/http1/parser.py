@@ -1,10 +1,6 @@
-"""Our HTTP/1.1 request parser: ``HTTP11Connection``, fast, strict and sans-I/O.
-
-It turns received bytes into stream events (``events.py``, ``H1Request``); its base,
-``writer.ResponseWriter``, turns the application's response into bytes. The driver in
-``ftserver.threads`` owns the I/O.
-
-How it stays fast on free-threaded CPython, where every Python bytecode is costly:
+"""Our HTTP/1.1 request parser, ``HTTP11Connection``: fast, strict and sans-I/O. Bytes
+in, ``H1Request``/``Data``/... events out; its base ``writer.ResponseWriter`` writes
+the responses. How it stays fast on free-threaded CPython, where bytecode is costly:
 
 - A whole request head in one read is found with one ``bytes.find``, its request line
   checked by one regex ``fullmatch`` and its field section validated *and* split by one
@@ -17,12 +13,11 @@ How it stays fast on free-threaded CPython, where every Python bytecode is costl
   becomes a ``bytearray`` only when a message spans reads; an incomplete head is
   scanned incrementally, so limits hold before its blank line arrives.
 
-Strictness (RFC 9112 / RFC 9110): lines end with CRLF only; no obs-fold; field names
-are tokens; field values are VCHAR, obs-text, SP and HTAB; one Host; one
-Content-Length; no Content-Length with Transfer-Encoding; only ``chunked``. We never
-accept a request that h11 rejects (``tests/protocols/test_differential.py``) except
-that we ignore a few empty lines before a request line (RFC 9112 §2.2); we also honour
-``Connection: keep-alive`` from HTTP/1.0 clients, which h11 never does.
+Strict (RFC 9112, RFC 9110): CRLF only, no obs-fold, token names, VCHAR/obs-text/SP/HTAB
+values, one Host, one Content-Length and never with Transfer-Encoding, only ``chunked``.
+It accepts nothing h11 rejects (``tests/protocols/test_differential.py``) except a few
+empty lines before a request line (RFC 9112 §2.2), and it honours HTTP/1.0
+``Connection: keep-alive``, which h11 never does.
 """
 
 from __future__ import annotations
@@ -142,26 +137,13 @@ class HTTP11Connection(ResponseWriter):
     """
 
     __slots__ = (
-        "_buf",
-        "_pos",
-        "_eof",
-        "_state",
-        "_error",
-        "_remaining",
-        "_body_received",
-        "_scanned",
-        "_line_end",
-        "_fields_seen",
-        "_empty_lines",
-        "_head_bytes",
-        "_head_fields",
-        "_head_limits",
-        "_fast_max",
-        "_max_request_line",
-        "_max_header_bytes",
-        "_max_headers",
+        "_buf", "_pos", "_eof", "_state", "_error", "_remaining", "_body_received",
+        # the progress through an incomplete head or trailer section, and its size
+        "_scanned", "_line_end", "_fields_seen", "_empty_lines", "_head_bytes", "_head_fields",
+        # the limits, as ints
+        "_head_limits", "_fast_max", "_max_request_line", "_max_header_bytes", "_max_headers",
         "_max_body_size",
-    )
+    )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
         super().__init__(server_header)
@@ -224,15 +206,14 @@ class HTTP11Connection(ResponseWriter):
         """The fast path for the usual read: ``data`` is exactly one whole request head
         and the connection is waiting for a request with nothing buffered.
 
-        Returns the ``H1Request`` — the whole request, since the fast path only takes
-        requests without a body — and leaves the connection as ``receive_data(data)``
-        then ``next_event()`` until ``PAUSED`` would: the response may be sent. Returns
-        ``None``, consuming nothing, for anything else; the caller then goes the usual
-        way (``receive_data``, ``next_event``), which accepts or rejects the bytes with
-        every rule named. So this path only has to recognise, in a few C-level passes,
-        heads the full parser would accept with the same result: HTTP/1.1, an
-        origin-form target, exactly one Host, no Content-Length, Transfer-Encoding or
-        Expect, within the limits (``tests/protocols/test_fast_path.py`` compares them).
+        Returns the ``H1Request`` — the whole request: the fast path only takes requests
+        without a body — and leaves the connection as ``receive_data(data)`` then
+        ``next_event()`` until ``PAUSED`` would. Returns ``None``, consuming nothing, for
+        anything else; the caller then goes the usual way, where every rule is named. So
+        this path only has to recognise, in a few C-level passes, heads the full parser
+        would accept with the same result: HTTP/1.1, an origin-form target, one Host, no
+        Content-Length, Transfer-Encoding or Expect, within the limits
+        (``tests/protocols/test_fast_path.py`` compares them).
         """
         if self._state != _IDLE or self._pos < len(self._buf) or len(data) > self._fast_max:
             return None
