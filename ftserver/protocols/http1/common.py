@@ -79,7 +79,8 @@ class H1Request(Request):
         self.http_version = http_version
         self.headers = headers
         self.content_length = content_length  # None when chunked or no body framing
-        self.has_body = chunked or bool(content_length)
+        # (Not bool(content_length): a global lookup and a call, per request.)
+        self.has_body = chunked or (content_length is not None and content_length > 0)
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.chunked = chunked
