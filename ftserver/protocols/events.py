@@ -10,47 +10,54 @@ from typing import Final
 
 
 class Request:
-    """The head of one request.
+    """The head of one request, as every HTTP version gives it.
 
-    ``headers`` keeps the order received, with names lower-cased and values as sent
-    (leading/trailing whitespace removed). ``target`` is the raw request-target.
+    ``Request(stream_id, method, target, authority, scheme, http_version, headers,
+    content_length, has_body)``, positional. ``stream_id`` is 0 on HTTP/1.x; ``target``
+    is the raw request-target (HTTP/2: ``:path``); ``authority`` is the Host field or the
+    authority of an absolute-form target (HTTP/2: ``:authority``), None when absent;
+    ``scheme`` is None on HTTP/1 (the connection decides); ``http_version`` is "1.0",
+    "1.1" or "2". ``headers`` keeps the order received, names lower-cased, values without
+    their outer whitespace. ``content_length`` is None when the body is not
+    length-delimited. HTTP/1's own framing facts are on ``http1.H1Request``.
     """
 
     __slots__ = (
+        "stream_id",
         "method",
         "target",
+        "authority",
+        "scheme",
         "http_version",
         "headers",
-        "keep_alive",
-        "expect_continue",
         "content_length",
-        "chunked",
         "has_body",
     )
 
     def __init__(
         self,
+        stream_id: int,
         method: str,
         target: bytes,
+        authority: bytes | None,
+        scheme: str | None,
         http_version: str,
         headers: list[tuple[bytes, bytes]],
-        keep_alive: bool,
-        expect_continue: bool,
         content_length: int | None,
-        chunked: bool,
+        has_body: bool,
     ) -> None:
+        self.stream_id = stream_id
         self.method = method
         self.target = target
-        self.http_version = http_version  # "1.0", "1.1" (or "2" for HTTP/2 streams)
+        self.authority = authority
+        self.scheme = scheme
+        self.http_version = http_version
         self.headers = headers
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.content_length = content_length  # None when chunked or no body framing
-        self.chunked = chunked
-        self.has_body = chunked or bool(content_length)
+        self.content_length = content_length
+        self.has_body = has_body
 
     def __repr__(self) -> str:
-        return f"Request({self.method} {self.target!r} HTTP/{self.http_version})"
+        return f"{type(self).__name__}({self.method} {self.target!r} HTTP/{self.http_version})"
 
 
 class Data:
@@ -83,7 +90,9 @@ class ConnectionClosed:
         return "ConnectionClosed()"
 
 
-class _Sentinel:
+class Sentinel:
+    """A named marker returned by ``next_event`` instead of an event."""
+
     __slots__ = ("name",)
 
     def __init__(self, name: str) -> None:
@@ -94,10 +103,10 @@ class _Sentinel:
 
 
 #: More bytes are needed before another event can be produced.
-NEED_DATA: Final = _Sentinel("NEED_DATA")
+NEED_DATA: Final = Sentinel("NEED_DATA")
 #: The current request is complete; the next one is not parsed until
 #: ``start_next_cycle()`` is called after the response has been sent.
-PAUSED: Final = _Sentinel("PAUSED")
+PAUSED: Final = Sentinel("PAUSED")
 
 END_OF_MESSAGE: Final = EndOfMessage()
 CONNECTION_CLOSED: Final = ConnectionClosed()

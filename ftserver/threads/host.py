@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import ClientDisconnected, await_app
 from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, access_line_writer
+from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ class WorkerHost:
 
             self.http1_class: type = H11Connection
         else:
-            from ftserver.protocols.http1 import HTTP11Connection
-
             self.http1_class = HTTP11Connection
         self.limits: Limits = config.limits
         self.server_header: bytes | None = b"ftserver" if config.server_header else None

@@ -4,8 +4,8 @@ Both parsers get the same byte stream (one to three pipelined requests, then EOF
 into random pieces. Required:
 
 - whatever h11 rejects, ours rejects too, at the same request or an earlier one;
-- what both accept gives the same events: method, target, version, headers, body bytes,
-  keep-alive, expect-continue, framing;
+- what both accept gives the same events: method, target, authority, version, headers,
+  body bytes, keep-alive, expect-continue, framing;
 - valid generated requests are accepted, and give what was generated;
 - ours gives the same result however the stream is cut.
 
@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ftserver.protocols.errors import ProtocolError
-from ftserver.protocols.events import CONNECTION_CLOSED, END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
-from ftserver.protocols.h11_adapter import H11Connection
-from ftserver.protocols.http11 import HTTP11Connection
+from ftserver.protocols.events import CONNECTION_CLOSED, END_OF_MESSAGE, NEED_DATA, PAUSED, Data
+from ftserver.protocols.http1 import H1Request, HTTP11Connection
+from ftserver.protocols.http1.h11_adapter import H11Connection
 from ftserver.protocols.limits import Limits
 
 LIMITS = Limits()
@@ -43,6 +43,7 @@ SETTINGS = settings(
 class Message:
     method: str
     target: bytes
+    authority: bytes | None
     http_version: str
     headers: tuple[tuple[bytes, bytes], ...]
     keep_alive: bool
@@ -62,7 +63,7 @@ def run(conn: Any, pieces: list[bytes]) -> Outcome:
     """Feed ``pieces`` then EOF, answering each request with an empty 404."""
     pending = list(pieces)
     messages: list[Message] = []
-    request: Request | None = None
+    request: H1Request | None = None
     body = b""
     eof = False
     while True:
@@ -77,7 +78,7 @@ def run(conn: Any, pieces: list[bytes]) -> Outcome:
             else:
                 conn.receive_data(b"")
                 eof = True
-        elif isinstance(event, Request):
+        elif isinstance(event, H1Request):
             request, body = event, b""
         elif isinstance(event, Data):
             assert event.data, "empty Data event"
@@ -85,8 +86,9 @@ def run(conn: Any, pieces: list[bytes]) -> Outcome:
         elif event is END_OF_MESSAGE:
             assert request is not None
             messages.append(Message(
-                request.method, request.target, request.http_version, tuple(request.headers),
-                request.keep_alive, request.expect_continue, request.content_length, request.chunked, body,
+                request.method, request.target, request.authority, request.http_version,
+                tuple(request.headers), request.keep_alive, request.expect_continue, request.content_length,
+                request.chunked, body,
             ))
         elif event is PAUSED:
             # 404, not 200: a 2xx to CONNECT would switch h11 to a tunnel.
@@ -218,8 +220,11 @@ values = st.lists(words, max_size=3).flatmap(
 )
 ows = st.sampled_from([b"", b" ", b"  ", b"\t", b" \t"])
 targets = st.sampled_from(
-    [b"/", b"/a/b?c=d&e=%20f", b"/~u/x.html", b"//double", b"http://example.com/x", b"/q?x=:@!$'()*+,;"]
+    [b"/", b"/a/b?c=d&e=%20f", b"/~u/x.html", b"//double", b"http://example.com/x", b"/q?x=:@!$'()*+,;",
+     b"HTTPS://a.example:81?q"]
 )
+#: The authority of each absolute-form target, which wins over Host (RFC 9112 §3.2.2).
+TARGET_AUTHORITY = {b"http://example.com/x": b"example.com", b"HTTPS://a.example:81?q": b"a.example:81"}
 
 
 @dataclass(frozen=True)
@@ -237,8 +242,10 @@ def requests(draw: st.DrawFn) -> Generated:
     if method == b"OPTIONS" and draw(st.booleans()):
         target = b"*"
     fields: list[tuple[bytes, bytes]] = []
+    host = None
     if version == "1.1" or draw(st.booleans()):
-        fields.append((draw(st.sampled_from([b"Host", b"host", b"HOST"])), b"example.com:8000"))
+        host = b"example.com:8000"
+        fields.append((draw(st.sampled_from([b"Host", b"host", b"HOST"])), host))
     fields += draw(st.lists(st.tuples(tokens, values), max_size=5).map(
         lambda fs: [(n, v) for n, v in fs if n.lower() not in MANAGED]
     ))
@@ -269,7 +276,8 @@ def requests(draw: st.DrawFn) -> Generated:
     lowered = [o.lower() for o in options]
     keep_alive = b"close" not in lowered and (version == "1.1" or b"keep-alive" in lowered)
     message = Message(
-        method.decode(), target, version, tuple((n.lower(), v) for n, v in fields), keep_alive, expect,
+        method.decode(), target, TARGET_AUTHORITY[target] if target in TARGET_AUTHORITY else host, version,
+        tuple((n.lower(), v) for n, v in fields), keep_alive, expect,
         content_length, framing == "chunked", body,
     )
     return Generated(head + b"\r\n" + tail, message)

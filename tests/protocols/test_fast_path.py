@@ -1,7 +1,7 @@
 """``HTTP11Connection.receive_request`` (the one-read fast path) against the full parser.
 
 For any bytes, the fast path either declines (returns ``None`` and consumes nothing), or
-gives exactly the ``Request`` that ``receive_data`` + ``next_event`` give for the same
+gives exactly the ``H1Request`` that ``receive_data`` + ``next_event`` give for the same
 bytes, leaves the connection in the same state (the next events, the response bytes,
 ``keep_alive``), and never accepts what the full parser rejects.
 """
@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ftserver.protocols.errors import ProtocolError
-from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
-from ftserver.protocols.http11 import HTTP11Connection
+from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
+from ftserver.protocols.http1 import H1Request, HTTP11Connection
 from ftserver.protocols.limits import Limits
 
 from .test_differential import SETTINGS, SNIPPETS, mutate, mutation, requests
@@ -23,10 +23,11 @@ DATE = b"Tue, 24 Nov 2026 10:00:00 GMT"
 HEADERS = [(b"content-type", b"text/plain")]
 
 
-def fields(request: Request) -> tuple[object, ...]:
+def fields(request: H1Request) -> tuple[object, ...]:
     return (
-        request.method, request.target, request.http_version, request.headers, request.keep_alive,
-        request.expect_continue, request.content_length, request.chunked, request.has_body,
+        request.stream_id, request.method, request.target, request.authority, request.scheme,
+        request.http_version, request.headers, request.keep_alive, request.expect_continue,
+        request.content_length, request.chunked, request.has_body,
     )  # fmt: skip
 
 
@@ -34,19 +35,19 @@ def comparable(event: object) -> object:
     return ("data", event.data) if isinstance(event, Data) else event
 
 
-def full_parse(conn: HTTP11Connection, data: bytes) -> tuple[Request | None, list[object]]:
+def full_parse(conn: HTTP11Connection, data: bytes) -> tuple[H1Request | None, list[object]]:
     """The usual way: the request (or None after an error) and the events that follow."""
     conn.receive_data(data)
     try:
         event = conn.next_event()
-        if not isinstance(event, Request):
+        if not isinstance(event, H1Request):
             return None, [event]
         return event, [comparable(conn.next_event()), comparable(conn.next_event())]
     except ProtocolError as exc:
         return None, [exc.status_code]
 
 
-def check(data: bytes, limits: Limits = Limits()) -> Request | None:
+def check(data: bytes, limits: Limits = Limits()) -> H1Request | None:
     fast = HTTP11Connection(limits, b"ftserver")
     slow = HTTP11Connection(limits, b"ftserver")
     request = fast.receive_request(data)
@@ -83,6 +84,11 @@ def check(data: bytes, limits: Limits = Limits()) -> Request | None:
 )
 def test_usual_requests_take_the_fast_path(data: bytes) -> None:
     assert check(data) is not None
+
+
+def test_authority_is_the_host_field() -> None:
+    request = check(b"GET / HTTP/1.1\r\nAccept: */*\r\nhOST:  Example.com:8000 \t\r\nX: y\r\n\r\n")
+    assert request is not None and request.authority == b"Example.com:8000"
 
 
 @pytest.mark.parametrize(
@@ -122,7 +128,7 @@ def test_declined_when_something_is_buffered() -> None:
     conn.receive_data(b"GET / HTTP/1.1\r\n")
     assert conn.receive_request(b"Host: x\r\n\r\n") is None
     conn.receive_data(b"Host: x\r\n\r\n")
-    assert isinstance(conn.next_event(), Request)
+    assert isinstance(conn.next_event(), H1Request)
 
 
 @SETTINGS

@@ -29,10 +29,9 @@ from ftserver.protocols.events import (
     PAUSED,
     Data,
     EndOfMessage,
-    Request,
 )
-from ftserver.protocols.h11_adapter import H11Connection
-from ftserver.protocols.http11 import HTTP_100_CONTINUE, HTTP11Connection
+from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request, HTTP11Connection
+from ftserver.protocols.http1.h11_adapter import H11Connection
 from ftserver.protocols.limits import Limits
 
 Connection = HTTP11Connection | H11Connection
@@ -104,9 +103,9 @@ def head_fields(response: bytes) -> list[tuple[bytes, bytes]]:
     return [(n.lower(), v.strip()) for n, _, v in (line.partition(b":") for line in lines)]
 
 
-def request_for(conn: Connection, raw: bytes) -> Request:
+def request_for(conn: Connection, raw: bytes) -> H1Request:
     events = feed(conn, raw)
-    assert isinstance(events[0], Request)
+    assert isinstance(events[0], H1Request)
     return events[0]
 
 
@@ -145,6 +144,31 @@ def test_methods_and_target_forms(impl: type[Connection]) -> None:
     ]:
         request = parse(impl, raw)[0]
         assert (request.method, request.target) == (method, target)
+
+
+@pytest.mark.parametrize(
+    "raw, authority",
+    [
+        (b"GET / HTTP/1.1\r\nHost: Example.COM:8080\r\n\r\n", b"Example.COM:8080"),  # as sent
+        (b"GET / HTTP/1.1\r\nX: y\r\nHost: \t a \t\r\n\r\n", b"a"),
+        (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", b""),
+        (b"GET / HTTP/1.0\r\nHost: a\r\n\r\n", b"a"),
+        (b"GET / HTTP/1.0\r\n\r\n", None),  # HTTP/1.0 needs no Host
+        (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", b"a"),
+        (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", b"example.com:443"),
+        # RFC 9112 §3.2.2: the authority of an absolute-form target wins over Host.
+        (b"GET http://a.example:81/x?y HTTP/1.1\r\nHost: b.example\r\n\r\n", b"a.example:81"),
+        (b"GET HTTPS://a.example?y HTTP/1.1\r\nHost: b.example\r\n\r\n", b"a.example"),
+        (b"GET http://a.example#f HTTP/1.1\r\nHost: b.example\r\n\r\n", b"a.example"),
+        (b"GET http://u@a.example HTTP/1.1\r\nHost: b.example\r\n\r\n", b"u@a.example"),
+        (b"GET http://a.example/ HTTP/1.0\r\n\r\n", b"a.example"),
+        (b"GET /http://a.example/ HTTP/1.1\r\nHost: b\r\n\r\n", b"b"),  # origin-form
+    ],
+)
+def test_authority(impl: type[Connection], raw: bytes, authority: bytes | None) -> None:
+    request = parse(impl, raw)[0]
+    assert request.authority == authority
+    assert request.stream_id == 0 and request.scheme is None  # HTTP/1: the connection decides
 
 
 def test_content_length_body_in_pieces(impl: type[Connection]) -> None:
@@ -195,7 +219,7 @@ def test_pipelined_requests_wait_for_start_next_cycle(impl: type[Connection]) ->
     second = b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz"
     conn = impl(Limits())
     events = feed(conn, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n" + second + b"GET /c HTT")
-    assert [type(e) for e in events] == [Request, EndOfMessage, type(PAUSED)]
+    assert [type(e) for e in events] == [H1Request, EndOfMessage, type(PAUSED)]
     assert conn.next_event() is PAUSED
     assert conn.trailing_data == second + b"GET /c HTT"
     respond(conn)
@@ -217,7 +241,7 @@ def test_many_pipelined_requests_in_small_pieces(impl: type[Connection]) -> None
             if event is PAUSED:
                 respond(conn)
                 conn.start_next_cycle()
-            elif isinstance(event, Request):
+            elif isinstance(event, H1Request):
                 targets.append(event.target)
     assert targets == [b"/%d" % i for i in range(20)]
 
@@ -318,7 +342,7 @@ def test_rejected_by_both(impl: type[Connection], raw: bytes, ours: int, h11: in
 def test_request_line_limit(impl: type[Connection]) -> None:
     limits = Limits(max_request_line=40)
     line = b"GET /" + b"a" * 26 + b" HTTP/1.1"  # 40 bytes: allowed
-    assert isinstance(parse(impl, line + b"\r\nHost: a\r\n\r\n", limits)[0], Request)
+    assert isinstance(parse(impl, line + b"\r\nHost: a\r\n\r\n", limits)[0], H1Request)
     error = reject(impl, b"GET /" + b"a" * 27 + b" HTTP/1.1\r\nHost: a\r\n\r\n", limits=limits)
     assert error.status_code == 414 and isinstance(error, RequestLineTooLong)
 
@@ -326,7 +350,7 @@ def test_request_line_limit(impl: type[Connection]) -> None:
 def test_header_count_limit(impl: type[Connection]) -> None:
     limits = Limits(max_headers=3)
     ok = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n"
-    assert isinstance(parse(impl, ok, limits)[0], Request)
+    assert isinstance(parse(impl, ok, limits)[0], H1Request)
     error = reject(impl, b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits=limits)
     assert isinstance(error, HeaderTooLarge) and error.status_code == 431
 
@@ -334,7 +358,7 @@ def test_header_count_limit(impl: type[Connection]) -> None:
 def test_header_bytes_limit_on_a_complete_head(impl: type[Connection]) -> None:
     limits = Limits(max_header_bytes=64)
     ok = b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 50 + b"\r\n\r\n"  # 9 + 55 = 64 bytes
-    assert isinstance(parse(impl, ok, limits)[0], Request)
+    assert isinstance(parse(impl, ok, limits)[0], H1Request)
     error = reject(impl, ok.replace(b"X: v", b"X: vv"), limits=limits)
     assert error.status_code == 431
 
@@ -706,7 +730,7 @@ def test_ours_partial_head_limits_are_exact() -> None:
     for cut in range(1, len(raw)):
         for pieces in ([raw[:cut], raw[cut:]], [raw[i : i + 1] for i in range(len(raw))]):
             conn = HTTP11Connection(limits)
-            assert isinstance(feed(conn, *pieces)[0], Request)
+            assert isinstance(feed(conn, *pieces)[0], H1Request)
 
 
 def test_ours_trailers_count_toward_header_limits() -> None:
