@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ftserver"
 #: Code that runs on worker (event loop or WSGI handler) threads.
 WORKER_CODE = sorted(
-    path for folder in ("protocols", "threads", "interfaces") for path in (PACKAGE / folder).glob("*.py")
+    path for folder in ("protocols", "threads", "interfaces") for path in (PACKAGE / folder).rglob("*.py")
 )
 LOCKING_METHODS = {"get", "setdefault", "pop"}
 
