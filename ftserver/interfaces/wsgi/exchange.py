@@ -3,7 +3,7 @@
 - ``WSGIExchange`` lives on the worker's event loop: it is what the driver builds and feeds
   (the ``Exchange`` contract of ``ftserver.interfaces.stream``), it holds a short request
   body back from the handler threads (``--wsgi-body-buffer``, 408 on a stall), and its
-  ``loop_*`` methods, posted by the handler half, are the only ones that call the driver.
+  ``loop_*`` methods are what the handler half posts: they pass the response to the driver.
 - ``Handler`` lives on one handler thread and runs its exchanges one at a time: the
   environ, the application, ``start_response``/``write``, the iteration of the result and
   a ``sendfile`` request. It reaches the loop only through the ``LoopInbox`` posts, and the
@@ -43,6 +43,7 @@ SENDFILE_SEGMENT = 1024 * 1024
 
 _search_unsafe = re.compile(r"[\r\n\x00]").search
 
+#: A response head and body bytes as a handler posts them: status, header fields, body.
 Head = tuple[Status, list[tuple[bytes, bytes]], bytes]
 
 #: What a client whose request body stalled for --timeout-io gets (then the close).
@@ -338,20 +339,19 @@ class Handler:
     exchange: WSGIExchange
     is_head: bool
     input: WSGIInput | EmptyInput
-    out_status: Status
-    out_headers: list[tuple[bytes, bytes]] | None
+    out_headers: list[tuple[bytes, bytes]] | None  # from start_response; then out_status is set
     headers_sent: bool
     window: int  # bytes posted since the last wait for the loop to write them
 
     def __init__(self, ctx: HandlerContext) -> None:
         self.ctx = ctx
+        self.out_status: Status = (0, None)
 
     def handle(self, exchange: WSGIExchange) -> None:
         """Run the application for ``exchange`` on the calling handler thread."""
         ctx = self.ctx
         self.exchange = exchange
         self.is_head = exchange.request.method == "HEAD"
-        self.out_status = (0, None)
         self.out_headers = None
         self.headers_sent = False
         self.window = 0
