@@ -1,6 +1,6 @@
 """Time (or profile) ftserver's request path without sockets or a load generator.
 
-Runs the real HTTP/1.1 driver (``ftserver.threads.http11.HTTP11Protocol``) on an event loop
+Runs the real HTTP/1.1 driver (``ftserver.threads.http1.HTTP1Driver``) on an event loop
 in a worker thread (as the server does: on 3.13t some costs only show off the main
 thread), fed by a fake transport: each "request" is ``data_received(request bytes)``, the
 app runs, the response is written to the fake transport. What is left out is the kernel
@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ftserver.config import Config  # noqa: E402
-from ftserver.threads.worker import WorkerContext, WorkerStats  # noqa: E402
+from ftserver.threads.host import WorkerHost, WorkerStats  # noqa: E402
+from ftserver.threads.worker import new_driver  # noqa: E402
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
@@ -94,8 +95,8 @@ def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1) -> 
         asyncio.set_event_loop(loop)
         interface = "rsgi" if hasattr(APPS[app_name], "__rsgi__") else "asgi"
         config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface=interface)
-        ctx = WorkerContext(loop, APPS[app_name], config, WorkerStats())
-        protocol = ctx.protocol_factory()
+        ctx = WorkerHost(loop, APPS[app_name], config, WorkerStats())
+        protocol = new_driver(ctx)
         transport = FakeTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
 

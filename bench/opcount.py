@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inloop  # noqa: E402
 
 from ftserver.config import Config  # noqa: E402
-from ftserver.threads.worker import WorkerContext, WorkerStats  # noqa: E402
+from ftserver.threads.host import WorkerHost, WorkerStats  # noqa: E402
+from ftserver.threads.worker import new_driver  # noqa: E402
 
 
 def count(app_name: str, n: int, by_line: bool) -> collections.Counter[str]:
@@ -47,8 +48,8 @@ def count(app_name: str, n: int, by_line: bool) -> collections.Counter[str]:
         asyncio.set_event_loop(loop)
         app = inloop.APPS[app_name]
         interface = "rsgi" if hasattr(app, "__rsgi__") else "asgi"
-        ctx = WorkerContext(loop, app, Config(app=app, lifespan="off", interface=interface), WorkerStats())
-        protocol = ctx.protocol_factory()
+        ctx = WorkerHost(loop, app, Config(app=app, lifespan="off", interface=interface), WorkerStats())
+        protocol = new_driver(ctx)
         protocol.connection_made(inloop.FakeTransport())  # type: ignore[arg-type]
 
         def drive(left: int, done: asyncio.Future[None]) -> None:

@@ -24,7 +24,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MODES = ("auto", "threads", "processes")
 
 #: The largest ``wsgi_body_buffer``: what a connection reads ahead of the app (the driver's
-#: read window, ``READ_HIGH_WATER`` in ``ftserver/threads/http11.py``).
+#: read window, ``READ_HIGH_WATER`` in ``ftserver/threads/http1.py``).
 MAX_WSGI_BODY_BUFFER = 256 * 1024
 
 #: Options that only the supervisor acts on (``--no-supervisor`` runs without one).

@@ -13,7 +13,7 @@ from ftserver.config import ConfigError
 
 if TYPE_CHECKING:
     from ftserver.config import Config
-    from ftserver.interfaces.stream import InterfaceAdapter
+    from ftserver.interfaces.stream import AppHost, InterfaceAdapter
 
 #: Interfaces this version serves (``auto`` resolves to one of them).
 AVAILABLE = ("asgi", "wsgi", "rsgi")
@@ -46,20 +46,20 @@ def detect_interface(app: Any, configured: str) -> str:
     return interface
 
 
-def make_adapter(interface: str, app: Any, config: Config, label: str = "") -> InterfaceAdapter:
-    """The adapter for one worker thread; call it from that thread."""
+def make_adapter(interface: str, app: Any, config: Config, host: AppHost, label: str = "") -> InterfaceAdapter:
+    """The adapter for the worker thread ``host`` stands for; call it from that thread."""
     if interface == "asgi":
         from ftserver.interfaces.asgi import ASGIAdapter
 
-        return ASGIAdapter(app, config, label)
+        return ASGIAdapter(app, config, host, label)
     if interface == "wsgi":
         from ftserver.interfaces.wsgi import WSGIAdapter
 
-        return WSGIAdapter(app, config, label)
+        return WSGIAdapter(app, config, host, label)
     if interface == "rsgi":
         from ftserver.interfaces.rsgi import RSGIAdapter
 
-        return RSGIAdapter(app, config, label)
+        return RSGIAdapter(app, config, host, label)
     raise ConfigError(f"interface {interface!r} is not available")
 
 

@@ -9,11 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed, LoopWaiting, await_app
+from ftserver.interfaces.stream import (
+    AppHost,
+    ClientDisconnected,
+    ConnectionInfo,
+    Exchange,
+    HTTPStream,
+    InterfaceAdapter,
+    InterfaceStartupFailed,
+    LoopWaiting,
+    pace,
+    split_target,
+)
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -29,24 +39,13 @@ logger = logging.getLogger("ftserver.error")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
-#: A streamed response yields to the loop each time it crosses a multiple of 2**19 bytes (512 KiB).
-_YIELD_SHIFT = 19
-
-
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
-
-
 def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
     """Build the ASGI ``http`` connection scope for ``request``.
 
     ``path`` is the percent-decoded path (UTF-8) and, like ``raw_path``, includes
     ``root_path`` (ASGI spec: root_path is the mount point, path the full path).
     """
-    target = request.target
-    if target[:1] != b"/":
-        target = _origin_form(target)
-    raw_path, sep, query = target.partition(b"?")
+    raw_path, query = split_target(request.target)
     path = raw_path.decode("ascii")
     if "%" in path:
         path = unquote(path)
@@ -74,41 +73,18 @@ def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
     return scope
 
 
-def _origin_form(target: bytes) -> bytes:
-    """Path and query of an absolute-form (``http://host/p?q``) or asterisk-form target."""
-    if target == b"*":
-        return b"*"
-    scheme_end = target.find(b"://")
-    if scheme_end < 0:  # authority-form (CONNECT)
-        return b"/"
-    slash = target.find(b"/", scheme_end + 3)
-    if slash < 0:
-        question = target.find(b"?", scheme_end + 3)
-        return b"/" + target[question:] if question >= 0 else b"/"
-    return target[slash:]
-
-
-class ASGIHTTPCycle(LoopWaiting):
+class ASGIHTTPCycle(LoopWaiting, Exchange):
     """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
 
     __slots__ = (
-        "stream",
-        "request",
         "scope",
         "chunks",
         "body_done",
         "body_delivered",
         "waiter",
-        "disconnected",
         "client_eof",
-        "started",
-        "status",
-        "headers",
         "trailers",
         "trailer_fields",
-        "body_sent",
-        "complete",
-        "response_bytes",
     )
 
     def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
@@ -153,17 +129,6 @@ class ASGIHTTPCycle(LoopWaiting):
         go out, for a client that only half-closed."""
         self.client_eof = True
         self._wake()
-
-    def run(self, w: Any) -> None:
-        """Start the app on the worker's loop, stepped without a Task of its own."""
-        try:
-            coro = w.app(self.scope, self.receive, self.send)
-            if type(coro) is not CoroutineType:
-                coro = await_app(coro)
-        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
-            self.app_done(exc)
-            return
-        w.stepper.run(coro, w.context.copy(), self.app_done)
 
     def app_done(self, exc: BaseException | None) -> None:
         """Called once when the application coroutine has returned or raised."""
@@ -222,14 +187,10 @@ class ASGIHTTPCycle(LoopWaiting):
             stream = self.stream
             if more:
                 stream.send_body(self, body, True)
-                if stream.write_paused:
-                    await stream.drain()
-                elif sent_after >> _YIELD_SHIFT != sent_before >> _YIELD_SHIFT:
-                    # Sends that never have to wait still let the loop run every 512 KiB:
-                    # the worker's other connections, and the notice that this client is gone.
-                    await asyncio.sleep(0)
-                else:
+                wait = pace(stream, sent_before, sent_after)
+                if wait is None:
                     return
+                await wait
                 if self.disconnected:
                     raise ClientDisconnected("client disconnected")
                 return
@@ -372,19 +333,31 @@ class Lifespan:
                 self._shutdown_done.set_result({"type": "lifespan.shutdown.complete"})
 
 
-class ASGIAdapter:
+class ASGIAdapter(InterfaceAdapter):
     """ASGI on one worker thread: the lifespan scope around that thread's lifetime."""
 
-    exchange_class = ASGIHTTPCycle
-
-    def __init__(self, app: ASGIApp, config: Config, label: str = "") -> None:
+    def __init__(self, app: ASGIApp, config: Config, host: AppHost, label: str = "") -> None:
+        super().__init__(host)
+        self.app = app
         self.lifespan = Lifespan(app, config.lifespan, label)
 
-    async def startup(self, w: Any) -> None:
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> ASGIHTTPCycle:
+        return ASGIHTTPCycle(stream, request, info, body_done)
+
+    def start(self, exchange: ASGIHTTPCycle) -> None:
+        """Start the app on the worker's loop, stepped without a Task of its own."""
+        try:
+            coro = self.app(exchange.scope, exchange.receive, exchange.send)
+        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
+            exchange.app_done(exc)
+            return
+        self.host.step(coro, exchange.app_done)
+
+    async def startup(self) -> None:
         lifespan = self.lifespan
         await lifespan.startup()
         if lifespan.supported:
-            w.lifespan_state = lifespan.state
+            self.host.lifespan_state = lifespan.state
 
-    async def shutdown(self, w: Any) -> None:
+    async def shutdown(self) -> None:
         await self.lifespan.shutdown()

@@ -24,14 +24,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from types import CoroutineType
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from ftserver.interfaces.asgi import _origin_form
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream, InterfaceStartupFailed, LoopWaiting, await_app
+from ftserver.interfaces.stream import (
+    AppHost,
+    ConnectionInfo,
+    Exchange,
+    HTTPStream,
+    InterfaceAdapter,
+    InterfaceStartupFailed,
+    LoopWaiting,
+    pace,
+    pump_file,
+    regular_file_size,
+)
+from ftserver.interfaces.rsgi_scope import RSGI_VERSION, Scope
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -39,16 +47,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ftserver.error")
 
-RSGI_VERSION = "1.6"
-
-#: A streamed response that never has to wait for the client still lets the loop run
-#: (other connections, the notice that this client is gone) after this many bytes.
-YIELD_EVERY = 512 * 1024
-
 #: Files up to this size are read at once and sent with the response head; larger files
-#: go out with ``sendfile``, ``FILE_SEGMENT`` bytes per call.
+#: go out with ``sendfile`` (``stream.pump_file``).
 FILE_CHUNK = 256 * 1024
-FILE_SEGMENT = 1024 * 1024
 
 RSGIApp = Callable[["Scope", "RSGIHTTPProtocol"], Awaitable[None]]
 ResponseHeaders = list[tuple[str, str]]
@@ -64,162 +65,6 @@ class RSGIProtocolError(RuntimeError):
 class RSGIProtocolClosed(RuntimeError):
     """The client has gone: the request body cannot be read, or a streamed response cannot
     continue. Same name and base class as Granian's (``RSGI transport is closed``)."""
-
-
-# -- the scope -------------------------------------------------------------------------
-
-
-class Headers:
-    """The request headers of a scope (spec, "HTTP connection scope": "a mapping-like object,
-    where keys is the header name, and value is the header value").
-
-    Names are lower-case (the parser lower-cases them) and lookups lower-case the key, so
-    ``get("Content-Type")`` works. As in Granian: ``get``/``[]`` give the first value of a
-    repeated field, ``get_all`` every value, ``keys()``/``len``/iteration the distinct names,
-    ``values()``/``items()`` every field in the order received. Values are decoded as
-    ISO-8859-1, so every byte survives (unlike Granian, which leaves out fields whose value
-    is not visible ASCII).
-    """
-
-    __slots__ = ("_fields", "_index")
-
-    def __init__(self, fields: list[tuple[bytes, bytes]]) -> None:
-        self._fields = fields
-        self._index: dict[str, list[str]] | None = None
-
-    def _build(self) -> dict[str, list[str]]:
-        index: dict[str, list[str]] = {}
-        for name, value in self._fields:
-            key = name.decode("latin-1")
-            values = index.get(key)
-            if values is None:
-                index[key] = [value.decode("latin-1")]
-            else:
-                values.append(value.decode("latin-1"))
-        self._index = index
-        return index
-
-    def get(self, key: str, default: Any = None) -> Any:
-        index = self._index
-        if index is None:
-            index = self._build()
-        values = index.get(key.lower()) if type(key) is str else None
-        return values[0] if values else default
-
-    def get_all(self, key: str) -> list[str]:
-        index = self._index
-        if index is None:
-            index = self._build()
-        values = index.get(key.lower()) if type(key) is str else None
-        return list(values) if values else []
-
-    def __getitem__(self, key: str) -> str:
-        index = self._index
-        if index is None:
-            index = self._build()
-        values = index.get(key.lower()) if type(key) is str else None
-        if not values:
-            raise KeyError(key)
-        return values[0]
-
-    def __contains__(self, key: object) -> bool:
-        index = self._index
-        if index is None:
-            index = self._build()
-        return type(key) is str and key.lower() in index
-
-    def keys(self) -> list[str]:
-        index = self._index
-        if index is None:
-            index = self._build()
-        return list(index)
-
-    def values(self) -> list[str]:
-        return [value.decode("latin-1") for _, value in self._fields]
-
-    def items(self) -> list[tuple[str, str]]:
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self._fields]
-
-    def __len__(self) -> int:
-        index = self._index
-        if index is None:
-            index = self._build()
-        return len(index)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __repr__(self) -> str:
-        return f"Headers({self.items()!r})"
-
-
-def _format_address(address: tuple[Any, ...] | None) -> str:
-    """``{address}:{port}`` (spec, "HTTP connection scope"); an IPv6 address in brackets, as
-    Granian (Rust's ``SocketAddr``) writes it; a Unix socket is its path."""
-    if not address:
-        return ""
-    host, port = address[0], address[1]
-    if port is None:
-        return str(host)
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
-
-
-class Scope:
-    """The connection scope of one HTTP request (spec, "HTTP connection scope").
-
-    - ``proto``: ``"http"``; ``rsgi_version``: ``"1.6"`` (Granian 2.7.9's);
-    - ``http_version``: ``"1"`` (HTTP/1.0), ``"1.1"`` or ``"2"``;
-    - ``server``/``client``: ``"{address}:{port}"``; ``scheme``: ``"http"`` or ``"https"``;
-    - ``method``: upper-case as sent; ``path``: the request target's path, percent-decoded
-      (as Granian does; invalid UTF-8 becomes U+FFFD), without the query; an absolute-form
-      target gives its path; ``query_string``: the raw text after ``?``;
-    - ``headers``: ``Headers``; ``authority``: ``None`` on HTTP/1.x (spec: "empty on HTTP
-      versions prior to 2"; Granian gives ``None``).
-
-    RSGI has no ``root_path``: ``--root-path`` does not change what an RSGI app sees.
-    """
-
-    __slots__ = ("http_version", "method", "scheme", "path", "query_string", "_request", "_info", "_headers")
-
-    proto = "http"
-    rsgi_version = RSGI_VERSION
-    authority: str | None = None
-
-    def __init__(self, request: Request, info: ConnectionInfo) -> None:
-        version = request.http_version
-        self.http_version = "1" if version == "1.0" else version
-        self.method = request.method
-        self.scheme = info.scheme
-        target = request.target
-        if target[:1] != b"/":
-            target = _origin_form(target)
-        raw_path, _, query = target.partition(b"?")
-        path = raw_path.decode("latin-1")
-        self.path = unquote(path) if "%" in path else path
-        self.query_string = query.decode("latin-1")
-        self._request = request
-        self._info = info
-        self._headers: Headers | None = None
-
-    @property
-    def headers(self) -> Headers:
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = Headers(self._request.headers)
-        return headers
-
-    @property
-    def server(self) -> str:
-        return _format_address(self._info.server)
-
-    @property
-    def client(self) -> str:
-        return _format_address(self._info.client)
-
-    def __repr__(self) -> str:
-        return f"Scope({self.method} {self.path!r} HTTP/{self.http_version})"
 
 
 # -- the HTTP protocol object ------------------------------------------------------------
@@ -245,7 +90,7 @@ def _bad_headers(headers: object) -> TypeError:
 _RELEASED: tuple[()] = ()
 
 
-class RSGIHTTPExchange(LoopWaiting):
+class RSGIHTTPExchange(LoopWaiting, Exchange):
     """One request as the protocol driver sees it (``ftserver.interfaces.stream.Exchange``):
     the state behind the application's ``RSGIHTTPProtocol``, and the RSGI rules.
 
@@ -257,19 +102,10 @@ class RSGIHTTPExchange(LoopWaiting):
     """
 
     __slots__ = (
-        "stream",
-        "request",
         "scope",
         "chunks",
         "body_done",
-        "disconnected",
-        "started",
-        "complete",
         "watchers",
-        "status",
-        "headers",
-        "body_sent",
-        "response_bytes",
         "__dict__",
     )
 
@@ -294,17 +130,6 @@ class RSGIHTTPExchange(LoopWaiting):
         self.watchers: list[asyncio.Future[None]] | tuple[()] | None = None
 
     # -- driver side -------------------------------------------------------------------
-
-    def run(self, w: Any) -> None:
-        """Start the app on the worker's loop, stepped without a Task of its own."""
-        try:
-            coro = w.interface.handler(self.scope, RSGIHTTPProtocol(self))
-            if type(coro) is not CoroutineType:
-                coro = await_app(coro)
-        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
-            self.app_done(exc)
-            return
-        w.stepper.run(coro, w.context.copy(), self.app_done)
 
     def on_body(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -446,7 +271,7 @@ class RSGIHTTPExchange(LoopWaiting):
 
     # -- responses -----------------------------------------------------------------------
 
-    def start(self, status: int, headers: ResponseHeaders) -> None:
+    def _head(self, status: int, headers: ResponseHeaders) -> None:
         """Check and record the response head (sent with the body, or by ``stream``)."""
         if self.started:
             raise _already_responded()
@@ -457,27 +282,18 @@ class RSGIHTTPExchange(LoopWaiting):
         except (AttributeError, TypeError, ValueError):
             raise _bad_headers(headers) from None
         self.status = status
-        self.body_sent = False
-        self.response_bytes = 0
         self.started = True
 
+    def start(self, status: int, headers: ResponseHeaders) -> None:
+        """The head of a response whose body follows (a file or a stream)."""
+        self._head(status, headers)
+        self.body_sent = False
+        self.response_bytes = 0
+
     def respond(self, status: int, headers: ResponseHeaders, body: bytes) -> None:
-        """A whole response: ``start`` and ``send_whole`` in one call (the hot path)."""
-        if self.started:
-            raise _already_responded()
-        if type(status) is not int or not 200 <= status <= 999:
-            raise _bad_status(status)
-        try:
-            self.headers = [(name.encode(), value.encode()) for name, value in headers]
-        except (AttributeError, TypeError, ValueError):
-            raise _bad_headers(headers) from None
-        self.status = status
-        self.started = self.body_sent = True
-        self.response_bytes = len(body)
-        stream = self.stream
-        stream.send_body(self, body, False)
-        self.complete = True
-        stream.response_complete(self)
+        """A whole response: the head and ``send_whole`` in one call (the hot path)."""
+        self._head(status, headers)
+        self.send_whole(body)
 
     def send_whole(self, body: bytes) -> None:
         self.body_sent = True
@@ -495,11 +311,11 @@ class RSGIHTTPExchange(LoopWaiting):
             return
         handed_over = False
         try:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
+            size = regular_file_size(file)
+            if size is None:
                 self._file_not_found(path, "not a regular file")
                 return
-            stop = info.st_size if end is None else min(end, info.st_size)
+            stop = size if end is None else min(end, size)
             count = max(0, stop - start)
             if not any(name.lower() == b"content-length" for name, _ in self.headers):
                 self.headers = [*self.headers, (b"content-length", str(count).encode())]
@@ -531,14 +347,8 @@ class RSGIHTTPExchange(LoopWaiting):
         segment at a time so that a client that went is noticed between segments."""
         stream = self.stream
         error: BaseException | None = None
-        sent = 0
         try:
-            while sent < count and not self.disconnected:
-                segment = await stream.send_file(self, file, offset + sent, min(count - sent, FILE_SEGMENT))
-                if not segment:
-                    break
-                sent += segment
-                self.response_bytes = sent
+            sent = await pump_file(stream, self, file, offset, count)
             if not self.disconnected:
                 if sent < count:
                     raise OSError(f"file ended {count - sent} bytes early")
@@ -686,11 +496,10 @@ class HTTPStreamTransport:
     ``RSGIProtocolClosed`` (as Granian does).
     """
 
-    __slots__ = ("_exchange", "_unyielded")
+    __slots__ = ("_exchange",)
 
     def __init__(self, exchange: RSGIHTTPExchange) -> None:
         self._exchange = exchange
-        self._unyielded = 0
 
     async def send_bytes(self, data: bytes) -> None:
         if type(data) is not bytes:
@@ -710,23 +519,19 @@ class HTTPStreamTransport:
             raise RSGIProtocolClosed("RSGI transport is closed")
         if not data:
             return
-        exchange.response_bytes += len(data)
+        sent_before = exchange.response_bytes
+        exchange.response_bytes = sent_after = sent_before + len(data)
         stream = exchange.stream
         stream.send_body(exchange, data, True)
-        if stream.write_paused:
-            self._unyielded = 0
-            await stream.drain()
-        else:
-            self._unyielded += len(data)
-            if self._unyielded >= YIELD_EVERY:
-                self._unyielded = 0
-                await asyncio.sleep(0)
+        wait = pace(stream, sent_before, sent_after)
+        if wait is not None:
+            await wait
 
 
 # -- the adapter ---------------------------------------------------------------------
 
 
-class RSGIAdapter:
+class RSGIAdapter(InterfaceAdapter):
     """RSGI on one worker thread: the application's ``__rsgi_init__``/``__rsgi_del__`` hooks
     around that thread's event loop.
 
@@ -737,13 +542,24 @@ class RSGIAdapter:
     has drained its connections.
     """
 
-    exchange_class = RSGIHTTPExchange
-
-    def __init__(self, app: Any, config: Config, label: str = "") -> None:
+    def __init__(self, app: Any, config: Config, host: AppHost, label: str = "") -> None:
+        super().__init__(host)
         self.label = label
         self.handler: RSGIApp = getattr(app, "__rsgi__", app)
         self.init_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_init__", None)
         self.del_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_del__", None)
+
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> RSGIHTTPExchange:
+        return RSGIHTTPExchange(stream, request, info, body_done)
+
+    def start(self, exchange: RSGIHTTPExchange) -> None:
+        """Start the app on the worker's loop, stepped without a Task of its own."""
+        try:
+            coro = self.handler(exchange.scope, RSGIHTTPProtocol(exchange))
+        except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
+            exchange.app_done(exc)
+            return
+        self.host.step(coro, exchange.app_done)
 
     def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.init_hook is None:
@@ -753,12 +569,6 @@ class RSGIAdapter:
         except Exception as exc:
             logger.error("exception in __rsgi_init__%s", self.label, exc_info=exc)
             raise InterfaceStartupFailed(f"__rsgi_init__ raised {type(exc).__name__}: {exc}") from exc
-
-    async def startup(self, w: Any) -> None:
-        pass
-
-    async def shutdown(self, w: Any) -> None:
-        pass
 
     def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.del_hook is None:

@@ -1,46 +1,35 @@
-"""The contract between protocol drivers and interface adapters, written once.
+"""The stream layer: the contract between protocol drivers and interface adapters.
 
-A protocol driver (HTTP/1.1 in ``ftserver.threads.http11``; HTTP/2 later) turns stream
-events into calls on an **exchange** object built by the interface adapter (ASGI, WSGI,
-RSGI) for each request, and the exchange answers through the driver's **stream** methods.
-Both sides run on the worker thread's event loop; an adapter that runs application code
-elsewhere (WSGI's blocking threads) hops back to the loop before calling the stream.
-
-Driver → exchange (``Exchange``):
-
-- ``Exchange(stream, request, info, body_done)``: one request; ``body_done`` is true when
-  the request has no body;
-- ``run(worker)``: start the application;
-- ``on_body(data)``, ``on_body_end()``, ``on_disconnect()``: what arrived from the client;
-- optional ``on_client_eof()``: the client closed its sending side during the exchange (the
-  connection stays open for the response: a client may half-close on purpose).
-
-Exchange → driver (``HTTPStream``):
-
-- ``send_body(exchange, body, more, reason=None)``: the response head (first call) and body
-  bytes; ``more=False`` ends the response, and a response whose body comes in that one call
-  gets a ``content-length``. ``reason`` (with the head only): the application's own reason
-  phrase for HTTP/1.1's status line (WSGI has one; ``None``, the standard phrase, costs
-  nothing); HTTP/2 has no reason phrase;
-- ``send_trailers(exchange, fields)``: end a response with trailer fields;
-- ``await send_file(exchange, file, offset, count, reason=None)``: body bytes straight from
-  a regular file (``sendfile``), after the head if it has not gone (``reason`` as for
-  ``send_body``); the response is then ended with ``send_body(exchange, b"", False)``;
-- ``want_body(exchange)``: the app waits for body bytes (send ``100 Continue``, resume reading);
-- ``body_consumed(exchange, nbytes)``: the app took body bytes (flow control);
-- ``write_paused`` / ``drain()``: write-side backpressure;
-- ``abort()``: drop the connection at once (a client that stopped reading);
-- ``response_complete(exchange)`` then ``app_finished(exchange, exc)``: the end. If the app
-  finishes without a complete response, the driver answers 500 (nothing sent yet) or closes.
+A driver (HTTP/1.1 today; HTTP/2 and WebSocket plug in the same way) turns a request into an
+**exchange** built by the adapter (ASGI, WSGI, RSGI) and hands it the request's body and end;
+the exchange answers through the driver's **stream** for that request. Also here: the
+helpers every adapter shares (target split, send pacing, the file pump). The rules and
+the thread that owns each object are in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ftserver.protocols.events import Request
+
+#: A response body sent in parts yields to the loop each time it crosses a multiple of
+#: 2**19 bytes (512 KiB), so one fast stream cannot starve the worker's other connections.
+YIELD_SHIFT = 19
+#: Bytes per ``send_file`` call of ``pump_file``: a client that went is noticed between them.
+FILE_SEGMENT = 1024 * 1024
+
+_INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
+_INTERNAL_ERROR_BODY = b"Internal Server Error"
+
+
+class ClientDisconnected(OSError):
+    """The client has gone: raised to an application that sends (ASGI HTTP spec 2.4) or reads."""
 
 
 class ConnectionInfo:
@@ -63,67 +52,151 @@ class ConnectionInfo:
         self.state = state  # ASGI lifespan state of this worker thread, if any
 
 
+class AppHost(Protocol):
+    """What an adapter needs of the worker thread it serves (``threads.host.WorkerHost``)."""
+
+    loop: asyncio.AbstractEventLoop
+    #: One of several worker processes (WSGI's ``wsgi.multiprocess``).
+    multiprocess: bool
+    #: The ASGI lifespan state, set by the adapter's ``startup``.
+    lifespan_state: dict[str, Any] | None
+
+    def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
+        """Run an application coroutine on the worker's loop in a copy of the worker's
+        context; ``on_done(exc)`` once it has returned (``None``) or raised."""
+
+
 class HTTPStream(Protocol):
-    """What an interface adapter needs of a protocol driver for one request."""
+    """What an exchange needs of the driver for its request (one stream of a connection).
+
+    ``write_paused``/``drain()`` and ``want_body``/``body_consumed`` are per stream: on
+    HTTP/1.1 the connection carries one stream at a time; on HTTP/2 each stream has its own
+    flow-control windows.
+    """
 
     write_paused: bool
     closed: bool
 
-    def send_body(self, exchange: Any, body: bytes, more: bool, reason: bytes | None = None) -> None: ...
-    def want_body(self, exchange: Any) -> None: ...
-    def body_consumed(self, exchange: Any, nbytes: int) -> None: ...
-    def send_trailers(self, exchange: Any, trailers: list[tuple[bytes, bytes]]) -> None: ...
-    async def send_file(
-        self, exchange: Any, file: Any, offset: int, count: int, reason: bytes | None = None
-    ) -> int: ...
-    async def drain(self) -> None: ...
-    def abort(self) -> None: ...
-    def response_complete(self, exchange: Any) -> None: ...
-    def app_finished(self, exchange: Any, exc: BaseException | None) -> None: ...
+    def send_body(self, exchange: Exchange, body: bytes, more: bool) -> None:
+        """The response head (first call: ``exchange.status``/``headers``/``reason``) and
+        body bytes; ``more=False`` ends the response, and a response whose whole body comes
+        in that one call gets a ``content-length``."""
+
+    def send_trailers(self, exchange: Exchange, trailers: list[tuple[bytes, bytes]]) -> None:
+        """End the response with trailer fields (dropped for a client that does not take them)."""
+
+    async def send_file(self, exchange: Exchange, file: Any, offset: int, count: int) -> int:
+        """Body bytes straight from a regular file (``sendfile``), after the head if it has not
+        gone; returns the bytes sent. The response is then ended with ``send_body(ex, b"", False)``."""
+
+    def want_body(self, exchange: Exchange) -> None:
+        """The application waits for body bytes: ask the client for them (HTTP/1.1's
+        ``100 Continue``) and read on."""
+
+    def body_consumed(self, exchange: Exchange, nbytes: int) -> None:
+        """The application took ``nbytes`` of body: room for more (read resumes; HTTP/2's
+        WINDOW_UPDATE)."""
+
+    async def drain(self) -> None:
+        """Return once the stream's buffered response bytes are below the high-water mark."""
+
+    def abort(self) -> None:
+        """Drop the connection at once (a client that stopped reading)."""
+
+    def response_complete(self, exchange: Exchange) -> None:
+        """The whole response was handed over."""
+
+    def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
+        """The application is done (after ``response_complete``, or without a complete
+        response: the driver then answers ``exchange.internal_error()`` or closes)."""
 
 
-class Exchange(Protocol):
-    """One request/response exchange as the driver sees it.
+class Exchange:
+    """Base of the object an adapter builds for each request; the driver reads ``request``,
+    ``complete``, ``disconnected``, ``started``, ``status``, ``headers``, ``reason`` and
+    ``response_bytes``; ``reason`` may stay the class's ``None``."""
 
-    The driver reads ``request``, ``complete``, ``disconnected``, ``status`` and
-    ``response_bytes`` (access log), and, to answer a 500 for an app that failed before
-    responding, sets ``status``, ``headers``, ``started``, ``body_sent``, ``complete`` and
-    ``response_bytes``.
-    """
+    __slots__ = (
+        "stream",
+        "request",
+        "complete",  # the whole response was handed to the stream
+        "disconnected",  # the client has gone
+        "started",  # the application started its response (status, headers)
+        "body_sent",  # the application's last body part was handed over
+        "status",
+        "headers",
+        "response_bytes",  # body bytes the application sent (access log)
+    )
 
+    stream: HTTPStream
     request: Request
     complete: bool
     disconnected: bool
     started: bool
     body_sent: bool
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: Sequence[tuple[bytes, bytes]]
     response_bytes: int
+    #: The application's own reason phrase (WSGI has one; ``None``: the standard phrase).
+    reason: bytes | None = None
 
-    def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None: ...
-    def run(self, worker: Any) -> None: ...
-    def on_body(self, data: bytes) -> None: ...
-    def on_body_end(self) -> None: ...
-    def on_disconnect(self) -> None: ...
+    def on_body(self, data: bytes) -> None:
+        """Request body bytes arrived."""
+
+    def on_body_end(self) -> None:
+        """The request body is complete."""
+
+    def on_disconnect(self) -> None:
+        """The client has gone."""
+
+    def on_client_eof(self) -> None:
+        """The client closed its sending side during the exchange (it may only have half-closed)."""
+
+    def internal_error(self) -> None:
+        """Answer 500 for an application that failed before its response started."""
+        self.status = 500
+        self.headers = _INTERNAL_ERROR_HEADERS
+        if self.reason is not None:
+            self.reason = None
+        self.started = self.body_sent = self.complete = True
+        self.response_bytes = len(_INTERNAL_ERROR_BODY)
+        stream = self.stream
+        stream.send_body(self, _INTERNAL_ERROR_BODY, False)
+        stream.response_complete(self)
 
 
-class InterfaceAdapter(Protocol):
-    """Per-worker-thread state of an interface: built inside the worker thread."""
+class InterfaceAdapter:
+    """Per-worker-thread state of an interface, built inside the worker thread.
 
-    #: The exchange class the driver instantiates for each request.
-    exchange_class: type
+    The driver calls ``open`` for each request and then ``start`` (once every event already
+    received has reached the exchange). ``before_loop``/``after_loop(loop)`` run in the
+    worker thread while its loop is not running (RSGI's ``__rsgi_init__``/``__rsgi_del__``
+    may call ``loop.run_until_complete``); raise ``InterfaceStartupFailed`` to abort.
+    """
 
-    async def startup(self, worker: Any) -> None:
+    def __init__(self, host: AppHost) -> None:
+        self.host = host
+
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> Exchange:
+        """The exchange for an HTTP request (``body_done``: it has no body)."""
+        raise NotImplementedError
+
+    def start(self, exchange: Any) -> None:
+        """Start the application for an exchange ``open`` made."""
+        raise NotImplementedError
+
+    def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Before the worker's loop runs."""
+
+    async def startup(self) -> None:
         """Before the worker accepts connections, on its running loop (ASGI lifespan, the
         WSGI thread pool). Raise ``InterfaceStartupFailed`` to abort start-up."""
 
-    async def shutdown(self, worker: Any) -> None:
+    async def shutdown(self) -> None:
         """After the worker has drained its connections."""
 
-    # Optional, synchronous: ``before_loop(loop)`` runs in the worker thread before its loop
-    # starts (raise ``InterfaceStartupFailed`` to abort), ``after_loop(loop)`` after it has
-    # stopped; the loop is not running, so they may call ``loop.run_until_complete``
-    # (RSGI's ``__rsgi_init__``/``__rsgi_del__``).
+    def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """After the worker's loop has stopped."""
 
 
 class InterfaceStartupFailed(Exception):
@@ -159,3 +232,59 @@ async def await_app(awaitable: Any) -> Any:
     """A coroutine around an app's awaitable that is not itself a coroutine (it can then be
     stepped like one)."""
     return await awaitable
+
+
+# -- helpers every adapter shares ------------------------------------------------------
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """The path and the query (without ``?``) of a request-target in any form: origin
+    (``/p?q``), absolute (``http://host/p?q``: its path), asterisk (``*``) or authority
+    (CONNECT: ``/``)."""
+    if target[:1] != b"/" and target != b"*":
+        scheme_end = target.find(b"://")
+        if scheme_end < 0:  # authority-form
+            return b"/", b""
+        slash = target.find(b"/", scheme_end + 3)
+        if slash < 0:
+            question = target.find(b"?", scheme_end + 3)
+            target = b"/" + target[question:] if question >= 0 else b"/"
+        else:
+            target = target[slash:]
+    path, _, query = target.partition(b"?")
+    return path, query
+
+
+def pace(stream: HTTPStream, sent_before: int, sent_after: int) -> Awaitable[None] | None:
+    """After body bytes went to ``stream``: what to await before the next part, or ``None``.
+
+    While the stream's buffer is above its high-water mark, its drain (a slow reader holds
+    the application, not memory); else a bare yield each time the body crosses 512 KiB."""
+    if stream.write_paused:
+        return stream.drain()
+    if sent_after >> YIELD_SHIFT != sent_before >> YIELD_SHIFT:
+        return asyncio.sleep(0)
+    return None
+
+
+def regular_file_size(file: Any) -> int | None:
+    """The size of an open file that ``sendfile`` can send (a regular file), else ``None``."""
+    try:
+        info = os.fstat(file.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+async def pump_file(stream: HTTPStream, exchange: Exchange, file: Any, offset: int, count: int) -> int:
+    """Send ``count`` bytes of ``file`` from ``offset`` through ``stream.send_file``, a
+    segment at a time, until done or the client has gone; ``exchange.response_bytes``
+    follows the progress. Returns the bytes sent (fewer when the file ended early)."""
+    sent = 0
+    while sent < count and not exchange.disconnected:
+        segment = await stream.send_file(exchange, file, offset + sent, min(count - sent, FILE_SEGMENT))
+        if not segment:
+            break
+        sent += segment
+        exchange.response_bytes = sent
+    return sent

@@ -10,7 +10,7 @@ running loop, tasks and futures); ``SocketTransport`` is an ``asyncio.Transport`
 registers its socket in that loop's selector with itself as the key's data, and
 ``WorkerLoop._process_events`` calls it directly: one ``recv`` then
 ``protocol.data_received``, and writes go to ``send`` at once when nothing is queued.
-It keeps asyncio's contract (what ``HTTP11Protocol`` relies on): half-close through
+It keeps asyncio's contract (what ``HTTP1Driver`` relies on): half-close through
 ``eof_received``, write-buffer limits with ``pause_writing``/``resume_writing`` (a
 failing one is reported to the loop's exception handler, the connection carries on),
 ``connection_lost`` exactly once and after ``close()`` has returned, and it adds

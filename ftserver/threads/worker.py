@@ -3,116 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import socket
 import ssl
 import threading
-import time
-from email.utils import formatdate
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import InterfaceStartupFailed
-from ftserver.logs import ACCESS_DATEFMT, access_line_writer
-from ftserver.protocols.http11 import HTTP11Connection
-from ftserver.threads.http11 import HTTP11Protocol
+from ftserver.threads.host import WorkerHost, WorkerStats
+from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
-from ftserver.threads.stepping import Stepper
 
 if TYPE_CHECKING:
     from ftserver.config import Config
-    from ftserver.protocols.limits import Limits
 
 logger = logging.getLogger("ftserver.error")
-access_logger = logging.getLogger("ftserver.access")
 
 #: Connections taken from a worker's own listener per readiness event.
 ACCEPT_BATCH = 64
 
 
-class WorkerStats:
-    """Counters written only by their worker thread; the server sums them on read."""
+def new_driver(host: WorkerHost) -> asyncio.Protocol:
+    """The protocol driver for a new connection.
 
-    __slots__ = ("requests", "connections", "closed")
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.connections = 0  # opened
-        self.closed = 0
-
-
-class WorkerContext:
-    """Everything a connection needs, owned by one worker thread.
-
-    Created inside the thread, so that the objects touched on every request are
-    thread-private (no shared instances, no shared dicts on the hot path).
+    HTTP/1.1 is the only one yet. HTTP/2 is chosen here by ALPN on TLS connections; on
+    cleartext ones the HTTP/1.1 driver hands over on the ``PRI *`` preface or an
+    ``Upgrade: h2c``, as it will hand a WebSocket ``Upgrade`` to the adapter's exchange.
     """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, app: Any, config: Config, stats: WorkerStats) -> None:
-        self.loop = loop
-        self.app = app
-        self.interface = make_adapter(config.interface, app, config, f" (worker {threading.current_thread().name})")
-        self.exchange_class: type = self.interface.exchange_class
-        self.stepper = Stepper(loop)
-        self.context = contextvars.copy_context()
-        if config.http1 == "h11":
-            from ftserver.protocols.h11_adapter import H11Connection  # only when asked for
-
-            self.http1_class: type = H11Connection
-        else:
-            self.http1_class = HTTP11Connection
-        self.limits: Limits = config.limits
-        self.server_header: bytes | None = b"ftserver" if config.server_header else None
-        self.date_header = config.date_header
-        self.date: bytes | None = None
-        self.now = loop.time()
-        self.root_path = config.root_path
-        self.lifespan_state: dict[str, Any] | None = None
-        self.connections: set[Any] = set()
-        self.stats = stats
-        self.access_log = config.access_log
-        self.access_logger = access_logger
-        # Set once the app is imported (its logging configuration may have changed ours).
-        self.access_writer = access_line_writer(access_logger) if config.access_log else None
-        self.access_lines: list[str] = []
-        self.access_second = -1
-        self.access_time = ""
-        self.keep_alive_timeout = config.timeout_keep_alive
-        self.multiprocess = False  # one of several worker processes (WSGI's wsgi.multiprocess)
-        self.tick()
-
-    def tick(self) -> None:
-        """Once a second: refresh the cached Date header and close idle connections."""
-        self.now = now = self.loop.time()
-        if self.date_header:
-            self.date = formatdate(usegmt=True).encode("ascii")
-        timeout = self.keep_alive_timeout
-        for protocol in list(self.connections):
-            protocol.check_timeouts(now, timeout)
-
-    def write_access_line(self, message: str) -> None:
-        """Queue an access-log line, formatted as ``ACCESS_FORMAT`` would (the time is
-        cached per second); the lines of one loop iteration are written in one batch."""
-        now = time.time()
-        second = int(now)
-        if second != self.access_second:
-            self.access_second = second
-            self.access_time = time.strftime(ACCESS_DATEFMT, time.localtime(now))
-        lines = self.access_lines
-        lines.append(f"{self.access_time} {message}")
-        if len(lines) == 1:
-            self.loop.call_soon(self._write_access_lines)
-
-    def _write_access_lines(self) -> None:
-        lines = self.access_lines
-        if lines:
-            self.access_lines = []
-            self.access_writer.write_lines(lines)  # type: ignore[union-attr]
-
-    def protocol_factory(self) -> asyncio.Protocol:
-        return HTTP11Protocol(self)
+    return HTTP1Driver(host)
 
 
 class WorkerThread(threading.Thread):
@@ -134,7 +54,7 @@ class WorkerThread(threading.Thread):
         self.startup_error: BaseException | None = None
         self.crashed: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.ctx: WorkerContext | None = None
+        self.ctx: WorkerHost | None = None
         self.multiprocess = False  # set by a worker process that has siblings (wsgi.multiprocess)
         self.accepting = False
         self._stop: asyncio.Event | None = None
@@ -170,7 +90,7 @@ class WorkerThread(threading.Thread):
         asyncio.set_event_loop(loop)
         self.loop = loop
         try:
-            self.ctx = WorkerContext(loop, self.app, self.config, self.stats)
+            self.ctx = WorkerHost(loop, self.app, self.config, self.stats)
             self.ctx.multiprocess = self.multiprocess
             if self._loop_hook("before_loop"):
                 loop.run_until_complete(self._main())
@@ -196,13 +116,11 @@ class WorkerThread(threading.Thread):
         """Run the interface's optional ``before_loop``/``after_loop(loop)`` hook while the
         loop is not running (RSGI's ``__rsgi_init__`` may call ``loop.run_until_complete``).
         False when the hook refused to start."""
-        hook = getattr(self.ctx.interface, name, None)  # type: ignore[union-attr]
-        if hook is not None:
-            try:
-                hook(self.loop)
-            except InterfaceStartupFailed as exc:
-                self.startup_error = exc
-                return False
+        try:
+            getattr(self.ctx.adapter, name)(self.loop)  # type: ignore[union-attr]
+        except InterfaceStartupFailed as exc:
+            self.startup_error = exc
+            return False
         return True
 
     async def _main(self) -> None:
@@ -211,7 +129,7 @@ class WorkerThread(threading.Thread):
         ctx = self.ctx
         assert ctx is not None
         try:
-            await ctx.interface.startup(ctx)
+            await ctx.adapter.startup()
         except InterfaceStartupFailed as exc:
             self.startup_error = exc
             self.ready.set()
@@ -222,7 +140,7 @@ class WorkerThread(threading.Thread):
             if self.ssl_context is None:
                 loop.add_reader(listener.fileno(), self._accept, ctx, listener)
             else:
-                server = await loop.create_server(ctx.protocol_factory, sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
+                server = await loop.create_server(partial(new_driver, ctx), sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
@@ -235,9 +153,9 @@ class WorkerThread(threading.Thread):
             loop.remove_reader(listener.fileno())
         await self._drain(ctx)
         tick.cancel()
-        await ctx.interface.shutdown(ctx)
+        await ctx.adapter.shutdown()
 
-    async def _drain(self, ctx: WorkerContext) -> None:
+    async def _drain(self, ctx: WorkerHost) -> None:
         """Graceful stop: close idle connections, let in-flight requests finish."""
         for protocol in list(ctx.connections):
             protocol.shutdown()
@@ -266,7 +184,7 @@ class WorkerThread(threading.Thread):
         else:
             ctx.loop.create_task(self._connect(ctx, sock))
 
-    def _accept(self, ctx: WorkerContext, listener: socket.socket) -> None:
+    def _accept(self, ctx: WorkerHost, listener: socket.socket) -> None:
         """This worker's own SO_REUSEPORT listener is readable: take what is queued."""
         for _ in range(ACCEPT_BATCH):
             try:
@@ -279,7 +197,7 @@ class WorkerThread(threading.Thread):
             sock.setblocking(False)
             self._serve(ctx, sock)
 
-    def _serve(self, ctx: WorkerContext, sock: socket.socket) -> None:
+    def _serve(self, ctx: WorkerHost, sock: socket.socket) -> None:
         """A plain connection: our own transport, straight on the selector."""
         if sock.family != socket.AF_UNIX:
             try:
@@ -287,14 +205,14 @@ class WorkerThread(threading.Thread):
             except OSError:
                 pass
         try:
-            SocketTransport(ctx.loop, sock, ctx.protocol_factory()).start()  # type: ignore[arg-type]
+            SocketTransport(ctx.loop, sock, new_driver(ctx)).start()  # type: ignore[arg-type]
         except OSError as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
 
-    async def _connect(self, ctx: WorkerContext, sock: socket.socket) -> None:
+    async def _connect(self, ctx: WorkerHost, sock: socket.socket) -> None:
         try:
-            await ctx.loop.connect_accepted_socket(ctx.protocol_factory, sock, ssl=self.ssl_context)
+            await ctx.loop.connect_accepted_socket(partial(new_driver, ctx), sock, ssl=self.ssl_context)
         except (OSError, ssl.SSLError) as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
@@ -308,7 +226,7 @@ class WorkerThread(threading.Thread):
 class _Ticker:
     """Calls ``ctx.tick()`` once a second on the worker's loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, ctx: WorkerContext) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, ctx: WorkerHost) -> None:
         self.loop = loop
         self.ctx = ctx
         self.handle = loop.call_later(1.0, self._fire)

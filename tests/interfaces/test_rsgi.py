@@ -730,9 +730,9 @@ def test_ftserve_command_serves_an_rsgi_module(tmp_path):
 
 
 def test_address_formats():
-    from ftserver.interfaces.rsgi import _format_address
+    from ftserver.interfaces.rsgi_scope import format_address
 
-    assert _format_address(("127.0.0.1", 8000)) == "127.0.0.1:8000"
-    assert _format_address(("::1", 8000, 0, 0)) == "[::1]:8000"  # as Rust's SocketAddr writes it
-    assert _format_address(("/run/app.sock", None)) == "/run/app.sock"
-    assert _format_address(None) == ""
+    assert format_address(("127.0.0.1", 8000)) == "127.0.0.1:8000"
+    assert format_address(("::1", 8000, 0, 0)) == "[::1]:8000"  # as Rust's SocketAddr writes it
+    assert format_address(("/run/app.sock", None)) == "/run/app.sock"
+    assert format_address(None) == ""

@@ -1118,19 +1118,20 @@ def test_multiprocess_flag_comes_from_the_worker():
     from ftserver.interfaces.wsgi import WSGIAdapter
     from ftserver.interfaces.wsgi.environ import HandlerContext
 
-    class Worker:
-        multiprocess = True
+    class Host:
+        def __init__(self, multiprocess):
+            self.multiprocess = multiprocess
 
-    async def start_and_stop(worker):
-        adapter = WSGIAdapter(environ_app, Config(app=environ_app, blocking_threads=1), "")
-        await adapter.startup(worker)
+    async def start_and_stop(host):
+        adapter = WSGIAdapter(environ_app, Config(app=environ_app, blocking_threads=1), host, "")
+        await adapter.startup()
         flag = HandlerContext(adapter).base["wsgi.multiprocess"]
-        await adapter.shutdown(worker)
+        await adapter.shutdown()
         assert not any(t.is_alive() for t in adapter.threads)
         return flag
 
-    assert asyncio.run(start_and_stop(Worker())) is True
-    assert asyncio.run(start_and_stop(object())) is False
+    assert asyncio.run(start_and_stop(Host(True))) is True
+    assert asyncio.run(start_and_stop(Host(False))) is False
 
 
 def _consumers(jobs, count, handle):

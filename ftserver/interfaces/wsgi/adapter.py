@@ -13,26 +13,27 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ftserver.interfaces.stream import AppHost, ConnectionInfo, HTTPStream, InterfaceAdapter
 from ftserver.interfaces.wsgi.bridge import JobQueue, LoopInbox, held_lock
 from ftserver.interfaces.wsgi.environ import HandlerContext, WSGIApp
 from ftserver.interfaces.wsgi.exchange import Handler, WSGIExchange
 
 if TYPE_CHECKING:
     from ftserver.config import Config
+    from ftserver.protocols.events import Request
 
 logger = logging.getLogger("ftserver.error")
 
 
-class WSGIAdapter:
+class WSGIAdapter(InterfaceAdapter):
     """WSGI on one worker thread: a pool of ``--blocking-threads`` handler threads.
 
     ``wsgi.multiprocess`` is the worker context's ``multiprocess`` attribute (False in
     threads mode; the process mode sets it); ``wsgi.multithread`` is always True.
     """
 
-    exchange_class = WSGIExchange
-
-    def __init__(self, app: WSGIApp, config: Config, label: str = "") -> None:
+    def __init__(self, app: WSGIApp, config: Config, host: AppHost, label: str = "") -> None:
+        super().__init__(host)
         self.app = app
         self.size = config.blocking_threads
         self.timeout_io = config.timeout_io
@@ -46,17 +47,23 @@ class WSGIAdapter:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inbox: LoopInbox | None = None
 
-    async def startup(self, worker: Any) -> None:
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> WSGIExchange:
+        return WSGIExchange(stream, request, info, body_done)
+
+    def start(self, exchange: WSGIExchange) -> None:
+        exchange.run(self)
+
+    async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.inbox = LoopInbox(self.loop)
-        self.multiprocess = bool(getattr(worker, "multiprocess", False))
+        self.multiprocess = self.host.multiprocess
         prefix = threading.current_thread().name
         for index in range(self.size):
             thread = threading.Thread(target=self._serve, name=f"{prefix}-wsgi-{index}", daemon=True)
             thread.start()
             self.threads.append(thread)
 
-    async def shutdown(self, worker: Any) -> None:
+    async def shutdown(self) -> None:
         """Stop the handler threads once they are idle; the loop keeps serving their
         last posts meanwhile. A thread still busy after ``--timeout-graceful-shutdown``
         is left behind (it is a daemon thread) with a warning."""

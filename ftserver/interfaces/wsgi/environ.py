@@ -11,17 +11,17 @@ import contextvars
 import re
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from ftserver import __version__
-from ftserver.interfaces.asgi import _origin_form
+from ftserver.interfaces.stream import split_target
+from ftserver.interfaces.wsgi.bridge import LoopInbox
 from ftserver.interfaces.wsgi.io import EmptyInput, ErrorStream, FileWrapper, WSGIInput
-from ftserver.protocols.http11 import reason_phrase
+from ftserver.protocols.http1 import reason_phrase
 
 if TYPE_CHECKING:
     from ftserver.interfaces.stream import ConnectionInfo
-    from ftserver.interfaces.wsgi.adapter import WSGIAdapter
     from ftserver.protocols.events import Request
 
 Environ = dict[str, Any]
@@ -36,6 +36,16 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_RE = re.compile(r"([0-9]{3})(?: (.*))?", re.DOTALL)
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text ) (RFC 9112 §4), in a latin-1 str.
 _REASON_PHRASE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+class HandlerSettings(Protocol):
+    """What a ``HandlerContext`` takes from its ``WSGIAdapter``."""
+
+    app: WSGIApp
+    inbox: LoopInbox | None
+    timeout_io: float
+    multiprocess: bool
+    root_path: str
 
 
 class HandlerContext:
@@ -54,7 +64,7 @@ class HandlerContext:
         "context",
     )
 
-    def __init__(self, adapter: WSGIAdapter) -> None:
+    def __init__(self, adapter: HandlerSettings) -> None:
         self.app = adapter.app
         self.inbox = adapter.inbox
         self.timeout = adapter.timeout_io
@@ -147,10 +157,7 @@ class HandlerContext:
     def environ(self, request: Request, info: ConnectionInfo, wsgi_input: WSGIInput | EmptyInput) -> Environ:
         """The environ of PEP 3333 "environ Variables" for this request."""
         environ = self.base.copy()
-        target = request.target
-        if target[:1] != b"/":
-            target = _origin_form(target)
-        raw_path, _, query = target.partition(b"?")
+        raw_path, query = split_target(request.target)
         if b"%" in raw_path:
             raw_path = unquote_to_bytes(raw_path)
         # Native strings hold the bytes as latin-1 (PEP 3333 "Unicode Issues"): a UTF-8

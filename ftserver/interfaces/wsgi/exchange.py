@@ -10,7 +10,7 @@
   request body only through ``wsgi.input``.
 
 What both halves see: ``request``, ``info`` and ``input`` (set before the hand-over) and
-``stopped``, ``disconnected`` and ``sendfile_progress`` (written on the loop, read by the
+``stopped``, ``disconnected`` and ``response_bytes`` (written on the loop, read by the
 handler).
 """
 
@@ -18,28 +18,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import stat
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ftserver.interfaces.asgi import ClientDisconnected
-from ftserver.interfaces.stream import ConnectionInfo, HTTPStream
-from ftserver.interfaces.wsgi.bridge import held_lock
+from ftserver.interfaces.stream import (
+    ClientDisconnected,
+    ConnectionInfo,
+    Exchange,
+    HTTPStream,
+    pump_file,
+    regular_file_size,
+)
+from ftserver.interfaces.wsgi.bridge import JobQueue, held_lock
 from ftserver.interfaces.wsgi.environ import ExcInfo, HandlerContext, Status
 from ftserver.interfaces.wsgi.io import EmptyInput, FileWrapper, WSGIInput
 
 if TYPE_CHECKING:
-    from ftserver.interfaces.wsgi.adapter import WSGIAdapter
     from ftserver.protocols.events import Request
 
 logger = logging.getLogger("ftserver.error")
 
 #: Response bytes a handler hands to the loop before it waits for them to be written.
 WRITE_WINDOW = 256 * 1024
-#: Bytes per ``loop.sendfile`` call, so that a stalled client is noticed between calls.
-SENDFILE_SEGMENT = 1024 * 1024
 
 _search_unsafe = re.compile(r"[\r\n\x00]").search
 
@@ -54,7 +55,17 @@ _BODY_TIMEOUT_RESPONSE: Head = (
 )
 
 
-class WSGIExchange:
+class HandlerPool(Protocol):
+    """What a ``WSGIExchange`` needs of its ``WSGIAdapter``: the queue to the handler
+    threads, and the loop and limits for a body held back from them."""
+
+    jobs: JobQueue
+    loop: asyncio.AbstractEventLoop | None
+    body_buffer: int
+    timeout_io: float
+
+
+class WSGIExchange(Exchange):
     """One request/response exchange of a WSGI application (PEP 3333): the loop's half.
 
     Created and fed on the loop thread; a ``Handler`` runs the application on a handler
@@ -73,6 +84,7 @@ class WSGIExchange:
         "started",
         "body_sent",
         "status",
+        "reason",
         "headers",
         "response_bytes",
         # loop-side state
@@ -85,7 +97,6 @@ class WSGIExchange:
         "held_timer",
         # read by the handler
         "stopped",
-        "sendfile_progress",
     )
 
     def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
@@ -98,6 +109,7 @@ class WSGIExchange:
         self.started = False
         self.body_sent = False
         self.status = 0
+        self.reason: bytes | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.response_bytes = 0
         self.reported = False  # stream.app_finished was called
@@ -105,15 +117,14 @@ class WSGIExchange:
         self.body_received = 0
         self.body_complete = body_done
         # While the body is read on the loop before the app gets a thread: the adapter.
-        self.held: WSGIAdapter | None = None
+        self.held: HandlerPool | None = None
         self.held_progress = 0.0  # loop time of the last body bytes while held
         self.held_timer: asyncio.TimerHandle | None = None
         self.stopped = False  # no more response data is wanted: client gone or response failed
-        self.sendfile_progress = 0
 
     # -- the driver's calls ------------------------------------------------------------
 
-    def run(self, worker: Any) -> None:
+    def run(self, adapter: HandlerPool) -> None:
         """Queue the request for a handler thread, or first read its body here.
 
         A handler thread reading a body from a slow (or malicious, "slow POST") client would
@@ -122,7 +133,6 @@ class WSGIExchange:
         costs only the bytes, before the app runs (``_release``); a longer one is handed
         over after that many bytes. A client that waits for ``100 Continue`` gets it now.
         """
-        adapter = worker.interface
         limit = adapter.body_buffer
         if (
             self.body_complete
@@ -198,11 +208,11 @@ class WSGIExchange:
         """The head and the first body bytes."""
         if self.reported:
             return
-        (self.status, reason), self.headers, data = args
+        (self.status, self.reason), self.headers, data = args
         self.started = True
         self.response_bytes += len(data)
         try:
-            self.stream.send_body(self, data, True, reason)
+            self.stream.send_body(self, data, True)
         except Exception as exc:  # noqa: BLE001 - e.g. a header the writer refuses
             self._abort(exc)
 
@@ -221,15 +231,14 @@ class WSGIExchange:
         if self.reported:
             return
         if type(args) is tuple:
-            (self.status, reason), self.headers, body = args
+            (self.status, self.reason), self.headers, body = args
             self.started = True
         else:
             body = args  # type: ignore[assignment]
-            reason = None  # (the head has gone)
         self.response_bytes += len(body)
         self.body_sent = True
         try:
-            self.stream.send_body(self, body, False, reason)
+            self.stream.send_body(self, body, False)
         except Exception as exc:  # noqa: BLE001
             self._abort(exc)
             return
@@ -282,9 +291,10 @@ class WSGIExchange:
             waiter.release()
             return
         self.status = status
+        self.reason = reason
         self.headers = headers
         self.started = True
-        self.task = asyncio.get_running_loop().create_task(self._sendfile(file, offset, count, waiter, reason))
+        self.task = asyncio.get_running_loop().create_task(self._sendfile(file, offset, count, waiter))
 
     def _abort(self, exc: BaseException) -> None:
         """The driver refused part of the response: answer 500 or close, stop the handler."""
@@ -300,16 +310,10 @@ class WSGIExchange:
             self.task = None
             waiter.release()
 
-    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any, reason: bytes | None) -> None:
+    async def _sendfile(self, file: Any, offset: int, count: int, waiter: Any) -> None:
         stream = self.stream
         try:
-            sent = await stream.send_file(self, file, offset, min(count, SENDFILE_SEGMENT), reason)  # type: ignore[attr-defined]
-            total = sent
-            while sent and total < count and not self.stopped:
-                self.sendfile_progress = total
-                sent = await stream.send_file(self, file, offset + total, min(count - total, SENDFILE_SEGMENT))  # type: ignore[attr-defined]
-                total += sent
-            self.response_bytes = total
+            await pump_file(stream, self, file, offset, count)
             if not self.reported:
                 self.body_sent = True
                 stream.send_body(self, b"", False)
@@ -529,14 +533,13 @@ class Handler:
         try:
             if "b" not in getattr(filelike, "mode", "b"):
                 return False
-            fd = filelike.fileno()
-            info = os.fstat(fd)
+            size = regular_file_size(filelike)
             offset = filelike.tell()
         except (AttributeError, OSError, ValueError):
             return False
-        if not stat.S_ISREG(info.st_mode):
+        if size is None:
             return False
-        count = max(0, info.st_size - offset)
+        count = max(0, size - offset)
         if _has_field(headers, b"transfer-encoding"):
             return False  # the app wants it chunked: the writer must frame every byte
         if self.is_head:
@@ -553,12 +556,12 @@ class Handler:
         timeout = self.ctx.timeout
         progress = -1
         while not waiter.acquire(timeout=timeout):
-            if exchange.sendfile_progress == progress:
+            if exchange.response_bytes == progress:
                 # Not one segment went out for a whole timeout: the client stalled.
                 inbox.post(exchange.loop_give_up, timeout)
                 waiter.acquire(timeout=timeout)
                 raise TimeoutError(f"the client did not read the response for {timeout:g} s")
-            progress = exchange.sendfile_progress
+            progress = exchange.response_bytes
         if exchange.stopped:
             self._raise_stopped()
         return True

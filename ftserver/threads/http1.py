@@ -1,10 +1,8 @@
-"""The I/O driver of one HTTP/1.1 connection, living on one worker thread's event loop.
+"""The driver of one HTTP/1.1 connection on a worker thread's event loop.
 
-It owns the transport, feeds received bytes to the sans-I/O protocol object
-(``ftserver.protocols.http11`` or the h11 adapter) and turns its events into calls on the
-interface's exchange object (ASGI, WSGI or RSGI); the exchange calls back through the
-stream interface (``send_body`` and friends, see ``ftserver.interfaces.stream``).
-Everything here is touched by one thread only.
+It feeds received bytes to the sans-I/O protocol object (``ftserver.protocols.http1``, or
+its h11 adapter), opens an exchange through the interface adapter for each request, and
+is that exchange's stream (``ftserver.interfaces.stream``): one request at a time.
 """
 
 from __future__ import annotations
@@ -14,16 +12,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces.asgi import ClientDisconnected
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
-from ftserver.logs import ACCESS_MESSAGE
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
-from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, Request
-from ftserver.protocols.http11 import HTTP_100_CONTINUE
+from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
+from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
+from ftserver.threads.host import report_app_exit
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
-    from ftserver.threads.worker import WorkerContext
+    from ftserver.threads.host import WorkerHost
 
 logger = logging.getLogger("ftserver.error")
 
@@ -35,19 +32,19 @@ MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
 
-_INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
-_INTERNAL_ERROR_BODY = b"Internal Server Error"
 #: How long an idle connection stays open once a graceful stop began (see ``shutdown``).
 DRAIN_LINGER = 0.5
 #: Added to responses on a connection the server will close (graceful stop, RFC 9112 §9.6).
 _CONNECTION_CLOSE = (b"connection", b"close")
 
 
-class HTTP11Protocol(asyncio.Protocol):
+class HTTP1Driver(asyncio.Protocol):
     """One HTTP/1.1 connection: parse, run the app for each request in order, write back."""
 
     __slots__ = (
         "w",
+        "open_exchange",
+        "start_exchange",
         "conn",
         "transport",
         "info",
@@ -71,12 +68,15 @@ class HTTP11Protocol(asyncio.Protocol):
         "client_eof",
     )
 
-    def __init__(self, w: WorkerContext) -> None:
+    def __init__(self, w: WorkerHost) -> None:
         self.w = w
+        adapter = w.adapter
+        self.open_exchange = adapter.open
+        self.start_exchange = adapter.start
         self.conn = w.http1_class(w.limits, w.server_header)
         self.transport: asyncio.Transport | None = None
         self.cycle: Exchange | None = None
-        self.request: Request | None = None
+        self.request: H1Request | None = None
         self.head_pending = False
         self.continue_sent = False
         self.request_read = True
@@ -130,7 +130,7 @@ class HTTP11Protocol(asyncio.Protocol):
             request = self.conn.receive_request(data)
             if request is not None:
                 self._on_request(request)
-                self.cycle.run(self.w)  # type: ignore[union-attr]
+                self.start_exchange(self.cycle)
                 return
         self.conn.receive_data(data)
         self._handle_events()
@@ -143,9 +143,7 @@ class HTTP11Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is None or self.closed:
             return False
-        on_client_eof = getattr(cycle, "on_client_eof", None)  # optional (RSGI client_disconnect)
-        if on_client_eof is not None:
-            on_client_eof()
+        cycle.on_client_eof()
         return True
 
     def pause_writing(self) -> None:
@@ -165,12 +163,12 @@ class HTTP11Protocol(asyncio.Protocol):
         if self.closed:  # e.g. a scheduled pass over pipelined requests after a close
             return
         conn = self.conn
-        start: Request | None = None
+        start: H1Request | None = None
         try:
             while True:
                 event = conn.next_event()
                 kind = type(event)
-                if kind is Request:
+                if kind is H1Request:
                     start = event  # type: ignore[assignment]
                     self._on_request(start)  # type: ignore[arg-type]
                 elif event is END_OF_MESSAGE:
@@ -201,9 +199,9 @@ class HTTP11Protocol(asyncio.Protocol):
             self._protocol_error(exc)
             return
         if start is not None and self.cycle is not None and self.request is start:
-            self.cycle.run(self.w)
+            self.start_exchange(self.cycle)
 
-    def _on_request(self, request: Request) -> None:
+    def _on_request(self, request: H1Request) -> None:
         w = self.w
         self.request = request
         self.request_read = not request.has_body
@@ -212,7 +210,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.idle_since = 0.0
         if w.access_log:
             self.started_at = time.perf_counter()
-        self.cycle = w.exchange_class(self, request, self.info, self.request_read)
+        self.cycle = self.open_exchange(self, request, self.info, self.request_read)
 
     def _on_body(self, data: bytes) -> None:
         if self.discarding:
@@ -241,16 +239,16 @@ class HTTP11Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.on_body_end()
 
-    # -- the stream interface used by the ASGI cycle ---------------------------------
+    # -- the stream interface (ftserver.interfaces.stream.HTTPStream) -----------------
 
-    def send_body(self, cycle: Exchange, body: bytes, more: bool, reason: bytes | None = None) -> None:
+    def send_body(self, cycle: Exchange, body: bytes, more: bool) -> None:
         if self.closed:
             return
         conn = self.conn
         if more:
             if self.head_pending:
                 headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
-                data = conn.send_response(cycle.status, headers, self.w.date, None, reason)
+                data = conn.send_response(cycle.status, headers, self.w.date, None, cycle.reason)
                 self.head_pending = False
                 if body:
                     data += conn.send_data(body)
@@ -273,7 +271,7 @@ class HTTP11Protocol(asyncio.Protocol):
             # The whole body is here: declare its length rather than chunking it.
             headers = cycle.headers if not self.closing else [*cycle.headers, _CONNECTION_CLOSE]
             try:
-                data = conn.send_complete(cycle.status, headers, self.w.date, body, reason)
+                data = conn.send_complete(cycle.status, headers, self.w.date, body, cycle.reason)
             except LocalProtocolError:
                 self.head_pending = not conn.response_started
                 raise
@@ -310,9 +308,7 @@ class HTTP11Protocol(asyncio.Protocol):
             self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
 
-    async def send_file(
-        self, cycle: Exchange, file: Any, offset: int, count: int, reason: bytes | None = None
-    ) -> int:
+    async def send_file(self, cycle: Exchange, file: Any, offset: int, count: int) -> int:
         """Send ``count`` bytes of ``file`` from ``offset`` as the response body with
         ``loop.sendfile`` (``os.sendfile`` on a plain socket: the bytes never enter Python).
 
@@ -326,7 +322,7 @@ class HTTP11Protocol(asyncio.Protocol):
             return 0
         conn = self.conn
         if self.head_pending:
-            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count, reason))
+            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count, cycle.reason))
             self.head_pending = False
         count = conn.count_body(count)
         self._flush()
@@ -366,10 +362,7 @@ class HTTP11Protocol(asyncio.Protocol):
         await waiter
 
     def response_complete(self, cycle: Exchange) -> None:
-        w = self.w
-        w.stats.requests += 1
-        if w.access_log:
-            self._log_access(cycle)
+        self.w.response_done(cycle, self.info, self.started_at)
         if self.cycle is not cycle or self.closed:
             return
         self.cycle = None
@@ -409,18 +402,8 @@ class HTTP11Protocol(asyncio.Protocol):
             self.w.loop.call_soon(self._handle_events)
 
     def app_finished(self, cycle: Exchange, exc: BaseException | None) -> None:
-        if exc is not None:
-            if cycle.disconnected or isinstance(exc, ClientDisconnected):
-                logger.debug("app stopped after the client disconnected: %r", exc)
-            elif isinstance(exc, asyncio.CancelledError):
-                logger.debug("app cancelled: %r", exc)
-            else:
-                logger.error("Exception in application", exc_info=exc)
-        elif not cycle.complete:
-            if not cycle.started:
-                logger.error("application returned without starting a response")
-            else:
-                logger.error("application returned without completing the response")
+        if exc is not None or not cycle.complete:
+            report_app_exit(cycle, exc)
         if cycle.complete or self.cycle is not cycle:
             return
         if self.closed:
@@ -428,12 +411,7 @@ class HTTP11Protocol(asyncio.Protocol):
             return
         if self.head_pending and not cycle.disconnected:
             # Nothing was sent yet: a plain 500; the connection stays usable.
-            cycle.status = 500
-            cycle.headers = _INTERNAL_ERROR_HEADERS
-            cycle.started = cycle.body_sent = cycle.complete = True
-            cycle.response_bytes = len(_INTERNAL_ERROR_BODY)
-            self.send_body(cycle, _INTERNAL_ERROR_BODY, False)
-            self.response_complete(cycle)
+            cycle.internal_error()
             return
         # Part of the response is on the wire: the only honest signal left is to close.
         self.cycle = None
@@ -495,22 +473,3 @@ class HTTP11Protocol(asyncio.Protocol):
             # connection_lost follows from the loop; forget the connection right away so
             # shutdown does not wait on it.
             self.w.connections.discard(self)
-
-    def _log_access(self, cycle: Exchange) -> None:
-        request = cycle.request
-        client = self.info.client
-        duration_ms = (time.perf_counter() - self.started_at) * 1000
-        args = (
-            f"{client[0]}:{client[1]}" if client else "-",
-            request.method,
-            request.target.decode("ascii", "replace"),
-            request.http_version,
-            cycle.status,
-            cycle.response_bytes,
-            duration_ms,
-        )
-        w = self.w
-        if w.access_writer is not None:
-            w.write_access_line(ACCESS_MESSAGE % args)
-        else:
-            w.access_logger.info(ACCESS_MESSAGE, *args)

@@ -1,0 +1,1 @@
+from ftserver.protocols.h11_adapter import H11Connection  # noqa

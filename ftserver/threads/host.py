@@ -1,0 +1,156 @@
+"""What one worker thread gives its connections: ``WorkerHost``, built inside that thread.
+
+It holds the interface adapter, the app stepper, the cached Date header, the connection set
+and the version-neutral duties of every protocol driver: the log line of an application's
+failure, the request count and the access log. Nothing here is shared with other threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any
+
+from ftserver.interfaces import make_adapter
+from ftserver.interfaces.stream import ClientDisconnected, await_app
+from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, access_line_writer
+from ftserver.threads.stepping import Stepper
+
+if TYPE_CHECKING:
+    from ftserver.config import Config
+    from ftserver.interfaces.stream import ConnectionInfo, Exchange
+    from ftserver.protocols.limits import Limits
+
+logger = logging.getLogger("ftserver.error")
+access_logger = logging.getLogger("ftserver.access")
+
+
+class WorkerStats:
+    """Counters written only by their worker thread; the server sums them on read."""
+
+    __slots__ = ("requests", "connections", "closed")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.connections = 0  # opened
+        self.closed = 0
+
+
+class WorkerHost:
+    """Everything a connection needs, owned by one worker thread (``AppHost`` for the
+    interface adapter). Created inside the thread, so that the objects touched on every
+    request are thread-private (no shared instances, no shared dicts on the hot path)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, app: Any, config: Config, stats: WorkerStats) -> None:
+        self.loop = loop
+        self.app = app
+        self.multiprocess = False  # one of several worker processes (WSGI's wsgi.multiprocess)
+        self.lifespan_state: dict[str, Any] | None = None
+        self.stepper = Stepper(loop)
+        self.context = contextvars.copy_context()
+        self.adapter = make_adapter(config.interface, app, config, self, f" (worker {threading.current_thread().name})")
+        if config.http1 == "h11":
+            from ftserver.protocols.http1.h11_adapter import H11Connection  # only when asked for
+
+            self.http1_class: type = H11Connection
+        else:
+            from ftserver.protocols.http1 import HTTP11Connection
+
+            self.http1_class = HTTP11Connection
+        self.limits: Limits = config.limits
+        self.server_header: bytes | None = b"ftserver" if config.server_header else None
+        self.date_header = config.date_header
+        self.date: bytes | None = None
+        self.now = loop.time()
+        self.root_path = config.root_path
+        self.connections: set[Any] = set()
+        self.stats = stats
+        self.access_log = config.access_log
+        self.access_logger = access_logger
+        # Set once the app is imported (its logging configuration may have changed ours).
+        self.access_writer = access_line_writer(access_logger) if config.access_log else None
+        self.access_lines: list[str] = []
+        self.access_second = -1
+        self.access_time = ""
+        self.keep_alive_timeout = config.timeout_keep_alive
+        self.tick()
+
+    def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
+        """Run an application coroutine (or other awaitable) on this thread's loop, stepped
+        without a Task of its own (``threads.stepping``), in a copy of the thread's context."""
+        if type(coro) is not CoroutineType:
+            coro = await_app(coro)
+        self.stepper.run(coro, self.context.copy(), on_done)  # type: ignore[arg-type]
+
+    def tick(self) -> None:
+        """Once a second: refresh the cached Date header and close idle connections."""
+        self.now = now = self.loop.time()
+        if self.date_header:
+            self.date = formatdate(usegmt=True).encode("ascii")
+        timeout = self.keep_alive_timeout
+        for protocol in list(self.connections):
+            protocol.check_timeouts(now, timeout)
+
+    # -- the version-neutral duties of every driver ---------------------------------------
+
+    def response_done(self, exchange: Exchange, info: ConnectionInfo, started_at: float) -> None:
+        """A response is complete: count it and write its access-log line."""
+        self.stats.requests += 1
+        if self.access_log:
+            request = exchange.request
+            client = info.client
+            args = (
+                f"{client[0]}:{client[1]}" if client else "-",
+                request.method,
+                request.target.decode("ascii", "replace"),
+                request.http_version,
+                exchange.status,
+                exchange.response_bytes,
+                (time.perf_counter() - started_at) * 1000,
+            )
+            if self.access_writer is not None:
+                self.write_access_line(ACCESS_MESSAGE % args)
+            else:
+                self.access_logger.info(ACCESS_MESSAGE, *args)
+
+    def write_access_line(self, message: str) -> None:
+        """Queue an access-log line, formatted as ``ACCESS_FORMAT`` would (the time is
+        cached per second); the lines of one loop iteration are written in one batch."""
+        now = time.time()
+        second = int(now)
+        if second != self.access_second:
+            self.access_second = second
+            self.access_time = time.strftime(ACCESS_DATEFMT, time.localtime(now))
+        lines = self.access_lines
+        lines.append(f"{self.access_time} {message}")
+        if len(lines) == 1:
+            self.loop.call_soon(self._write_access_lines)
+
+    def _write_access_lines(self) -> None:
+        lines = self.access_lines
+        if lines:
+            self.access_lines = []
+            self.access_writer.write_lines(lines)  # type: ignore[union-attr]
+
+
+def report_app_exit(exchange: Exchange, exc: BaseException | None) -> None:
+    """Log how an application ended an exchange, if it is worth a line: an error of its
+    own, or a return without a complete response (a client that went is not one)."""
+    if exc is not None:
+        if exchange.disconnected or isinstance(exc, ClientDisconnected):
+            logger.debug("app stopped after the client disconnected: %r", exc)
+        elif isinstance(exc, asyncio.CancelledError):
+            logger.debug("app cancelled: %r", exc)
+        else:
+            logger.error("Exception in application", exc_info=exc)
+    elif not exchange.complete:
+        if not exchange.started:
+            logger.error("application returned without starting a response")
+        else:
+            logger.error("application returned without completing the response")
