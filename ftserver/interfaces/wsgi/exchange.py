@@ -74,19 +74,11 @@ class WSGIExchange(Exchange):
     """
 
     __slots__ = (
-        # the driver's view
-        "stream",
-        "request",
+        # the driver's view, with the fields of ``Exchange``
+        "reason",
+        # for the handler, set before the hand-over
         "info",
         "input",
-        "complete",
-        "disconnected",
-        "started",
-        "body_sent",
-        "status",
-        "reason",
-        "headers",
-        "response_bytes",
         # loop-side state
         "reported",
         "task",
