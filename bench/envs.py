@@ -17,6 +17,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 VENVS = BENCH / ".venvs"
+BASELINES = BENCH / ".base"
 PIP_TIMEOUT_S = 900
 
 
@@ -91,6 +92,32 @@ def _run_setup(argv: list[str], what: str) -> None:
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
         raise SetupError(f"{what} failed: {errors[0] if errors else last_line(done.stderr)}")
+
+
+def baseline_tree(rev: str) -> tuple[str, Path]:
+    """The short sha of git revision ``rev`` and a folder whose only entry is its ``ftserver`` package.
+
+    The revision is checked out as a detached worktree ``bench/.base/<short-sha>`` (reused if
+    present); ``bench/.base/<short-sha>-import/ftserver`` links to its package, so that putting
+    the folder first on PYTHONPATH swaps ftserver alone and the apps still come from this tree.
+    """
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "--verify", f"{rev}^{{commit}}"],
+        check=False, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SetupError(f"--baseline {rev}: {last_line(done.stderr)}")
+    short = done.stdout.strip()
+    tree, folder = BASELINES / short, BASELINES / f"{short}-import"
+    if not tree.exists():
+        print(f"  checking out {rev} ({short}) in {tree.relative_to(REPO)}", flush=True)
+        # -f: also when a removed worktree of that path is still registered
+        _run_setup(["git", "-C", str(REPO), "worktree", "add", "-f", "--detach", str(tree), short], "git worktree add")
+    folder.mkdir(exist_ok=True)
+    link = folder / "ftserver"
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / short / "ftserver")
+    return short, folder
 
 
 def distribution_version(env: Env, distribution: str) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from servers import REFERENCE
+from servers import BASELINE, REFERENCE
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,8 @@ def to_markdown(report: Report) -> str:
         + f"after a {s['warmup_s']:g} s warm-up, {s['reps']} repetition(s) interleaved across servers, "
         + "a fresh server start per run",
         f"- CPU pinning: {s['pinning']}",
+        *([f"- {BASELINE}: ftserve of git revision {s['baseline']}, same interpreter and arguments"]
+          if s.get("baseline") else []),
         "- Figures are medians over repetitions. Ratios are ftserve/peer within each repetition (same run, "
         + "minutes apart at most), then the median: a req/s ratio > 1 means ftserve is faster, a CPU ratio < 1 "
         + "means ftserve spends less server CPU per request.",

@@ -54,6 +54,7 @@ class Settings:
     memory_workers: int  # 0: skip the memory phase
     out: Path
     chart: bool
+    baseline: str | None  # --baseline: "REV (short sha)"
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,24 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--memory-workers", type=int, default=8, help="threads/workers for RSS (0: skip)")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="output folder")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    parser.add_argument(
+        "--baseline", metavar="REV", help=f"add {servers.BASELINE}: ftserve of git revision REV (bench/.base/)"
+    )
     args = parser.parse_args(argv)
 
     def names(value: str | None) -> list[str] | None:
         return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
+    base, baseline = None, None
+    if args.baseline:
+        try:
+            short, folder = envs.baseline_tree(args.baseline)
+        except SetupError as exc:
+            parser.error(str(exc))
+        base, baseline = servers.baseline(folder), f"{args.baseline} ({short})"
     try:
         chosen_scenarios = scenarios.select(["hello"] if args.quick and not args.scenarios else names(args.scenarios))
-        chosen_servers = servers.select(names(args.servers), args.gil)
+        chosen_servers = servers.select(names(args.servers), args.gil, base)
     except ValueError as exc:
         parser.error(str(exc))
     return Settings(
@@ -99,6 +110,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         memory_workers=args.memory_workers,
         out=args.out,
         chart=not args.no_chart,
+        baseline=baseline,
     )
 
 
@@ -127,7 +139,21 @@ def prepare(spec: ServerSpec) -> tuple[Ready | None, ServerInfo]:
         return None, replace(info, reason=f"{spec.executable} --help: {exc}")
     if done.returncode != 0:
         return None, replace(info, reason=f"{spec.executable} --help: {envs.last_line(done.stderr)}")
+    if spec.import_first is not None:  # the server must import the package from there, not the editable install
+        code = "import ftserver; print(ftserver.__file__)"
+        done = subprocess.run(  # -P: no cwd first on sys.path, as for the console script
+            [str(env.python), "-P", "-c", code], check=False, capture_output=True, text=True, timeout=60,
+            cwd=REPO, env=environment(spec),
+        )  # fmt: skip
+        if not done.stdout.startswith(str(spec.import_first)):
+            return None, replace(info, reason=f"imports ftserver from {done.stdout.strip() or done.stderr.strip()}")
     return Ready(spec, env), info
+
+
+def environment(spec: ServerSpec) -> dict[str, str]:
+    """The server's environment: this repository (for the apps) on PYTHONPATH, after ``import_first``."""
+    path = [str(p) for p in (spec.import_first, REPO) if p is not None]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1"}
 
 
 def pinning(workers: int) -> tuple[str | None, str | None]:
@@ -160,8 +186,7 @@ def start(
     ]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    return procs.ServerProcess(argv, cwd=REPO, env=env, log_path=LOGS / f"{log_name}.log"), port
+    return procs.ServerProcess(argv, cwd=REPO, env=environment(ready.spec), log_path=LOGS / f"{log_name}.log"), port
 
 
 def check_response(port: int, scenario: Scenario) -> str | None:
@@ -396,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_threads": 1,
             "memory_workers": settings.memory_workers,
             "pinning": describe_pinning(settings.workers),
+            "baseline": settings.baseline,
         },
         servers=infos,
     )

@@ -62,7 +62,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "asgi",
         "bench.apps:hello",
         response_bytes=len(HELLO),
-        servers=("ftserve", "uvicorn", "granian", "hypercorn"),
+        servers=("ftserve", "ftserve-base", "uvicorn", "granian", "hypercorn"),
         access_log=True,
         default=False,
     ),

@@ -8,12 +8,13 @@ ratio is taken against.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from envs import REPO
 
 REFERENCE = "ftserve"
+BASELINE = "ftserve-base"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ServerSpec:
     modules: tuple[str, ...]  # imported to check that the GIL stays off on 3.13t
     unit: str  # what --threads/--workers N counts: "thread" or "worker"
     project_venv: Path | None = None  # used instead of bench/.venvs/<name> when it has `executable`
+    import_first: Path | None = None  # put before the repository on PYTHONPATH (ftserve-base: the old ftserver)
 
 
 def _logging(launch: Launch, on: list[str], off: list[str]) -> list[str]:
@@ -245,13 +247,20 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
 )
 
 
-def select(names: list[str] | None, gil: bool) -> list[ServerSpec]:
-    """The servers to run: the 3.13t set (plus the GIL set with ``gil``), or the named ones."""
-    pool = FT_SERVERS + GIL_SERVERS + EXTRA_SERVERS
+def baseline(import_folder: Path) -> ServerSpec:
+    """``ftserve-base``: ftserve, same venv and arguments, importing ftserver from ``import_folder``."""
+    ftserve = next(s for s in FT_SERVERS if s.name == REFERENCE)
+    return replace(ftserve, name=BASELINE, import_first=import_folder)
+
+
+def select(names: list[str] | None, gil: bool, base: ServerSpec | None = None) -> list[ServerSpec]:
+    """The servers to run: the 3.13t set (plus the GIL set with ``gil``, and ``base``), or the named ones."""
+    pool = FT_SERVERS + GIL_SERVERS + EXTRA_SERVERS + ((base,) if base else ())
     if not names:
-        return list(FT_SERVERS + (GIL_SERVERS if gil else ()))
+        return list(FT_SERVERS + (GIL_SERVERS if gil else ()) + ((base,) if base else ()))
     known = {s.name for s in pool}
     unknown = sorted(set(names) - known)
     if unknown:
-        raise ValueError(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        hint = f" ({BASELINE} needs --baseline REV)" if BASELINE in unknown else ""
+        raise ValueError(f"unknown server(s) {', '.join(unknown)}{hint}; known: {', '.join(sorted(known))}")
     return [s for s in pool if s.name in names]
