@@ -1115,7 +1115,8 @@ def test_multiprocess_flag_comes_from_the_worker():
     import asyncio
 
     from ftserver.config import Config
-    from ftserver.interfaces.wsgi import HandlerContext, WSGIAdapter
+    from ftserver.interfaces.wsgi import WSGIAdapter
+    from ftserver.interfaces.wsgi.environ import HandlerContext
 
     class Host:
         def __init__(self, multiprocess):
@@ -1156,7 +1157,7 @@ def _consumers(jobs, count, handle):
 
 
 def test_job_queue_loses_no_job_and_spreads_slow_ones():
-    from ftserver.interfaces.wsgi import JobQueue
+    from ftserver.interfaces.wsgi.bridge import JobQueue
 
     jobs = JobQueue()
     done = []
@@ -1187,7 +1188,7 @@ def test_job_queue_loses_no_job_and_spreads_slow_ones():
 def test_job_queue_get_times_out():
     import queue as queue_module
 
-    from ftserver.interfaces.wsgi import JobQueue
+    from ftserver.interfaces.wsgi.bridge import JobQueue
 
     jobs = JobQueue()
     parker = threading.Lock()

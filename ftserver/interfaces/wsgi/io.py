@@ -1,0 +1,285 @@
+"""The PEP 3333 streams an application gets in its environ ("Input and Error Streams",
+"Optional Platform-Specific File Handling").
+
+- ``WSGIInput`` (``wsgi.input``): the request body as the loop receives it, read by the
+  handler thread; ``EmptyInput`` for a request without a body;
+- ``ErrorStream`` (``wsgi.errors``): lines to the ``ftserver.error`` logger;
+- ``FileWrapper`` (``wsgi.file_wrapper``): a file response, sent with ``sendfile`` if it can be.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ftserver.interfaces.wsgi.bridge import LoopInbox, held_lock
+
+logger = logging.getLogger("ftserver.error")
+
+#: Consumed request-body bytes reported to the driver in one go (flow control).
+CONSUMED_REPORT = 64 * 1024
+
+
+class ErrorStream:
+    """``wsgi.errors``: text written by the application goes to the ``ftserver.error``
+    logger, one record per line (PEP 3333 "Input and Error Streams"). One per handler
+    thread; a partial line is kept (``pending``) until its newline, ``flush()`` or the
+    request's end."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def write(self, s: str) -> int:
+        if type(s) is not str:
+            raise TypeError(f"wsgi.errors.write() takes str, got {type(s).__name__}")
+        text = self.pending + s
+        if "\n" in text:
+            *lines, text = text.split("\n")
+            for line in lines:
+                logger.error("%s", line)
+        self.pending = text
+        return len(s)
+
+    def writelines(self, seq: Iterable[str]) -> None:
+        for s in seq:
+            self.write(s)
+
+    def flush(self) -> None:
+        if self.pending:
+            logger.error("%s", self.pending)
+            self.pending = ""
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper`` (PEP 3333 "Optional Platform-Specific File Handling").
+
+    Returned by the application as its response, it is sent with ``sendfile`` when the
+    file is a regular file opened in binary mode and the connection a plain (not TLS)
+    socket; otherwise it is iterated, ``blksize`` bytes per read. ``close()`` closes the
+    file.
+    """
+
+    __slots__ = ("filelike", "blksize")
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = self.blksize
+        while True:
+            data = read(size)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class WSGIInput:
+    """``wsgi.input``: the request body as it arrives (PEP 3333 "Input and Error Streams").
+
+    The loop thread feeds chunks (``feed``/``end``/``fail``); the handler thread reads.
+    ``read(size)`` returns ``size`` bytes unless the body ends first; ``read()`` the rest;
+    ``readline(limit)``, ``readlines(hint)`` and iteration split lines. The end is the
+    Content-Length or the last chunk of a chunked body, so reading past it returns
+    ``b""`` and never blocks. A client that disconnects mid-body makes reads raise
+    ``ClientDisconnected`` (an ``OSError``); one that stalls for ``--timeout-io``,
+    ``TimeoutError``.
+    """
+
+    __slots__ = (
+        "_lock",
+        "_chunks",
+        "_done",
+        "_error",
+        "_waiter",
+        "_consumed",
+        "_inbox",
+        "_buf",
+        "_unreported",
+        "_timeout",
+        "timed_out",
+    )
+
+    def __init__(self, consumed: Callable[[tuple[int, bool]], None]) -> None:
+        self._lock = threading.Lock()
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: Any = None  # a held lock the handler waits on, released by the loop
+        # Handler-side state. ``consumed((nbytes, want_more))`` is posted to the loop: the
+        # handler took ``nbytes`` more, and waits for more if ``want_more``.
+        self._consumed = consumed
+        self._inbox: LoopInbox | None = None
+        self._buf = b""
+        self._unreported = 0
+        self._timeout = 60.0
+        self.timed_out = False  # the client stalled for --timeout-io: the rest will not come
+
+    # -- loop side ---------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            self._chunks.append(data)
+            waiter = self._waiter
+            self._waiter = None
+        if waiter is not None:
+            waiter.release()
+
+    def end(self) -> None:
+        with self._lock:
+            self._done = True
+            waiter = self._waiter
+            self._waiter = None
+        if waiter is not None:
+            waiter.release()
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = error
+            waiter = self._waiter
+            self._waiter = None
+        if waiter is not None:
+            waiter.release()
+
+    # -- handler side ------------------------------------------------------------------
+
+    def attach(self, inbox: LoopInbox, timeout: float) -> None:
+        """On the handler thread, before the app reads: where to post, how long to wait."""
+        self._inbox = inbox
+        self._timeout = timeout
+
+    def _take(self) -> bytes:
+        """The next received bytes (all that are buffered), ``b""`` at the end of the body."""
+        lock = self._lock
+        while True:
+            with lock:
+                chunks = self._chunks
+                if chunks:
+                    data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                elif self._done:
+                    return b""
+                elif self._error is not None:
+                    raise self._error
+                else:
+                    data = None
+                    waiter = self._waiter = held_lock()
+            if data is not None:
+                self._unreported += len(data)
+                if self._unreported >= CONSUMED_REPORT:
+                    self._inbox.post(self._consumed, (self._unreported, False))  # type: ignore[union-attr]
+                    self._unreported = 0
+                return data
+            # Nothing buffered: report what was consumed (the driver resumes reading) and
+            # ask for more (100 Continue if the client waits for it).
+            self._inbox.post(self._consumed, (self._unreported, True))  # type: ignore[union-attr]
+            self._unreported = 0
+            if not waiter.acquire(timeout=self._timeout):
+                with lock:
+                    if self._waiter is waiter:  # not woken meanwhile: the client stalled
+                        self._waiter = None
+                        self._error = TimeoutError(f"request body: no data received for {self._timeout:g} s")
+                        self.timed_out = True
+
+    def read(self, size: int | None = -1) -> bytes:
+        buf = self._buf
+        if size is None or size < 0:
+            parts = [buf]
+            while True:
+                data = self._take()
+                if not data:
+                    break
+                parts.append(data)
+            self._buf = b""
+            return b"".join(parts)
+        if len(buf) < size:
+            parts = [buf]
+            have = len(buf)
+            while have < size:
+                data = self._take()
+                if not data:
+                    break
+                parts.append(data)
+                have += len(data)
+            buf = b"".join(parts)
+        self._buf = buf[size:]
+        return buf[:size]
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        if limit is None:
+            limit = -1
+        buf: bytes | bytearray = self._buf
+        start = 0
+        while True:
+            end = buf.find(b"\n", start) + 1
+            if end:
+                break
+            if 0 <= limit <= len(buf):
+                end = limit
+                break
+            start = len(buf)
+            data = self._take()
+            if not data:
+                end = len(buf)
+                break
+            if type(buf) is bytes:
+                buf = bytearray(buf)
+            buf += data  # a long line gathers in a bytearray: linear, not quadratic
+        if 0 <= limit < end:
+            end = limit
+        line = bytes(buf[:end])
+        self._buf = bytes(buf[end:])
+        return line
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class EmptyInput:
+    """``wsgi.input`` of a request without a body (one per handler thread)."""
+
+    __slots__ = ()
+
+    timed_out = False  # as ``WSGIInput.timed_out``: there is nothing to wait for
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
