@@ -36,7 +36,7 @@ class _LineWriter:
     A record through ``logging`` costs ~40 µs on 3.13t (caller lookup, ``LogRecord``,
     formatter, the handler's lock, a flush per record): as much as the request itself.
     Worker threads format the line themselves and hand over a batch per loop iteration
-    (``WorkerContext.write_access_line``), written under the handler's lock, so
+    (``WorkerHost.write_access_line``), written under the handler's lock, so
     ``reopen()`` and other writers still never interleave with it.
     """
 
