@@ -1,22 +1,6 @@
-"""RSGI, Granian's Rust Server Gateway Interface: the HTTP protocol, spec version 1.6.
-
-The specification is ``docs/spec/RSGI.md`` in the Granian repository ("the spec" below; its
-sections are cited by title). Its text describes the scope, the body methods and the
-``response_*`` methods; ``response_file_range``, ``client_disconnect``, ``headers.get_all``
-and the ``__rsgi_init__``/``__rsgi_del__`` hooks are what Granian 2.7.9 (which reports
-``rsgi_version`` 1.6) implements beyond that text. Where the spec is silent this module does
-what Granian 2.7.9 does and says so; where it deliberately differs, the docstring says
-"unlike Granian" and why.
-
-An RSGI application is an object with ``async def __rsgi__(scope, protocol)`` (auto-detected),
-or, with ``--interface rsgi``, a plain ``async def app(scope, protocol)`` (as Granian accepts).
-It is called once per request (spec, "HTTP connection scope") with a ``Scope`` and an
-``RSGIHTTPProtocol``; behind the protocol object, ``RSGIHTTPExchange`` is what the protocol
-driver talks to (``ftserver.interfaces.stream``). The application coroutine is stepped
-directly by the worker's ``Stepper``, like an ASGI app: no ``asyncio.Task`` per request.
-
-WebSocket (``proto == "ws"``) is not served yet: the HTTP/1.1 driver does not speak
-WebSocket, so every scope an app sees is ``"http"``.
+"""RSGI 1.6 (Granian's interface), the HTTP protocol: the exchange, the protocol object the
+application gets, and the adapter. Where the spec is silent this does what Granian 2.7.9
+does; where it differs, the docstring says "unlike Granian" (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
-"""Plain (non-TLS) connections driven straight from the worker's selector.
-
-asyncio hands each readiness event through a ``Handle``, the ready queue, a context
-switch and the transport's ``_read_ready`` before the protocol sees any bytes, and each
-write through its transport's checks. On free-threaded 3.13, where every bytecode pays
-the unspecialized price, those layers cost a measurable share of a small request.
-
-``WorkerLoop`` is the worker thread's asyncio loop (applications still get a real
-running loop, tasks and futures); ``SocketTransport`` is an ``asyncio.Transport`` that
-registers its socket in that loop's selector with itself as the key's data, and
-``WorkerLoop._process_events`` calls it directly: one ``recv`` then
-``protocol.data_received``, and writes go to ``send`` at once when nothing is queued.
-It keeps asyncio's contract (what ``HTTP1Driver`` relies on): half-close through
-``eof_received``, write-buffer limits with ``pause_writing``/``resume_writing`` (a
-failing one is reported to the loop's exception handler, the connection carries on),
-``connection_lost`` exactly once and after ``close()`` has returned, and it adds
-``sendfile``. TLS connections keep asyncio's own transports.
+"""Plain (non-TLS) connections driven straight from the worker's selector: ``WorkerLoop``
+calls ``SocketTransport`` (an ``asyncio.Transport`` with asyncio's contract, plus
+``sendfile``) with no ``Handle`` or ready queue per event (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
-"""One WSGI request/response exchange, in two halves by the thread that runs them.
-
-- ``WSGIExchange`` lives on the worker's event loop: it is what the driver builds and feeds
-  (the ``Exchange`` contract of ``ftserver.interfaces.stream``), it holds a short request
-  body back from the handler threads (``--wsgi-body-buffer``, 408 on a stall), and its
-  ``loop_*`` methods are what the handler half posts: they pass the response to the driver.
-- ``Handler`` lives on one handler thread and runs its exchanges one at a time: the
-  environ, the application, ``start_response``/``write``, the iteration of the result and
-  a ``sendfile`` request. It reaches the loop only through the ``LoopInbox`` posts, and the
-  request body only through ``wsgi.input``.
-
-What both halves see: ``request``, ``info`` and ``input`` (set before the hand-over) and
-``stopped``, ``disconnected`` and ``response_bytes`` (written on the loop, read by the
-handler).
+"""One WSGI exchange in two halves by the thread that runs them: ``WSGIExchange`` on the
+worker's loop (what the driver feeds; its ``loop_*`` methods are what the handler posts) and
+``Handler`` on a handler thread (environ, application, ``start_response``, the result).
 """
 
 from __future__ import annotations

@@ -1,27 +1,6 @@
-"""The HTTP/1.1 connection interface of ``parser.HTTP11Connection``, with h11 parsing.
-
-Selected with ``--http1 h11``, and the oracle our own parser is tested against
-(``tests/protocols/test_differential.py``). Requests are parsed by h11; this adapter
-translates its events and errors and enforces our ``Limits``. Responses are written by
-``writer.ResponseWriter``, the same code as in fast mode (h11's writer cost a third of
-the request path and is no stricter: both refuse invalid field names and CR/LF/NUL in
-values); h11's state machine is still told of each response so that it keeps checking
-the request side of every cycle.
-
-Beyond h11, it rejects what h11 parses but a strict server must not: an HTTP version
-other than 1.0/1.1 (505), and the request smuggling vectors visible in h11's parsed
-fields, Content-Length with Transfer-Encoding and Transfer-Encoding in HTTP/1.0 (400).
-
-Where the result still differs from ``HTTP11Connection`` it is because h11 decides:
-
-- h11 rejects empty lines before a request line (RFC 9112 §2.2 allows ignoring them);
-- h11 never keeps an HTTP/1.0 connection alive, even with ``Connection: keep-alive``;
-- h11 is more lenient elsewhere, and normalizes before we see the fields: bare LF line
-  endings, obs-fold (unfolded), control characters in field values, repeated equal
-  Content-Length (merged), any request-target form;
-- any Transfer-Encoding but ``chunked`` is a 501 (RFC 9112 §6.3 wants 400 when chunked
-  is not the final coding); a request line too long to buffer is a 431, not a 414;
-- h11 lower-cases Transfer-Encoding values in ``H1Request.headers``.
+"""The HTTP/1.1 connection interface of ``parser.HTTP11Connection``, with h11 parsing:
+``--http1 h11``, and the oracle our parser is tested against. Where it differs from our
+parser, and why, is in docs/architecture.md ("Parsing HTTP/1.1").
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
-"""Our HTTP/1.1 request parser, ``HTTP11Connection``: fast, strict and sans-I/O. Bytes
-in, ``H1Request``/``Data``/... events out; its base ``writer.ResponseWriter`` writes
-the responses. How it stays fast on free-threaded CPython, where bytecode is costly:
-
-- A whole request head in one read is found with one ``bytes.find``, its request line
-  checked by one regex ``fullmatch`` and its field section validated *and* split by one
-  regex ``split`` (``_FIELD_SPLIT_RE``): no Python loop per field. The usual head takes
-  a shorter path still (``receive_request``). Only on failure does ``rules.py`` run, to
-  name the broken rule.
-- Free-threaded 3.13 does not specialize attribute and global lookups (~30 ns each), so
-  the hot paths work on locals and bound regex methods.
-- The receive buffer is the received ``bytes`` itself while consumed (no copy) and
-  becomes a ``bytearray`` only when a message spans reads; an incomplete head is
-  scanned incrementally, so limits hold before its blank line arrives.
-
-Strict (RFC 9112, RFC 9110): CRLF only, no obs-fold, token names, VCHAR/obs-text/SP/HTAB
-values, one Host, one Content-Length and never with Transfer-Encoding, only ``chunked``.
-It accepts nothing h11 rejects (``tests/protocols/test_differential.py``) except a few
-empty lines before a request line (RFC 9112 §2.2), and it honours HTTP/1.0
-``Connection: keep-alive``, which h11 never does.
+"""Our HTTP/1.1 request parser, ``HTTP11Connection``: fast, strict and sans-I/O (bytes in,
+``H1Request``/``Data``/... events out; its base ``writer.ResponseWriter`` writes responses).
+How it stays fast and what it rejects: docs/architecture.md ("Parsing HTTP/1.1").
 """
 
 from __future__ import annotations
