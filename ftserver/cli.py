@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from ftserver import __version__
 from ftserver.api import serve
 from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
 from ftserver.loading import AppImportError
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
 from ftserver.startup import STARTUP_FAILURES, exit_code_for
+from ftserver.version import __version__
 
 
 def _version_message() -> str:

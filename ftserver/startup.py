@@ -14,12 +14,12 @@ import socket
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
-from ftserver import __version__
 from ftserver.config import Config, ConfigError, WorkerPlan
 from ftserver.interfaces import detect_interface
 from ftserver.loading import AppImportError, AppLoadError, import_app
 from ftserver.net import BindError, bind_tcp, bind_unix, listen_url, listener_from_fd
 from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
+from ftserver.version import __version__
 
 logger = logging.getLogger("ftserver.error")
 
