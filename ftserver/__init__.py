@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ftserver.version import __version__
+
 __all__ = ["Config", "Server", "run", "__version__"]
 
 if TYPE_CHECKING:
+    from ftserver.api import run
     from ftserver.config import Config
-    from ftserver.server import Server, run
+    from ftserver.server import Server
 
 
 def __getattr__(name: str) -> Any:
@@ -18,8 +20,12 @@ def __getattr__(name: str) -> Any:
         from ftserver.config import Config
 
         return Config
-    if name in ("Server", "run"):
-        from ftserver import server
+    if name == "Server":
+        from ftserver.server import Server
 
-        return getattr(server, name)
+        return Server
+    if name == "run":
+        from ftserver.api import run
+
+        return run
     raise AttributeError(f"module 'ftserver' has no attribute {name!r}")

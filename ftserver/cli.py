@@ -7,14 +7,13 @@ from typing import Any
 
 import click
 
-from ftserver import __version__
+from ftserver.api import serve
 from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
-from ftserver.loading import AppImportError, AppLoadError
-from ftserver.net import BindError
-from ftserver.reloader import DEFAULT_EXCLUDES, Reloader
+from ftserver.loading import AppImportError
+from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
-from ftserver.server import StartupError
-from ftserver.supervisor import SupervisorError, serve
+from ftserver.startup import STARTUP_FAILURES, exit_code_for
+from ftserver.version import __version__
 
 
 def _version_message() -> str:
@@ -102,34 +101,12 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
         config = Config(app=app, **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    if config.reload:
-        _reload(config)
     try:
-        code = serve(config)
-    except SupervisorError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except (AppLoadError, ConfigError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    except BindError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    except StartupError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(3)
-    except AppImportError as exc:  # the app's own error (a SyntaxError...): its traceback, not ours
-        click.echo(f"Error: {exc}", err=True, nl=False)
-        sys.exit(1)
-    sys.exit(code)
-
-
-def _reload(config: Config) -> None:
-    try:
-        code = Reloader(config).run()
-    except BindError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        code = serve(config)  # the reloader, the supervisor or this process (see ftserver.api)
+    except STARTUP_FAILURES as exc:
+        # An AppImportError ends with the app's own traceback (a SyntaxError...), and its newline.
+        click.echo(f"Error: {exc}", err=True, nl=not isinstance(exc, AppImportError))
+        sys.exit(exit_code_for(exc))
     sys.exit(code)
 
 

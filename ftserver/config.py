@@ -103,7 +103,7 @@ class Config:
     reload_includes: tuple[str, ...] = ()
     reload_excludes: tuple[str, ...] = ()
     reload_delay: float = 0.25
-    # -- the supervisor (ftserver/supervisor.py) ------------------------------------------
+    # -- the supervisor (ftserver/mp_fallback/supervisor.py) ------------------------------------------
     supervisor: bool = True
     preload: bool = False
     respawn_failed_workers: bool = True

@@ -16,20 +16,9 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def bind_tcp(host: str, port: int, backlog: int, *, reuse_port: bool = False) -> socket.socket:
-    family = _family(host)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        raise BindError(exc.errno, f"cannot listen on {format_host(host)}:{port}: {exc.strerror}") from None
-    sock.setblocking(False)
+    """A listening TCP socket on ``host:port`` (non-blocking)."""
+    sock = _bound_tcp(host, port, reuse_port)
+    _listen(sock, backlog, f"{format_host(host)}:{port}")
     return sock
 
 
@@ -55,18 +44,7 @@ def reserve_port(host: str, port: int) -> socket.socket:
     a program without ``SO_REUSEPORT`` (or of another user) cannot take the port meanwhile.
     Port 0 picks a free port: read it from ``getsockname()``.
     """
-    family = _family(host)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise BindError(exc.errno, f"cannot listen on {format_host(host)}:{port}: {exc.strerror}") from None
-    return sock
+    return _bound_tcp(host, port, reuse_port=True)
 
 
 def bind_unix(path: str, backlog: int) -> socket.socket:
@@ -78,12 +56,36 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
     try:
         sock.bind(path)
         os.chmod(path, 0o666)
-        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         raise BindError(exc.errno, f"cannot listen on {path}: {exc.strerror}") from None
-    sock.setblocking(False)
+    _listen(sock, backlog, path)
     return sock
+
+
+def _bound_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = _family(host)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot listen on {format_host(host)}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _listen(sock: socket.socket, backlog: int, where: str) -> None:
+    try:
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
+    sock.setblocking(False)
 
 
 def listener_from_fd(fd: int) -> socket.socket:
@@ -101,6 +103,21 @@ def listener_from_fd(fd: int) -> socket.socket:
         raise BindError(22, f"cannot listen on fd {fd}: not a listening stream socket")
     sock.setblocking(False)
     return sock
+
+
+def close_listeners(listeners: list[socket.socket], uds: str | None = None) -> None:
+    """Close ``listeners``, and remove the file of the Unix socket ``uds`` once bound.
+
+    ``listeners`` is empty when ``bind_unix`` refused the path (or was never reached): the
+    file there is not ours to remove then.
+    """
+    for sock in listeners:
+        sock.close()
+    if uds and listeners:
+        try:
+            os.unlink(uds)
+        except OSError:
+            pass
 
 
 def format_host(host: str) -> str:

@@ -42,7 +42,8 @@ from typing import Any
 
 from ftserver.config import Config
 from ftserver.logs import configure_logging
-from ftserver.net import bind_tcp, bind_unix, format_host, listener_from_fd
+from ftserver.net import close_listeners
+from ftserver.startup import Listening, bind_listener, install_signal_handlers
 
 logger = logging.getLogger("ftserver.error")
 
@@ -200,7 +201,7 @@ def child_environment() -> dict[str, str]:
 # -- the reloader ------------------------------------------------------------------------
 
 
-class Reloader:
+class Reloader(Listening):
     """Runs the server in a child process and restarts it when a watched file changes.
 
     ``command`` is the child's command line without the socket (default:
@@ -210,6 +211,7 @@ class Reloader:
     """
 
     def __init__(self, config: Config, command: Sequence[str] | None = None, env: dict[str, str] | None = None) -> None:
+        super().__init__(config)
         self.config = config
         self.command = server_command(config) if command is None else list(command)
         self.env = child_environment() if env is None else env
@@ -227,11 +229,13 @@ class Reloader:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("the reloader handles signals: run it in the main thread")
         configure_logging(self.config.log_level, self.config.access_log)
-        self.listener = self._bind()
-        restore = self._install_signal_handlers()
+        # With --accept reuseport the child binds more sockets beside this one.
+        self.listener = bind_listener(self.config, reuse_port=self.config.accept == "reuseport")
+        self.take_address(self.listener, inherited=True)  # named as the server process will name it
+        restore = install_signal_handlers((signal.SIGINT, signal.SIGTERM), self._on_signal)
         try:
             logger.info("Watching %s for changes (stat polling every %ss)", self.watcher.describe(), self.config.reload_delay)
-            logger.info("Reloader process %d holds %s across restarts of the server process", os.getpid(), self._url())
+            logger.info("Reloader process %d holds %s across restarts of the server process", os.getpid(), self.url)
             snapshot = self.watcher.snapshot()
             self._start_child()
             while True:
@@ -266,34 +270,13 @@ class Reloader:
 
     # -- the socket ------------------------------------------------------------------
 
-    def _bind(self) -> socket.socket:
-        config = self.config
-        if config.fd is not None:
-            return listener_from_fd(config.fd)
-        if config.uds:
-            return bind_unix(config.uds, config.backlog)
-        # With --accept reuseport the child binds more sockets beside this one.
-        return bind_tcp(config.host, config.port, config.backlog, reuse_port=config.accept == "reuseport")
-
-    def _url(self) -> str:
-        assert self.listener is not None
-        address = self.listener.getsockname()
-        if self.listener.family == socket.AF_UNIX:
-            return f"unix:{address}"
-        return f"http://{format_host(address[0])}:{address[1]}"
-
     def _close_listener(self) -> None:
         if self.listener is None:
             return
         if self.config.fd is not None:
             self.listener.detach()  # the caller's socket, not ours to close
         else:
-            self.listener.close()
-            if self.config.uds:
-                try:
-                    os.unlink(self.config.uds)
-                except OSError:
-                    pass
+            close_listeners([self.listener], self.config.uds)
         self.listener = None
 
     # -- the child -------------------------------------------------------------------
@@ -376,20 +359,8 @@ class Reloader:
             snapshot = again
         return snapshot
 
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        previous: dict[int, Any] = {}
-
-        def handler(signum: int, frame: Any) -> None:
-            self._events.put(signum)
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, handler)
-
-        def restore() -> None:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
-
-        return restore
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._events.put(signum)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -8,7 +8,7 @@ import sysconfig
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -52,6 +52,15 @@ class GILReport:
             cause = ", ".join(self.culprits) if self.culprits else "an extension module"
             return f"GIL re-enabled while importing the app: {cause} is not free-threading safe"
         return "GIL enabled (PYTHON_GIL=1 or -X gil=1)" if self.after else "GIL disabled"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (what a worker or the probe sends the supervisor)."""
+        return {"before": self.before, "after": self.after, "culprits": self.culprits}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GILReport:
+        """The report :meth:`as_dict` made."""
+        return cls(before=bool(data["before"]), after=bool(data["after"]), culprits=list(data.get("culprits") or []))
 
 
 def watch_gil(load: Callable[[], T]) -> tuple[T, GILReport]:

@@ -1,4 +1,5 @@
-"""The server: loads the app, binds, runs worker threads, and stops them gracefully.
+"""``Server``: one ftserver instance in this process (threads mode): it loads the app,
+binds, runs the worker threads, replaces a crashed one, and stops them gracefully.
 
 Signal handlers only enqueue; one loop in ``_serve_forever`` handles every event (stop
 requests, crashed workers), in the manner of Gunicorn's arbiter.
@@ -7,7 +8,6 @@ requests, crashed workers), in the manner of Gunicorn's arbiter.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import signal
 import socket
@@ -17,29 +17,33 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ftserver import __version__
-from ftserver.config import Config, ConfigError
-from ftserver.interfaces import detect_interface
-from ftserver.loading import import_app
+from ftserver.config import Config, ConfigError, WorkerPlan
 from ftserver.logs import configure_logging, reopen_log_files
-from ftserver.net import BindError, bind_tcp, bind_tcp_group, bind_unix, listen_url, listener_from_fd
-from ftserver.reloader import Reloader
-from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
+from ftserver.net import BindError, bind_tcp, bind_tcp_group, close_listeners
+from ftserver.runtime import GILReport
+from ftserver.startup import (
+    EXIT_FORCED,
+    EXIT_OK,
+    EXIT_STARTUP_FAILED,
+    Listening,
+    StartupError,
+    bind_listener,
+    install_signal_handlers,
+    load_app,
+    log_banner,
+)
 from ftserver.threads.accept import AcceptQueue
 from ftserver.threads.worker import WorkerThread
 
+__all__ = ["Server", "StartupError"]
+
 logger = logging.getLogger("ftserver.error")
 
-EXIT_OK = 0
-EXIT_FORCED = 1
-EXIT_STARTUP_FAILED = 3
+#: The signals a server run from the main thread handles (a worker process has its own).
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
-class StartupError(RuntimeError):
-    """The server could not start (lifespan startup failed, a worker died at start...)."""
-
-
-class Server:
+class Server(Listening):
     """Runs one ftserver instance in this process: threads mode, ``threads`` worker threads.
 
     ``ftserve`` runs it inside each worker process of the supervisor
@@ -57,15 +61,13 @@ class Server:
     def __init__(self, config: Config) -> None:
         if config.reload:
             raise ConfigError("reload: a Server runs in this process; use ftserver.run() or ftserve --reload")
+        super().__init__(config)
         self.config = config
         self.app: Callable[..., Any] | None = None
         self.gil: GILReport | None = None
         self.interface = config.interface  # resolved from "auto" once the app is loaded
         self.workers: list[WorkerThread] = []
         self.listeners: list[socket.socket] = []
-        self.host = config.host
-        self.port = config.port
-        self.uds = config.uds
         self.started = threading.Event()
         self.stopped = threading.Event()
         self.startup_error: BaseException | None = None
@@ -76,10 +78,6 @@ class Server:
         self._signals_seen = 0
 
     # -- public API ------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return listen_url(self.host, self.port, self.uds)
 
     def run(self) -> int:
         """Serve until stopped; return the process exit code."""
@@ -135,12 +133,7 @@ class Server:
 
     def _startup(self) -> None:
         config = self.config
-        if isinstance(config.app, str):
-            app, self.gil = watch_gil(lambda: import_app(config.app, factory=config.factory, app_dir=config.app_dir))  # type: ignore[arg-type]
-        else:
-            app, self.gil = watch_gil(lambda: config.app)
-        self.interface = detect_interface(app, config.interface)
-        self.app = app
+        self.app, self.gil, self.interface = load_app(config)
         self._bind()
         for index in range(config.threads):
             self.workers.append(self._new_worker(index))
@@ -157,34 +150,21 @@ class Server:
 
     def _bind(self) -> None:
         config = self.config
-        if config.fd is not None:
-            self._adopt_fd(config.fd)
-            return
-        if config.uds:
-            self.listeners = [bind_unix(config.uds, config.backlog)]
-            self._acceptor = AcceptQueue(self.listeners[0], self.workers)
-            return
-        if config.accept == "reuseport":
+        if config.accept == "reuseport" and config.fd is None:
             self.listeners = bind_tcp_group(config.host, config.port, config.backlog, config.threads)
         else:
-            self.listeners = [bind_tcp(config.host, config.port, config.backlog)]
+            self.listeners = [bind_listener(config)]
+        self.take_address(self.listeners[0], inherited=config.fd is not None)
+        if config.accept == "queue":
             self._acceptor = AcceptQueue(self.listeners[0], self.workers)
-        self.port = self.listeners[0].getsockname()[1]
+        elif config.fd is not None:
+            self._bind_beside(self.listeners[0])
 
-    def _adopt_fd(self, fd: int) -> None:
-        """Serve on an inherited listening socket (the reloader's, or systemd's)."""
-        listener = listener_from_fd(fd)
-        self.listeners = [listener]
-        if listener.family == socket.AF_UNIX:
-            self.uds = listener.getsockname()
-        else:
-            self.host, self.port = listener.getsockname()[:2]
-        if self.config.accept == "queue":
-            self._acceptor = AcceptQueue(listener, self.workers)
-            return
-        # reuseport: the inherited socket serves thread 0, the other threads bind beside it.
-        if listener.family == socket.AF_UNIX or not listener.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
-            raise BindError(22, f"--accept reuseport: the socket on fd {fd} is not a TCP socket with SO_REUSEPORT set; use --accept queue")
+    def _bind_beside(self, inherited: socket.socket) -> None:
+        """``--accept reuseport`` on an inherited socket (the reloader's, or systemd's): it
+        serves thread 0, the other threads bind beside it."""
+        if inherited.family == socket.AF_UNIX or not inherited.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            raise BindError(22, f"--accept reuseport: the socket on fd {self.config.fd} is not a TCP socket with SO_REUSEPORT set; use --accept queue")
         for _ in range(self.config.threads - 1):
             self.listeners.append(bind_tcp(self.host, self.port, self.config.backlog, reuse_port=True))
 
@@ -199,30 +179,8 @@ class Server:
         return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener)
 
     def _banner(self) -> None:
-        config = self.config
-        gil = self.gil.describe() if self.gil else ""
-        accept = "unix socket" if self.uds else f"accept: {config.accept}"
-        logger.info(
-            "ftserver %s | %s | %s | %s | mode: threads | %d thread%s (%s) | http1: %s | pid %d",
-            __version__,
-            python_build(),
-            gil,
-            self.interface.upper(),
-            config.threads,
-            "" if config.threads == 1 else "s",
-            accept,
-            config.http1,
-            os.getpid(),
-        )
-        if self.gil is not None and self.gil.after and config.threads > 1:
-            hint = "" if free_threaded_build() else " Use a free-threaded build (python3.13t) for parallel threads."
-            logger.warning(
-                "The GIL is enabled (%s): the %d worker threads will not run Python code in parallel.%s",
-                self.gil.describe(),
-                config.threads,
-                hint,
-            )
-        logger.info("Listening on %s (press CTRL+C to quit)", self.url)
+        plan = WorkerPlan(mode="threads", processes=1, threads=self.config.threads)
+        log_banner(self.config, plan, self, self.gil, self.interface)
 
     # -- the main loop ---------------------------------------------------------------
 
@@ -282,13 +240,7 @@ class Server:
             while worker.is_alive() and time.monotonic() < deadline:
                 worker.join(0.2)
                 self._drain_signals()
-        for listener in self.listeners:
-            listener.close()
-        if self.config.uds:
-            try:
-                os.unlink(self.config.uds)
-            except OSError:
-                pass
+        close_listeners(self.listeners, self.config.uds)
         logger.log(self.lifecycle_log_level, "Server stopped")
 
     def _drain_signals(self) -> None:
@@ -304,38 +256,10 @@ class Server:
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = {}
+        return install_signal_handlers(SIGNALS, self._on_signal, keep_ignored=SIGNALS)
 
-        def handler(signum: int, frame: Any) -> None:
-            self._events.put(("signal", signum))
-
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-            if signal.getsignal(signum) is signal.SIG_IGN:
-                continue  # ignored when we were started (the reloader's child, a background job): keep it so
-            previous[signum] = signal.signal(signum, handler)
-
-        def restore() -> None:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
-
-        return restore
-
-
-def run(app: str | Callable[..., Any], **options: Any) -> int:
-    """Serve ``app`` (an ASGI callable or ``"module:attr"``) as ``ftserve`` does, until
-    stopped; return the exit code. Call it from the main thread: the supervisor forks the
-    worker processes and handles signals (``supervisor=False`` runs threads mode in this
-    process, like ``Server.run``).
-
-    With ``reload=True`` (development) this process becomes the reloader and the server
-    runs in a child process, restarted when a watched file changes (``ftserver.reloader``).
-    """
-    config = Config(app=app, **options)
-    if config.reload:
-        return Reloader(config).run()
-    from ftserver.supervisor import serve
-
-    return serve(config)
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._events.put(("signal", signum))
 
 
 if sys.platform == "win32":  # pragma: no cover

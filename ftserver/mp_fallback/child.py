@@ -28,19 +28,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftserver.config import Config, ConfigError
-from ftserver.loading import AppImportError, AppLoadError
+from ftserver.config import Config
 from ftserver.logs import reopen_log_files
 from ftserver.mp_fallback.heartbeat import Heartbeat
-from ftserver.net import BindError
-from ftserver.server import EXIT_FORCED, Server, StartupError
+from ftserver.server import Server
+from ftserver.startup import EXIT_FORCED, as_startup_failure, exit_code_for, install_signal_handlers
 from ftserver.threads.accept import AcceptQueue
 from ftserver.threads.worker import WorkerThread
 
 logger = logging.getLogger("ftserver.error")
 
-EXIT_APP_ERROR = 1
-EXIT_STARTUP_FAILED = 3
+#: What a worker ignores: a CTRL+C or a hang-up at the terminal reaches the whole process
+#: group, and the supervisor decides (it tells the workers with SIGTERM).
+SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH)
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,7 @@ class WorkerProcessServer(Server):
             return
         self.listeners = list(self.spec.listeners)
         self._acceptor = AcceptQueue(self.listeners[0], self.workers)
-        if self.listeners[0].family != socket.AF_UNIX:
-            self.port = self.listeners[0].getsockname()[1]
+        self.take_address(self.listeners[0], inherited=False)
 
     def _new_worker(self, index: int) -> WorkerThread:
         worker = super()._new_worker(index)
@@ -115,7 +114,7 @@ class WorkerProcessServer(Server):
             "ready",
             interface=self.interface,
             threads=len(self.workers),
-            gil={"before": gil.before, "after": gil.after, "culprits": gil.culprits} if gil else None,
+            gil=gil.as_dict() if gil else None,
         )
         logger.debug("worker ready: %d thread(s)", len(self.workers))
 
@@ -145,13 +144,8 @@ class WorkerProcessServer(Server):
     # -- signals -------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> Callable[[], None]:
-        def handler(signum: int, frame: Any) -> None:
-            self._events.put(("signal", signum))
-
-        for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH):
-            signal.signal(signum, signal.SIG_IGN)
-        for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1):
-            signal.signal(signum, handler)
+        ignore_supervisor_signals()
+        install_signal_handlers((signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1), self._on_signal)
         return lambda: None  # the process ends with the server
 
     def _handle_signal(self, signum: int) -> None:
@@ -179,24 +173,26 @@ def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
     server = WorkerProcessServer(spec, status, heartbeat)
     try:
         return server.run()
-    except (AppLoadError, ConfigError, BindError) as exc:
-        status.send("failed", message=str(exc), code=EXIT_APP_ERROR)
-        return EXIT_APP_ERROR
-    except StartupError as exc:
-        status.send("failed", message=str(exc), code=EXIT_STARTUP_FAILED)
-        return EXIT_STARTUP_FAILED
     except Exception as exc:
-        if server.startup_error is not exc:
+        # The app's own error (a SyntaxError, an exception at import) shows its traceback, not ours.
+        failure = as_startup_failure(exc, spec.config.app, server.startup_error)
+        if failure is None:
             raise  # ours: run_worker's caller prints the traceback
-        # The app's own error (a SyntaxError, an exception at import): its traceback, not ours.
-        status.send("failed", message=str(AppImportError(spec.config.app, exc)).rstrip("\n"), code=EXIT_APP_ERROR)
-        return EXIT_APP_ERROR
+        code = exit_code_for(failure)
+        status.send("failed", message=str(failure).rstrip("\n"), code=code)
+        return code
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError):
                 pass
+
+
+def ignore_supervisor_signals() -> None:
+    """Ignore ``SUPERVISOR_SIGNALS`` in this worker process."""
+    for signum in SUPERVISOR_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _name_process(name: str) -> None:

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
-from ftserver import __version__
+from ftserver.version import __version__
 from ftserver.interfaces.stream import split_target
 from ftserver.interfaces.wsgi.bridge import LoopInbox
 from ftserver.interfaces.wsgi.io import EmptyInput, ErrorStream, FileWrapper, WSGIInput

@@ -1,59 +1,44 @@
-"""The supervisor: starts worker processes, keeps them healthy, and stops them.
+"""The supervisor: starts the worker processes, keeps them healthy, and stops them.
 
-It reads like Gunicorn's arbiter. Signal handlers only append the signal number to a queue
-(and ``signal.set_wakeup_fd`` wakes the loop); one loop in the main thread waits on the
-wake-up pipe and the workers' status pipes, then dispatches each signal to a
-``handle_<name>`` method and checks the workers' health. The supervisor never starts a
-thread, so forking from it is safe.
-
-What a "worker" is: one forked process (``ftserver.mp_fallback``) running the threads-mode
-server with ``threads`` threads. The mode only changes the layout (``Config.plan``):
-threads mode is one worker process of N threads, processes mode is N processes of one
-thread (or ``--workers`` x ``--threads``). Either way the same lifecycle applies:
-
-- a worker reports *ready* through its pipe once it listens and its lifespan startup is
-  done; the banner and "Listening on" are printed when every initial worker is ready;
-- recycling (``--max-requests``, ``--workers-lifetime``, ``--workers-max-rss``, SIGHUP,
-  a missed heartbeat) always starts the replacement first and stops the old worker
-  (SIGTERM: it drains) only once the replacement is ready, so no request is refused;
-- a worker that dies unexpectedly is replaced (``--respawn-failed-workers``), unless
-  ``--respawn-limit`` failures happened within ``--respawn-window`` seconds: then the
-  server stops with a message saying so, rather than crash-looping;
-- a stopping worker still alive ``--workers-kill-timeout`` seconds after SIGTERM is
-  killed (SIGKILL); a booting worker not ready within ``--startup-timeout`` too.
-
-Signals: SIGINT/SIGTERM drain and stop (a second one forces: exit code 1), SIGQUIT stops
-at once, SIGHUP reloads every worker, SIGTTIN/SIGTTOU add/remove a worker, SIGUSR1
-reopens the log files (here and in every worker).
+It reads like Gunicorn's arbiter: signal handlers only append the signal number to a
+queue (``signal.set_wakeup_fd`` wakes the loop); one loop in the main thread waits on the
+wake-up pipe and the workers' status pipes, dispatches each signal to a ``handle_<name>``
+method and checks the workers' health. It never starts a thread, so forking is safe.
+The lifecycle (ready, recycling, respawn limits, signals) is told in ``docs/supervisor.md``.
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
-import json
 import logging
 import os
 import random
 import selectors
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ftserver import __version__
-from ftserver.config import Config, ConfigError, WorkerPlan
-from ftserver.interfaces import detect_interface
-from ftserver.loading import AppImportError, AppLoadError, import_app
+from ftserver.config import Config, WorkerPlan
 from ftserver.logs import configure_logging, reopen_log_files
-from ftserver.mp_fallback.child import WorkerSpec
+from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals
+from ftserver.mp_fallback.layout import choose_layout
+from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
-from ftserver.net import BindError, bind_tcp, bind_unix, listen_url, listener_from_fd, reserve_port
-from ftserver.runtime import GILReport, free_threaded_build, gil_enabled, python_build, watch_gil
-from ftserver.server import EXIT_FORCED, EXIT_OK, Server, StartupError
+from ftserver.net import close_listeners, reserve_port
+from ftserver.runtime import GILReport, free_threaded_build
+from ftserver.startup import (
+    EXIT_FORCED,
+    EXIT_OK,
+    Listening,
+    SupervisorError,
+    bind_listener,
+    install_signal_handlers,
+    log_banner,
+)
 
 logger = logging.getLogger("ftserver.error")
 
@@ -76,100 +61,15 @@ HANDLED_SIGNALS = (
 )
 
 
-class SupervisorError(RuntimeError):
-    """The server could not start, or had to stop; the message says why."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def serve(config: Config) -> int:
-    """Run ``config`` as ``ftserve`` does; return the exit code.
-
-    With ``supervisor=False`` the server runs in this process (threads mode, as
-    ``Server.run``); otherwise the supervisor runs the worker processes.
-    """
-    if not config.supervisor:
-        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
-        with PidFile(config.pid_file):
-            server = Server(config)
-            try:
-                return server.run()
-            except (AppLoadError, ConfigError, BindError, StartupError):
-                raise
-            except Exception as exc:
-                if server.startup_error is exc:  # the app's own error, at import
-                    raise AppImportError(config.app, exc) from exc
-                raise
-    return Supervisor(config).run()
-
-
-class PidFile:
-    """``--pid-file``: written at start, removed at exit; refuses a live process's file."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.written = False
-
-    def __enter__(self) -> PidFile:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def acquire(self) -> None:
-        path = self.path
-        if path is None:
-            return
-        other = self._read()
-        if other is not None and other != os.getpid() and _pid_exists(other):
-            raise SupervisorError(f"pid file {path} names a running process (pid {other}): is the server already running? Stop it, or remove the file if that process is not ftserve")
-        if other is not None:
-            logger.info("pid file %s was stale (pid %d is not running): replacing it", path, other)
-        temporary = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(temporary, "w") as f:
-                f.write(f"{os.getpid()}\n")
-            os.replace(temporary, path)
-        except OSError as exc:
-            raise SupervisorError(f"cannot write pid file {path}: {exc.strerror}") from None
-        self.written = True
-
-    def release(self) -> None:
-        if self.written and self.path is not None and self._read() == os.getpid():
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-        self.written = False
-
-    def _read(self) -> int | None:
-        try:
-            with open(self.path) as f:  # type: ignore[arg-type]
-                text = f.read().strip()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise SupervisorError(f"cannot read pid file {self.path}: {exc.strerror}") from None
-        try:
-            return int(text)
-        except ValueError:
-            raise SupervisorError(f"pid file {self.path} does not hold a process id ({text[:40]!r}); remove it or choose another --pid-file") from None
-
-
-class Supervisor:
+class Supervisor(Listening):
     """Runs and watches the worker processes (see the module docstring)."""
 
     def __init__(self, config: Config) -> None:
+        super().__init__(config)
         self.config = config
         self.workers: list[WorkerProcess] = []
         self.listeners: list[socket.socket] = []
         self.port_holder: socket.socket | None = None
-        self.host = config.host
-        self.port = config.port
-        self.uds = config.uds
         self.plan: WorkerPlan | None = None
         self.gil: GILReport | None = None  # from the preload or probe import, if any
         self.interface: str | None = None
@@ -185,15 +85,11 @@ class Supervisor:
         self._signals: collections.deque[int] = collections.deque()
         self._selector: selectors.BaseSelector | None = None
         self._wake_r = self._wake_w = -1
-        self._previous_handlers: dict[int, Any] = {}
+        self._restore_signals: Callable[[], None] = lambda: None
         self._gil_warned = False
         self._mode_note: tuple[int, str] | None = None
 
     # -- public ------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return listen_url(self.host, self.port, self.uds)
 
     def run(self) -> int:
         """Serve until stopped; return the exit code (raise ``SupervisorError`` on failure)."""
@@ -220,124 +116,27 @@ class Supervisor:
 
     def _bind(self) -> None:
         config = self.config
-        if config.fd is not None:  # inherited (systemd socket activation, the reloader)
-            listener = listener_from_fd(config.fd)
-            if listener.family == socket.AF_UNIX:
-                self.uds = listener.getsockname()
-            else:
-                self.host, self.port = listener.getsockname()[:2]
-            if config.accept == "reuseport":
-                # Each worker adopts the descriptor for its thread 0 and binds the other
-                # threads' listeners beside it (Server._adopt_fd); it stays open here.
-                self.port_holder = listener
-            else:
-                self.listeners = [listener]
-            return
-        if config.uds:
-            self.listeners = [bind_unix(config.uds, config.backlog)]
-        elif config.accept == "reuseport":
+        if config.accept == "reuseport" and config.fd is None:
             # Each worker thread binds its own listener; we only hold the port.
             self.port_holder = reserve_port(config.host, config.port)
-            self.port = self.port_holder.getsockname()[1]
+            self.take_address(self.port_holder, inherited=False)
+            return
+        listener = bind_listener(config)
+        self.take_address(listener, inherited=config.fd is not None)
+        if config.accept == "reuseport":
+            # Inherited: each worker adopts the descriptor for its thread 0 and binds the
+            # other threads' listeners beside it (Server._bind); it stays open here.
+            self.port_holder = listener
         else:
-            self.listeners = [bind_tcp(config.host, config.port, config.backlog)]
-            self.port = self.listeners[0].getsockname()[1]
+            self.listeners = [listener]
 
     def _load(self) -> None:
-        """Decide the layout: import the app here (``--preload``) or in a probe process
+        """Decide the layout, importing the app here (``--preload``) or in a probe process
         when the mode depends on whether the import turns the GIL on."""
-        config = self.config
-        if config.workers_max_rss is not None:
-            self._import_psutil()
-        gil_at_start = gil_enabled()
-        if config.preload and isinstance(config.app, str):
-            app_path = config.app
-            self.app, self.gil = watch_gil(lambda: import_app(app_path, factory=config.factory, app_dir=config.app_dir))
-            self.interface = detect_interface(self.app, config.interface)
-        elif config.preload or not isinstance(config.app, str):
-            self.app, self.gil = watch_gil(lambda: config.app)
-            self.interface = detect_interface(self.app, config.interface)
-        elif config.mode == "auto" and config.workers is None and free_threaded_build() and not gil_at_start:
-            self.gil, self.interface = self._probe()
-        gil_on = self.gil.after if self.gil is not None else gil_at_start
-        self.plan = plan = config.plan(gil_on)
-        if config.mode == "auto" and plan.mode == "processes" and config.workers is None:
-            # Said right after the banner (which stays the first line).
-            if free_threaded_build():
-                report = self.gil or GILReport(before=True, after=True)
-                self._mode_note = (logging.WARNING, f"{report.describe()}: running {plan.describe()} (--mode auto; --mode threads keeps one process)")
-            else:
-                self._mode_note = (logging.INFO, f"Regular (GIL) build of CPython: running {plan.describe()} (--mode auto)")
-
-    def _import_psutil(self) -> None:
-        """psutil reads the workers' memory. Imported only when needed, and watched: an
-        extension that turns the GIL on in the supervisor would turn it on in every worker
-        forked from it (an old psutil without free-threaded support does)."""
-        try:
-            _, report = watch_gil(lambda: __import__("psutil"))
-        except ImportError:
-            raise SupervisorError("--workers-max-rss needs psutil (pip install psutil)") from None
-        if report.reenabled:
-            logger.warning(
-                "%s (psutil, imported for --workers-max-rss): the workers inherit the GIL; "
-                "install a psutil with free-threading support (7.1 or newer)",
-                report.describe(),
-            )
-
-    def _probe(self) -> tuple[GILReport, str]:
-        """Import the app in a throw-away child to learn whether it turns the GIL on.
-
-        The supervisor itself stays free of the app's modules, so that every worker it
-        forks later imports the code afresh (what SIGHUP relies on).
-        """
-        config = self.config
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(read_fd)
-                self._reset_signals_in_child(worker=False)
-                try:
-                    app, report = watch_gil(lambda: import_app(config.app, factory=config.factory, app_dir=config.app_dir))  # type: ignore[arg-type]
-                    payload: dict[str, Any] = {"gil": _gil_json(report), "interface": detect_interface(app, config.interface)}
-                except (AppLoadError, ConfigError) as exc:
-                    payload = {"error": str(exc)}
-                except BaseException as exc:  # noqa: BLE001 - the app's own import-time bug
-                    payload = {"error": str(AppImportError(config.app, exc)).rstrip("\n")}
-                os.write(write_fd, json.dumps(payload).encode())
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(0)
-        os.close(write_fd)
-        chunks = []
-        deadline = time.monotonic() + config.startup_timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(read_fd, selectors.EVENT_READ)
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stop_requested():
-                    os.kill(pid, signal.SIGKILL)
-                    break
-                if sel.select(min(left, TICK)):
-                    data = os.read(read_fd, 65536)
-                    if not data:
-                        break
-                    chunks.append(data)
-        os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
-        if self._stop_requested():
-            raise SupervisorError("interrupted while importing the app", EXIT_FORCED)
-        if not chunks:
-            code = os.waitstatus_to_exitcode(status)
-            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            if time.monotonic() >= deadline:
-                how = f"not done within --startup-timeout {config.startup_timeout:g} s"
-            raise SupervisorError(f"importing the app failed ({how})")
-        result = json.loads(b"".join(chunks))
-        if "error" in result:
-            raise SupervisorError(result["error"])
-        return _gil_report(result["gil"]), result["interface"]
+        layout = choose_layout(self.config, in_child=lambda: self._reset_signals_in_child(worker=False), interrupted=self._stop_requested)
+        self.plan = layout.plan
+        self.app, self.gil, self.interface = layout.app, layout.gil, layout.interface
+        self._mode_note = layout.note
 
     def _stop_requested(self) -> bool:
         return any(s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT) for s in self._signals)
@@ -356,36 +155,11 @@ class Supervisor:
         assert plan is not None
         first = next((w for w in self.workers if w.ready_info), None)
         info = first.ready_info if first else {}
-        report = self.gil or (_gil_report(info["gil"]) if info.get("gil") else None)
+        report = self.gil or (GILReport.from_dict(info["gil"]) if info.get("gil") else None)
         interface = self.interface or info.get("interface", "?")
-        accept = "unix socket" if self.uds else f"accept: {config.accept}"
-        pids = ", ".join(str(w.pid) for w in self.workers)
-        logger.info(
-            "ftserver %s | %s | %s | %s | mode: %s | %s (%s) | http1: %s | pid %d, worker%s %s",
-            __version__,
-            python_build(),
-            report.describe() if report else "",
-            interface.upper(),
-            plan.mode,
-            plan.describe(),
-            accept,
-            config.http1,
-            os.getpid(),
-            "" if len(self.workers) == 1 else "s",
-            pids,
-        )
-        if self._mode_note is not None:
-            logger.log(*self._mode_note)
-        if report is not None and report.after and plan.threads > 1:
-            hint = "" if free_threaded_build() else " Use a free-threaded build (python3.13t), or more --workers."
-            logger.warning(
-                "The GIL is enabled (%s): the %d threads of each worker will not run Python code in parallel.%s",
-                report.describe(),
-                plan.threads,
-                hint,
-            )
+        pids = [w.pid for w in self.workers]
+        if log_banner(config, plan, self, report, interface, worker_pids=pids, note=self._mode_note):
             self._gil_warned = True
-        logger.info("Listening on %s (press CTRL+C to quit)", self.url)
 
     # -- workers -----------------------------------------------------------------------
 
@@ -444,8 +218,7 @@ class Supervisor:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         if worker:  # until the worker installs its own handlers (see mp_fallback/child.py)
-            for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-                signal.signal(signum, signal.SIG_IGN)
+            ignore_supervisor_signals()
         else:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -552,7 +325,7 @@ class Supervisor:
         plan = self.plan
         if not gil or plan is None or plan.threads == 1 or self._gil_warned or not free_threaded_build():
             return
-        report = _gil_report(gil)
+        report = GILReport.from_dict(gil)
         if report.after and not (self.gil and self.gil.after):
             self._gil_warned = True
             logger.warning(
@@ -707,10 +480,7 @@ class Supervisor:
         def handler(signum: int, frame: Any) -> None:
             self._signals.append(signum)
 
-        for signum in HANDLED_SIGNALS:
-            if signum in (signal.SIGINT, signal.SIGTERM) and signal.getsignal(signum) is signal.SIG_IGN:
-                continue  # ignored when we were started (the reloader's child, a background job): keep it so
-            self._previous_handlers[signum] = signal.signal(signum, handler)
+        self._restore_signals = install_signal_handlers(HANDLED_SIGNALS, handler, keep_ignored=(signal.SIGINT, signal.SIGTERM))
 
     def handle_int(self) -> None:
         self._on_stop_signal("SIGINT")
@@ -802,18 +572,11 @@ class Supervisor:
                     os.waitpid(worker.pid, 0)
                 worker.release()
             self.workers.clear()
-        for sock in self.listeners:
-            sock.close()
+        close_listeners(self.listeners, self.config.uds)
         if self.port_holder is not None:
             self.port_holder.close()
-        if self.config.uds and self.listeners:
-            try:
-                os.unlink(self.config.uds)
-            except OSError:
-                pass
         signal.set_wakeup_fd(-1)
-        for signum, previous in self._previous_handlers.items():
-            signal.signal(signum, previous)
+        self._restore_signals()
         if self._selector is not None:
             self._selector.close()
         for fd in (self._wake_r, self._wake_w):
@@ -821,20 +584,3 @@ class Supervisor:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
 
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def _gil_json(report: GILReport) -> dict[str, Any]:
-    return {"before": report.before, "after": report.after, "culprits": report.culprits}
-
-
-def _gil_report(data: dict[str, Any]) -> GILReport:
-    return GILReport(before=bool(data["before"]), after=bool(data["after"]), culprits=list(data.get("culprits") or []))
