@@ -19,6 +19,7 @@ from ftserver.interfaces.stream import (
     InterfaceAdapter,
     InterfaceStartupFailed,
     LoopWaiting,
+    YIELD_SHIFT,
     pace,
     pump_file,
     regular_file_size,
@@ -507,9 +508,8 @@ class HTTPStreamTransport:
         exchange.response_bytes = sent_after = sent_before + len(data)
         stream = exchange.stream
         stream.send_body(exchange, data, True)
-        wait = pace(stream, sent_before, sent_after)
-        if wait is not None:
-            await wait
+        if stream.write_paused or sent_after >> YIELD_SHIFT != sent_before >> YIELD_SHIFT:
+            await pace(stream)
 
 
 # -- the adapter ---------------------------------------------------------------------
@@ -528,6 +528,7 @@ class RSGIAdapter(InterfaceAdapter):
 
     def __init__(self, app: Any, config: Config, host: AppHost, label: str = "") -> None:
         super().__init__(host)
+        self.step = host.step
         self.label = label
         self.handler: RSGIApp = getattr(app, "__rsgi__", app)
         self.init_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_init__", None)
@@ -543,7 +544,7 @@ class RSGIAdapter(InterfaceAdapter):
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
             exchange.app_done(exc)
             return
-        self.host.step(coro, exchange.app_done)
+        self.step(coro, exchange.app_done)
 
     def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.init_hook is None:

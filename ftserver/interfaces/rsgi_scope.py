@@ -139,7 +139,11 @@ class Scope:
         self.http_version = "1" if version == "1.0" else version
         self.method = request.method
         self.scheme = info.scheme
-        raw_path, query = split_target(request.target)
+        target = request.target
+        if target[:1] == b"/":  # origin-form, the usual one
+            raw_path, _, query = target.partition(b"?")
+        else:
+            raw_path, query = split_target(target)
         path = raw_path.decode("latin-1")
         self.path = unquote(path) if "%" in path else path
         self.query_string = query.decode("latin-1")

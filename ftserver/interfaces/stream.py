@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ftserver.protocols.events import Request
 
 #: A response body sent in parts yields to the loop each time it crosses a multiple of
-#: 2**19 bytes (512 KiB), so one fast stream cannot starve the worker's other connections.
+#: 2**19 bytes (512 KiB) (``pace``).
 YIELD_SHIFT = 19
 #: Bytes per ``send_file`` call of ``pump_file``: a client that went is noticed between them.
 FILE_SEGMENT = 1024 * 1024
@@ -255,16 +255,15 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return path, query
 
 
-def pace(stream: HTTPStream, sent_before: int, sent_after: int) -> Awaitable[None] | None:
-    """After body bytes went to ``stream``: what to await before the next part, or ``None``.
-
-    While the stream's buffer is above its high-water mark, its drain (a slow reader holds
-    the application, not memory); else a bare yield each time the body crosses 512 KiB."""
+async def pace(stream: HTTPStream) -> None:
+    """What a body sent in parts awaits when the stream's ``write_paused`` is set or the body
+    crossed a multiple of 512 KiB (``YIELD_SHIFT``; the test is inlined by the callers):
+    the drain (a slow reader holds the application, not memory), else one yield, so that one
+    fast stream cannot starve the worker's other connections."""
     if stream.write_paused:
-        return stream.drain()
-    if sent_after >> YIELD_SHIFT != sent_before >> YIELD_SHIFT:
-        return asyncio.sleep(0)
-    return None
+        await stream.drain()
+    else:
+        await asyncio.sleep(0)
 
 
 def regular_file_size(file: Any) -> int | None:

@@ -2,7 +2,7 @@
 
 It holds the interface adapter, the app stepper, the cached Date header, the connection set
 and the version-neutral duties of every protocol driver: the log line of an application's
-failure, the request count and the access log. Nothing here is shared with other threads.
+failure and the access log. Nothing here is shared with other threads.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ftserver.threads.stepping import Stepper
 
 if TYPE_CHECKING:
     from ftserver.config import Config
-    from ftserver.interfaces.stream import ConnectionInfo, Exchange
+    from ftserver.interfaces.stream import Exchange
     from ftserver.protocols.limits import Limits
 
 logger = logging.getLogger("ftserver.error")
@@ -98,25 +98,22 @@ class WorkerHost:
 
     # -- the version-neutral duties of every driver ---------------------------------------
 
-    def response_done(self, exchange: Exchange, info: ConnectionInfo, started_at: float) -> None:
-        """A response is complete: count it and write its access-log line."""
-        self.stats.requests += 1
-        if self.access_log:
-            request = exchange.request
-            client = info.client
-            args = (
-                f"{client[0]}:{client[1]}" if client else "-",
-                request.method,
-                request.target.decode("ascii", "replace"),
-                request.http_version,
-                exchange.status,
-                exchange.response_bytes,
-                (time.perf_counter() - started_at) * 1000,
-            )
-            if self.access_writer is not None:
-                self.write_access_line(ACCESS_MESSAGE % args)
-            else:
-                self.access_logger.info(ACCESS_MESSAGE, *args)
+    def log_access(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
+        """Write the access-log line of a complete response."""
+        request = exchange.request
+        args = (
+            f"{client[0]}:{client[1]}" if client else "-",
+            request.method,
+            request.target.decode("ascii", "replace"),
+            request.http_version,
+            exchange.status,
+            exchange.response_bytes,
+            (time.perf_counter() - started_at) * 1000,
+        )
+        if self.access_writer is not None:
+            self.write_access_line(ACCESS_MESSAGE % args)
+        else:
+            self.access_logger.info(ACCESS_MESSAGE, *args)
 
     def write_access_line(self, message: str) -> None:
         """Queue an access-log line, formatted as ``ACCESS_FORMAT`` would (the time is

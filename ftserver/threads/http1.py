@@ -362,7 +362,10 @@ class HTTP1Driver(asyncio.Protocol):
         await waiter
 
     def response_complete(self, cycle: Exchange) -> None:
-        self.w.response_done(cycle, self.info, self.started_at)
+        w = self.w
+        w.stats.requests += 1
+        if w.access_log:
+            w.log_access(cycle, self.info.client, self.started_at)
         if self.cycle is not cycle or self.closed:
             return
         self.cycle = None

@@ -59,6 +59,11 @@ class H1Request(Request):
 
     __slots__ = ("keep_alive", "expect_continue", "chunked")
 
+    # Constant on HTTP/1.x: class attributes (they shadow the base's slots), not two
+    # stores per request.
+    stream_id = 0  # type: ignore[assignment]
+    scheme = None  # type: ignore[assignment]
+
     def __init__(
         self,
         method: str,
@@ -71,11 +76,9 @@ class H1Request(Request):
         content_length: int | None,
         chunked: bool,
     ) -> None:
-        self.stream_id = 0
         self.method = method
         self.target = target
         self.authority = authority
-        self.scheme = None
         self.http_version = http_version
         self.headers = headers
         self.content_length = content_length  # None when chunked or no body framing
