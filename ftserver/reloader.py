@@ -1,25 +1,6 @@
-"""Hot reload for development: ``ftserve --reload``.
-
-The ``ftserve`` process becomes a *reloader*: it binds the listening socket once, runs the
-real server as a child process (``python -m ftserver ... --fd N``) that inherits that socket,
-polls the watched directories, and on a change stops the child gracefully and starts a new
-one. Because the socket stays open in the reloader, connections made while the server
-restarts wait in the listen backlog instead of being refused, and ``--port 0`` keeps its
-port. A child that fails at start-up (a syntax error in the edited file) prints its error
-and exits; the reloader stays and starts a new child on the next change.
-
-Why stat polling: watchfiles (inotify through Rust) ships no free-threaded wheel, and one
-pass of ``os.scandir`` with a ``stat`` per matching file is cheap for a source tree.
-Why a child process and not re-importing in place: a fresh interpreter is the only way to
-drop every module, thread and C-level state the old code created.
-
-Signals, in the manner of the server's own loop: handlers only enqueue, one loop acts.
-The child runs with SIGINT ignored, so a CTRL+C at the terminal (which signals the whole
-foreground process group) reaches the reloader only, and the reloader asks the child to
-stop with one SIGTERM: a graceful stop, not the "second signal forces" path. The child stays
-in the terminal's process group so that ``breakpoint()`` in the app can read the terminal.
-On Linux the child also gets SIGTERM if the reloader dies (``PR_SET_PDEATHSIG``), so a
-``kill -9`` of the reloader leaves no orphan server behind.
+"""Hot reload for development, ``ftserve --reload``: a parent that binds the socket once and
+runs the server as a child (``--fd N``), restarted when a watched file changes
+(docs/supervisor.md, "--reload").
 """
 
 from __future__ import annotations

@@ -343,12 +343,11 @@ class ASGIAdapter(InterfaceAdapter):
 
     def __init__(self, app: ASGIApp, config: Config, host: AppHost, label: str = "") -> None:
         super().__init__(host)
+        # One exchange class: the class itself is ``open`` (no call of ours per request).
+        self.open = ASGIHTTPCycle  # type: ignore[method-assign,assignment]
         self.app = app
         self.step = host.step
         self.lifespan = Lifespan(app, config.lifespan, label)
-
-    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> ASGIHTTPCycle:
-        return ASGIHTTPCycle(stream, request, info, body_done)
 
     def start(self, exchange: ASGIHTTPCycle) -> None:
         """Start the app on the worker's loop, stepped without a Task of its own."""

@@ -24,7 +24,7 @@ from ftserver.interfaces.stream import (
     pump_file,
     regular_file_size,
 )
-from ftserver.interfaces.rsgi_scope import RSGI_VERSION, Scope
+from ftserver.interfaces.rsgi_scope import Scope
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -528,14 +528,13 @@ class RSGIAdapter(InterfaceAdapter):
 
     def __init__(self, app: Any, config: Config, host: AppHost, label: str = "") -> None:
         super().__init__(host)
+        # One exchange class: the class itself is ``open`` (no call of ours per request).
+        self.open = RSGIHTTPExchange  # type: ignore[method-assign,assignment]
         self.step = host.step
         self.label = label
         self.handler: RSGIApp = getattr(app, "__rsgi__", app)
         self.init_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_init__", None)
         self.del_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_del__", None)
-
-    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> RSGIHTTPExchange:
-        return RSGIHTTPExchange(stream, request, info, body_done)
 
     def start(self, exchange: RSGIHTTPExchange) -> None:
         """Start the app on the worker's loop, stepped without a Task of its own."""

@@ -178,7 +178,8 @@ class InterfaceAdapter:
         self.host = host
 
     def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> Exchange:
-        """The exchange for an HTTP request (``body_done``: it has no body)."""
+        """The exchange for a request (``body_done``: it has no body), its class chosen per
+        request. An adapter with a single exchange class sets ``self.open`` to that class."""
         raise NotImplementedError
 
     def start(self, exchange: Any) -> None:

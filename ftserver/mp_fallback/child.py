@@ -1,19 +1,6 @@
-"""What runs inside a forked worker process: the threads-mode ``Server`` on inherited sockets.
-
-The worker process is the same machinery as ``ftserve --no-supervisor`` (``WorkerThread``
-loops fed by an ``AcceptQueue`` or their own ``SO_REUSEPORT`` listeners); what changes is
-who it answers to:
-
-- it reports to the supervisor through a pipe, one JSON object per line: ``ready`` (all
-  threads listening, lifespan startup done; with the GIL report and the interface),
-  ``failed`` (could not start: the message and exit code), ``retire`` (it served its
-  ``--max-requests``: the supervisor starts a replacement, then stops this one);
-- every thread's event loop stamps a shared heartbeat slot (``heartbeat.py``);
-- signals: SIGTERM drains gracefully (a repeated SIGTERM changes nothing), SIGQUIT stops
-  at once, SIGUSR1 reopens log files;
-  SIGINT and SIGHUP are ignored (a CTRL+C or a hang-up at the terminal reaches the whole
-  process group: the supervisor decides, and tells the workers with SIGTERM);
-- it stops by itself if the supervisor disappears (its parent pid changes).
+"""What runs inside a forked worker process: the threads-mode ``Server`` on inherited
+sockets, reporting to the supervisor through a pipe and stamping a heartbeat
+(docs/supervisor.md, "Worker processes").
 """
 
 from __future__ import annotations

@@ -11,16 +11,15 @@ import asyncio
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ftserver.interfaces.stream import AppHost, ConnectionInfo, HTTPStream, InterfaceAdapter
+from ftserver.interfaces.stream import AppHost, InterfaceAdapter
 from ftserver.interfaces.wsgi.bridge import JobQueue, LoopInbox, held_lock
 from ftserver.interfaces.wsgi.environ import HandlerContext, WSGIApp
 from ftserver.interfaces.wsgi.exchange import Handler, WSGIExchange
 
 if TYPE_CHECKING:
     from ftserver.config import Config
-    from ftserver.protocols.events import Request
 
 logger = logging.getLogger("ftserver.error")
 
@@ -34,6 +33,8 @@ class WSGIAdapter(InterfaceAdapter):
 
     def __init__(self, app: WSGIApp, config: Config, host: AppHost, label: str = "") -> None:
         super().__init__(host)
+        # One exchange class: the class itself is ``open`` (no call of ours per request).
+        self.open = WSGIExchange  # type: ignore[method-assign,assignment]
         self.app = app
         self.size = config.blocking_threads
         self.timeout_io = config.timeout_io
@@ -47,11 +48,11 @@ class WSGIAdapter(InterfaceAdapter):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.inbox: LoopInbox | None = None
 
-    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> WSGIExchange:
-        return WSGIExchange(stream, request, info, body_done)
-
     def start(self, exchange: WSGIExchange) -> None:
-        exchange.run(self)
+        if exchange.body_complete:  # the usual request: nothing to hold back
+            self.jobs.put(exchange)
+        else:
+            exchange.run(self)
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
