@@ -41,7 +41,7 @@ class ErrorStream:
         if "\n" in text:
             *lines, text = text.split("\n")
             for line in lines:
-                logger.error("%s", line)
+                _log_line(line)
         self.pending = text
         return len(s)
 
@@ -51,8 +51,22 @@ class ErrorStream:
 
     def flush(self) -> None:
         if self.pending:
-            logger.error("%s", self.pending)
+            _log_line(self.pending)
             self.pending = ""
+
+
+def _log_line(line: str) -> None:
+    """One ``wsgi.errors`` line to the ``ftserver.error`` logger's handlers.
+
+    Not ``logger.error()``: since 3.13.4, ``Logger.handle`` and ``isEnabledFor`` drop a
+    record that comes while any logger of the same thread is handling one, and an
+    application's own log handler writing to ``wsgi.errors`` (Flask's default one, which
+    also prints its error tracebacks) is exactly that. ``callHandlers`` has no such guard.
+    """
+    if not logger.disabled and logger.manager.disable < logging.ERROR >= logger.getEffectiveLevel():
+        record = logger.makeRecord(logger.name, logging.ERROR, "wsgi.errors", 0, "%s", (line,), None)
+        if logger.filter(record):
+            logger.callHandlers(record)
 
 
 class FileWrapper:
