@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from ftserver.config import ConfigError
+
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
@@ -83,15 +85,22 @@ def configure_logging(level: str, access_log: bool, log_file: str | None = None,
     error.setLevel(LEVELS[level])
     access.setLevel(logging.INFO if access_log or access_log_file else logging.WARNING)
     if not error.handlers:
-        handler: logging.Handler = ReopenableFileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+        handler: logging.Handler = _open_log_file(log_file, "log") if log_file else logging.StreamHandler(sys.stderr)
         handler.setFormatter(ERROR_FORMAT)
         error.addHandler(handler)
         error.propagate = False
     if not access.handlers:
-        handler = ReopenableFileHandler(access_log_file) if access_log_file else AccessStreamHandler(sys.stdout)
+        handler = _open_log_file(access_log_file, "access log") if access_log_file else AccessStreamHandler(sys.stdout)
         handler.setFormatter(ACCESS_FORMAT)
         access.addHandler(handler)
         access.propagate = False
+
+
+def _open_log_file(path: str, what: str) -> ReopenableFileHandler:
+    try:
+        return ReopenableFileHandler(path)
+    except OSError as exc:  # one readable line at start-up, as for --pid-file
+        raise ConfigError(f"cannot write {what} file {path}: {exc.strerror or exc}") from None
 
 
 def access_line_writer(logger: logging.Logger) -> _LineWriter | None:

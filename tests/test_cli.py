@@ -242,3 +242,13 @@ def test_factory(tmp_path):
         assert httpx.get(url).text == "Hello, world!"
     finally:
         assert stop(proc) == 0
+
+
+@pytest.mark.parametrize("option", ["--log-file", "--access-log-file", "--pid-file"])
+@pytest.mark.parametrize("mode", [[], ["--no-supervisor"]])
+def test_a_file_that_cannot_be_opened_is_one_line(option, mode):
+    # /proc refuses new files even to root: the directory exists, the open fails.
+    proc = subprocess.run([*FTSERVE, *mode, option, "/proc/ftserver-test.file", "tests.apps.basic:hello"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "cannot write" in proc.stderr and "/proc/ftserver-test.file" in proc.stderr
+    assert "Traceback" not in proc.stderr
