@@ -1,13 +1,14 @@
-"""pytest plugin (entry point ``ftserver``): the ``ftserver`` fixture.
+"""pytest plugin (entry point ``ftserver``): the ``ftserve_app`` fixture.
 
-``ftserver`` is a factory: call it with an app (and ``Config`` options) to start a
+``ftserve_app`` is a factory: call it with an app (and ``Config`` options) to start a
 server on a free port; every server it started is stopped at the end of the test.
 
-    def test_hello(ftserver):
-        server = ftserver(app, threads=2)
+    def test_hello(ftserve_app):
+        server = ftserve_app(app, threads=2)
         assert httpx.get(server.url).status_code == 200
 
-To parametrize, use ``@pytest.mark.parametrize`` on the test and pass the values on.
+``ftserver`` is the same fixture under its first name (it shadows the package's name in a
+test module, hence the new one).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 
 @pytest.fixture
-def ftserver() -> Iterator[Callable[..., Any]]:
+def ftserve_app() -> Iterator[Callable[..., Any]]:
     from ftserver.testing import serve
 
     with contextlib.ExitStack() as stack:
@@ -29,3 +30,9 @@ def ftserver() -> Iterator[Callable[..., Any]]:
             return stack.enter_context(serve(app, **options))
 
         yield start
+
+
+@pytest.fixture
+def ftserver(ftserve_app: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``ftserve_app`` fixture under its former name."""
+    return ftserve_app
