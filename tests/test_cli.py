@@ -40,7 +40,10 @@ def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
         lines.append(line)
         match = re.search(r"Listening on (http://\S+)", line)
         if match:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            # Keep the pipe drained; what follows stays readable as proc.output.
+            proc.output = lines  # type: ignore[attr-defined]
+            proc.reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[attr-defined,arg-type]
+            proc.reader.start()  # type: ignore[attr-defined]
             return proc, match.group(1)
     proc.kill()
     raise AssertionError("server did not start:\n" + "".join(lines))
@@ -106,6 +109,9 @@ def test_graceful_timeout_closes_stuck_requests():
     assert time.monotonic() - started < 10
     t.join(10)
     assert errors, "the stuck request should have been cut off"
+    proc.reader.join(10)
+    output = "".join(proc.output)
+    assert "graceful shutdown timeout (0.5 s): 1 request(s) in progress cut, 1 connection(s) closed" in output
 
 
 def test_second_sigint_forces_exit():

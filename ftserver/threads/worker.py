@@ -166,7 +166,12 @@ class WorkerThread(threading.Thread):
             for protocol in list(ctx.connections):
                 if not protocol.closing:  # handed over by the acceptor just before the stop
                     protocol.shutdown()
-        for protocol in list(ctx.connections):
+        left = list(ctx.connections)
+        if left:
+            in_flight = sum(1 for protocol in left if protocol.cycle is not None)
+            why = "forced stop" if self._force else f"graceful shutdown timeout ({self.config.timeout_graceful_shutdown:g} s)"
+            logger.warning("%s: %d request(s) in progress cut, %d connection(s) closed", why, in_flight, len(left))
+        for protocol in left:
             protocol.abort()
         ctx.stepper.cancel_all()
         await asyncio.sleep(0)
