@@ -109,9 +109,19 @@ def test_graceful_timeout_closes_stuck_requests():
     assert time.monotonic() - started < 10
     t.join(10)
     assert errors, "the stuck request should have been cut off"
+
+
+def test_requests_cut_by_the_graceful_timeout_are_logged():
+    proc, url = start("--timeout-graceful-shutdown", "0.5", "tests.apps.basic:sleepy")
+    sock = send_request(int(url.rsplit(":", 1)[1]), "/?30")
+    wait_accepted(proc.pid, sock)
+    time.sleep(0.5)  # the head reached the app, which sleeps
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    sock.close()
     proc.reader.join(10)
     output = "".join(proc.output)
-    assert "graceful shutdown timeout (0.5 s): 1 request(s) in progress cut, 1 connection(s) closed" in output
+    assert "graceful shutdown timeout (0.5 s): 1 request(s) in progress cut, 1 connection(s) closed" in output, output
 
 
 def test_second_sigint_forces_exit():
