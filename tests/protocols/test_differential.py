@@ -401,12 +401,8 @@ SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
 CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 HOSTILE = [
     # RFC 9112 §3.2, RFC 9110 §7.2: Host = uri-host [ ":" port ].
-    (b"GET / HTTP/1.1\r\nHost: exa mple.com\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: x/y\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: user@evil\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: %zz\r\n\r\n", 400),
+    *[(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400)
+      for host in (b"exa mple.com", b"x/y", b"user@evil", b"a, b", b"a:b", b"%zz", b"[::1", b"a?b", b"a#b")],
     (b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400),
     (b"GET http://a.example/ HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400),  # no Host in HTTP/1.1
@@ -430,9 +426,7 @@ HOSTILE = [
     (b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n\tContent-Length: 3\r\n\r\nabc", 400),
     # RFC 9110 §5.5: no control characters in field values.
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX: \x1bc\r\n\r\n", 400),
+    *[(b"GET / HTTP/1.1\r\nHost: a\r\nX: " + value + b"\r\n\r\n", 400) for value in (b"a\x01b", b"a\x7f", b"\x1bc")],
     # RFC 9112 §6.3: one Content-Length, 1*DIGIT (h11 merges equal ones).
     (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx", 400),

@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from ftserver.testing import serve
+from tests.conftest import RawClient
 from tests.protocols.test_differential import CHUNKED_HEAD, HOSTILE, SMUGGLED
 
 MODES = ["fast", "h11"]
@@ -33,19 +34,21 @@ class Recorder:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-def exchange(address: str | tuple[str, int], data: bytes, family: int = socket.AF_INET) -> bytes:
-    """Send ``data``, then read until the server closes (bounded by a generous timeout)."""
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+def exchange(address: int | str, data: bytes) -> bytes:
+    """Send ``data`` to a TCP port or a Unix socket path, then read until the server
+    closes (bounded by a generous timeout)."""
+    if isinstance(address, int):
+        client = RawClient(address, timeout=10)
+        try:
+            client.send(data)
+            return client.read_until_closed(limit=30)
+        finally:
+            client.close()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(address)
         sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-    return received
+        return sock.makefile("rb").read()
 
 
 @pytest.mark.parametrize("http1", MODES)
@@ -54,7 +57,7 @@ def test_hostile_requests_are_refused_and_nothing_after_them_is_served(http1: st
     with serve(app, http1=http1, limit_request_body=1 << 20, timeout_keep_alive=5) as server:
         for raw, status in HOSTILE:
             # The connection stays open on our side: the server must answer and close.
-            answer = exchange(("127.0.0.1", server.port), raw + SMUGGLED)
+            answer = exchange(server.port, raw + SMUGGLED)
             assert answer.startswith(b"HTTP/1.1 %d " % status), (raw, answer[:200])
             assert answer.count(b"HTTP/1.1 ") == 1, (raw, answer)
         assert "/smuggled" not in app.paths
@@ -64,7 +67,7 @@ def test_hostile_requests_are_refused_and_nothing_after_them_is_served(http1: st
 def test_a_chunk_size_past_any_body_is_413_without_a_body_limit(http1: str) -> None:
     # Unlimited bodies (the default) still end below 2**63: h11 alone would wait for the data.
     with serve(Recorder(), http1=http1) as server:
-        answer = exchange(("127.0.0.1", server.port), CHUNKED_HEAD + b"ffffffffffffffff\r\n")
+        answer = exchange(server.port, CHUNKED_HEAD + b"ffffffffffffffff\r\n")
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
 
 
@@ -102,7 +105,7 @@ class RSGIHosts:
 @pytest.mark.parametrize("http1", MODES)
 def test_absolute_form_authority_replaces_host_for_asgi(http1: str) -> None:
     with serve(asgi_hosts, http1=http1) as server:
-        seen = json.loads(body_of(exchange(("127.0.0.1", server.port), absolute_form(b"good.example:81"))))
+        seen = json.loads(body_of(exchange(server.port, absolute_form(b"good.example:81"))))
     assert seen["hosts"] == ["good.example:81"] and seen["path"] == "/abs"
     # ``server`` is the socket's address (ASGI), not the requested authority.
     assert seen["server"] == ["127.0.0.1", server.port]
@@ -111,20 +114,20 @@ def test_absolute_form_authority_replaces_host_for_asgi(http1: str) -> None:
 @pytest.mark.parametrize("http1", MODES)
 def test_absolute_form_authority_replaces_host_for_wsgi(http1: str, tmp_path) -> None:
     with serve(wsgi_hosts, interface="wsgi", http1=http1) as server:
-        seen = json.loads(body_of(exchange(("127.0.0.1", server.port), absolute_form(b"good.example"))))
+        seen = json.loads(body_of(exchange(server.port, absolute_form(b"good.example"))))
     assert seen["HTTP_HOST"] == "good.example" and seen["PATH_INFO"] == "/abs"
     assert seen["SERVER_NAME"] == "127.0.0.1"  # the socket's, as ASGI's ``server``
     # On a Unix socket the server's name comes from the host the request names.
     path = str(tmp_path / "s.sock")
     with serve(wsgi_hosts, interface="wsgi", http1=http1, uds=path, accept="queue") as server:
-        seen = json.loads(body_of(exchange(path, absolute_form(b"good.example:81"), socket.AF_UNIX)))
+        seen = json.loads(body_of(exchange(path, absolute_form(b"good.example:81"))))
     assert (seen["HTTP_HOST"], seen["SERVER_NAME"], seen["SERVER_PORT"]) == ("good.example:81", "good.example", "81")
 
 
 @pytest.mark.parametrize("http1", MODES)
 def test_absolute_form_authority_replaces_host_for_rsgi(http1: str) -> None:
     with serve(RSGIHosts(), interface="rsgi", http1=http1) as server:
-        seen = json.loads(body_of(exchange(("127.0.0.1", server.port), absolute_form(b"good.example"))))
+        seen = json.loads(body_of(exchange(server.port, absolute_form(b"good.example"))))
     # RSGI's ``authority`` is None on HTTP/1 (as Granian): the Host field carries it.
     assert seen == {"hosts": ["good.example"], "authority": None, "path": "/abs"}
 
@@ -136,4 +139,4 @@ def test_valid_hosts_are_served(http1: str) -> None:
     with serve(app, http1=http1) as server:
         for host in hosts:
             raw = b"GET /ok HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
-            assert body_of(exchange(("127.0.0.1", server.port), raw)) == b"ok", host
+            assert body_of(exchange(server.port, raw)) == b"ok", host

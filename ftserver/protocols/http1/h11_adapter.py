@@ -1,6 +1,7 @@
 """The HTTP/1.1 connection interface of ``parser.HTTP11Connection``, with h11 parsing:
-``--http1 h11``, and the oracle our parser is tested against. Where it differs from our
-parser, and why, is in docs/architecture.md ("Parsing HTTP/1.1").
+``--http1 h11``, and the oracle our parser is tested against; ``h11_guard`` checks the raw
+bytes where h11 is lenient. Where it still differs from our parser, and why, is in
+docs/architecture.md ("The h11 mode").
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ from ..events import (
     Sentinel,
 )
 from ..limits import Limits
-from .common import CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, TOKEN, H1Request, comma_tokens, set_host, target_authority
+from .common import (
+    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, TOKEN, H1Request, comma_tokens, set_host, target_authority,
+)  # fmt: skip
 from .rules import (
     check_field_gaps,
     check_host,
@@ -554,7 +556,6 @@ class HTTP11Connection(ResponseWriter):
         self._fields_seen = 0
         self._state = _DONE
         return END_OF_MESSAGE
-
 
     # --- connection -----------------------------------------------------------------
 
