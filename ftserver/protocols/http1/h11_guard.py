@@ -50,7 +50,9 @@ class H11Guard:
     bytes received beyond it.
     """
 
-    __slots__ = ("error", "_buf", "_state", "_remaining", "_body_received", "_max_body_size", "_max_buffer")
+    __slots__ = (
+        "error", "_buf", "_searched", "_state", "_remaining", "_body_received", "_max_body_size", "_max_buffer",
+    )  # fmt: skip
 
     def __init__(self, limits: Limits) -> None:
         self.error: ProtocolError | None = None
@@ -65,6 +67,7 @@ class H11Guard:
     def restart(self, data: bytes) -> None:
         """A new request begins with ``data`` (pipelined bytes already received)."""
         self._buf = bytearray()
+        self._searched = 0  # bytes of an incomplete section already searched for its end
         self._state = _HEAD
         self._remaining = 0
         self._body_received = 0
@@ -108,11 +111,14 @@ class H11Guard:
             if state == _TRAILERS and buf.startswith(b"\r\n"):
                 self._state = _DONE
                 return
-            match = _SECTION_END_RE.search(buf)
+            # Resume 2 bytes back: the end (LF CR LF) may straddle two reads.
+            match = _SECTION_END_RE.search(buf, max(0, self._searched - 2))
             if match is None:
                 if len(buf) > self._max_buffer:
                     raise HeaderTooLarge("request head or trailer section too large")
+                self._searched = len(buf)
                 return
+            self._searched = 0
             section = bytes(buf[: match.end()])
             del buf[: match.end()]
             if state == _HEAD:
