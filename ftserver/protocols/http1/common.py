@@ -15,6 +15,7 @@ __all__ = [
     "FIELD_VALUE",
     "FIELD_VALUE_RE",
     "HOST_RE",
+    "MAX_CHUNK_LINE",
     "TOKEN",
     "TOKEN_RE",
     "URI_HOST",
@@ -59,6 +60,8 @@ _CHUNK_EXT = (
 )
 #: chunk = chunk-size [ chunk-ext ] CRLF (the line without its CRLF); at most 16 digits.
 CHUNK_LINE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
+#: The longest chunk line accepted (without its CRLF): a 400 beyond.
+MAX_CHUNK_LINE: Final = 4096
 
 
 def comma_tokens(value: bytes) -> list[bytes]:

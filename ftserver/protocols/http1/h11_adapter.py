@@ -59,8 +59,9 @@ def _protocol_error(message: str, status: int) -> ProtocolError:
 
 
 class H11Connection(ResponseWriter):
-    """``HTTP11Connection``'s interface: requests parsed by ``h11.Connection(h11.SERVER)``,
-    responses written by ``ResponseWriter``."""
+    """``HTTP11Connection``'s interface: requests parsed by ``h11.Connection(h11.SERVER)``
+    after an ``H11Guard`` has checked their raw bytes, responses written by
+    ``ResponseWriter``."""
 
     __slots__ = (
         "_conn", "_guard", "_limits", "_error", "_paused", "_body_received", "_h11_response", "_h11_end",

@@ -12,7 +12,7 @@ from typing import Final
 
 from ..errors import BadRequest, BodyTooLarge, HeaderTooLarge, ProtocolError
 from ..limits import Limits
-from .common import CHUNK_LINE_RE
+from .common import CHUNK_LINE_RE, MAX_CHUNK_LINE
 from .rules import chunk_line_error
 
 __all__ = ["H11Guard"]
@@ -22,7 +22,6 @@ _SECTION_END_RE: Final = re.compile(rb"\n\r?\n")
 # Controls other than HTAB, CR and LF (those two only as CRLF, checked apart).
 _CONTROL_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTENT_LENGTH_RE: Final = re.compile(rb"\r\ncontent-length:[ \t]*([^\r]*?)[ \t]*(?=\r\n)")
-_MAX_CHUNK_LINE: Final = 4096  # as our parser
 
 # Where the guard is in the current request.
 _HEAD = 0
@@ -100,10 +99,10 @@ class H11Guard:
                     self._state = _CHUNK_LINE if self._body_received else _DONE
                 continue
             if state == _CHUNK_LINE:
-                end = buf.find(b"\r\n", 0, _MAX_CHUNK_LINE + 2)
+                end = buf.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
                 if end < 0:
-                    if len(buf) > _MAX_CHUNK_LINE + 1:
-                        raise BadRequest(f"chunk-size line longer than {_MAX_CHUNK_LINE} bytes")
+                    if len(buf) > MAX_CHUNK_LINE + 1:
+                        raise BadRequest(f"chunk-size line longer than {MAX_CHUNK_LINE} bytes")
                     return
                 self._chunk_line(bytes(buf[:end]))
                 del buf[: end + 2]

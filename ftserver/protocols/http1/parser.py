@@ -29,7 +29,8 @@ from ..events import (
 )
 from ..limits import Limits
 from .common import (
-    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, TOKEN, H1Request, comma_tokens, set_host, target_authority,
+    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TOKEN, H1Request, comma_tokens, set_host,
+    target_authority,
 )  # fmt: skip
 from .rules import (
     check_field_gaps,
@@ -82,7 +83,6 @@ _field_values: Final = re.compile(
 # chunk = chunk-size [ chunk-ext ] CRLF; the extensions are ignored but must follow
 # their grammar (common.CHUNK_LINE_RE).
 _match_chunk_line: Final = CHUNK_LINE_RE.fullmatch
-_MAX_CHUNK_LINE: Final = 4096
 
 _TCHAR_BYTES: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -468,10 +468,10 @@ class HTTP11Connection(ResponseWriter):
         """
         buf = self._buf
         pos = self._pos
-        line_end = buf.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE + 2)
+        line_end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
         if line_end < 0:
-            if len(buf) - pos > _MAX_CHUNK_LINE + 1:  # + 1: a CR may await its LF
-                raise BadRequest(f"chunk-size line longer than {_MAX_CHUNK_LINE} bytes")
+            if len(buf) - pos > MAX_CHUNK_LINE + 1:  # + 1: a CR may await its LF
+                raise BadRequest(f"chunk-size line longer than {MAX_CHUNK_LINE} bytes")
             if self._eof:
                 raise BadRequest(_INCOMPLETE_BODY)
             return NEED_DATA
