@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -275,9 +276,14 @@ def requests(draw: st.DrawFn) -> Generated:
     head += b"".join(n + b":" + draw(ows) + v + draw(ows) + b"\r\n" for n, v in fields)
     lowered = [o.lower() for o in options]
     keep_alive = b"close" not in lowered and (version == "1.1" or b"keep-alive" in lowered)
+    parsed = [(n.lower(), v) for n, v in fields]
+    if target in TARGET_AUTHORITY:  # it replaces Host, in the fields too
+        host = TARGET_AUTHORITY[target]
+        parsed = [(n, host if n == b"host" else v) for n, v in parsed]
+        if (b"host", host) not in parsed:
+            parsed.append((b"host", host))
     message = Message(
-        method.decode(), target, TARGET_AUTHORITY[target] if target in TARGET_AUTHORITY else host, version,
-        tuple((n.lower(), v) for n, v in fields), keep_alive, expect,
+        method.decode(), target, host, version, tuple(parsed), keep_alive, expect,
         content_length, framing == "chunked", body,
     )
     return Generated(head + b"\r\n" + tail, message)
@@ -386,3 +392,69 @@ def test_framing_combinations(version: bytes, fields: list[bytes], body: bytes, 
     head = b"POST / HTTP/" + version + b"\r\nHost: a\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
     follow_up = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
     check_against_h11(head + body + follow_up, cut_at)
+
+
+# --- rules both parsers enforce where h11 alone is lenient -------------------------------------
+
+# (request stream, status both answer). Each is followed by a request that must not be served.
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+HOSTILE = [
+    # RFC 9112 §3.2, RFC 9110 §7.2: Host = uri-host [ ":" port ].
+    *[(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400)
+      for host in (b"exa mple.com", b"x/y", b"user@evil", b"a, b", b"a:b", b"%zz", b"[::1", b"a?b", b"a#b")],
+    (b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400),
+    (b"GET http://a.example/ HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400),  # no Host in HTTP/1.1
+    # RFC 9112 §3.2.2 and RFC 9110 §4.2.4: the authority that replaces Host obeys its rules.
+    (b"GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n", 400),
+    (b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http://a b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET relative HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    # RFC 9112 §7.1.1: a quoted-string in a chunk-ext ends on its line.
+    (CHUNKED_HEAD + b'1;a="\r\nX\r\n0\r\n\r\n', 400),
+    (CHUNKED_HEAD + b'1;a="x\r\nX\r\n0\r\n\r\n', 400),
+    (CHUNKED_HEAD + b"1;a\rb\r\nX\r\n0\r\n\r\n", 400),
+    (CHUNKED_HEAD + b"1 \r\nX\r\n0\r\n\r\n", 400),
+    # A chunk-size beyond the body limit is a 413 before its data (h11 would wait for it).
+    (CHUNKED_HEAD + b"ffffffffffffffff\r\n", 413),
+    (CHUNKED_HEAD + b"1\r\nX\r\nfffffffffffffff\r\n", 413),
+    # RFC 9112 §2.2: CRLF only. §5.2: no obs-fold (h11 unfolds it into the previous field).
+    (b"GET / HTTP/1.1\nHost: a\n\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n\tContent-Length: 3\r\n\r\nabc", 400),
+    # RFC 9110 §5.5: no control characters in field values.
+    *[(b"GET / HTTP/1.1\r\nHost: a\r\nX: " + value + b"\r\n\r\n", 400) for value in (b"a\x01b", b"a\x7f", b"\x1bc")],
+    # RFC 9112 §6.3: one Content-Length, 1*DIGIT (h11 merges equal ones).
+    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx", 400),
+    # RFC 9110 §6.5.1: no framing fields in trailers; the trailer section obeys the field rules.
+    (CHUNKED_HEAD + b"1\r\nx\r\n0\r\nContent-Length: 3\r\n\r\n", 400),
+    (CHUNKED_HEAD + b"1\r\nx\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (CHUNKED_HEAD + b"1\r\nx\r\n0\r\nX: a\x01\r\n\r\n", 400),
+    (CHUNKED_HEAD + b"1\r\nx\r\n0\r\nX: a\nY: b\r\n\r\n", 400),
+    (CHUNKED_HEAD + b"1\r\nx\r\n0\r\nX: a\r\n b\r\n\r\n", 400),
+]
+LIMITED = Limits(max_body_size=1 << 20)
+
+
+@pytest.mark.parametrize("impl", [HTTP11Connection, H11Connection], ids=["ours", "h11"])
+@pytest.mark.parametrize(("raw", "status"), HOSTILE)
+@pytest.mark.parametrize("pieces", ["whole", "bytewise"])
+def test_both_parsers_reject(impl: Any, raw: bytes, status: int, pieces: str) -> None:
+    """``--http1 h11`` is never the laxer mode: what ours rejects here, it rejects too,
+    with the same status, whole or trickled, and serves nothing after it."""
+    stream = raw + SMUGGLED
+    chunks = [stream] if pieces == "whole" else [stream[i : i + 1] for i in range(len(stream))]
+    conn = impl(LIMITED)
+    targets = []
+    with pytest.raises(ProtocolError) as info:
+        for chunk in chunks:
+            conn.receive_data(chunk)
+            while (event := conn.next_event()) is not NEED_DATA and event is not PAUSED:
+                if isinstance(event, H1Request):
+                    targets.append(event.target)
+    assert info.value.status_code == status
+    assert b"/smuggled" not in targets

@@ -11,12 +11,17 @@ from ..events import Request
 
 __all__ = [
     "ABSOLUTE_FORM_RE",
+    "CHUNK_LINE_RE",
     "FIELD_VALUE",
     "FIELD_VALUE_RE",
+    "HOST_RE",
+    "MAX_CHUNK_LINE",
     "TOKEN",
     "TOKEN_RE",
+    "URI_HOST",
     "H1Request",
     "comma_tokens",
+    "set_host",
     "target_authority",
 ]
 
@@ -35,17 +40,52 @@ FIELD_VALUE_RE: Final = re.compile(FIELD_VALUE)
 ABSOLUTE_FORM_RE: Final = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*://([^/?#]*)")
 _match_absolute_form: Final = ABSOLUTE_FORM_RE.match
 
+# uri-host = IP-literal / IPv4address / reg-name (RFC 3986 §3.2.2); reg-name is
+# unreserved, sub-delims and pct-encoded characters (IPv4address among them).
+_REG_NAME_CHAR = rb"A-Za-z0-9\-._~!$&'()*+,;="
+#: uri-host, as a regular expression source.
+URI_HOST: Final = (
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[" + _REG_NAME_CHAR + rb":]+)\]"
+    rb"|[" + _REG_NAME_CHAR + rb"]*(?:%[0-9A-Fa-f]{2}[" + _REG_NAME_CHAR + rb"]*)*)"
+)
+#: Host = uri-host [ ":" port ] (RFC 9110 §7.2): no userinfo, no spaces, no list.
+HOST_RE: Final = re.compile(URI_HOST + rb"(?::[0-9]*)?")
+
+# chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), the value a
+# token or a quoted-string, which holds no CR, LF or other controls (RFC 9112 §7.1.1,
+# RFC 9110 §5.6.4): an unterminated quote is an error, not the start of a longer string.
+_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_EXT = (
+    rb"(?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*"
+)
+#: chunk = chunk-size [ chunk-ext ] CRLF (the line without its CRLF); at most 16 digits.
+CHUNK_LINE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
+#: The longest chunk line accepted (without its CRLF): a 400 beyond.
+MAX_CHUNK_LINE: Final = 4096
+
 
 def comma_tokens(value: bytes) -> list[bytes]:
     """Elements of a comma-separated list field, lower-cased (RFC 9110 §5.6.1)."""
     return [element.strip(b" \t") for element in value.lower().split(b",")]
 
 
-def target_authority(target: bytes, host: bytes | None) -> bytes | None:
-    """The request's authority: that of an absolute-form ``target``, which wins over the
-    Host field (RFC 9112 §3.2.2), else ``host`` (None when absent)."""
+def target_authority(target: bytes) -> bytes | None:
+    """The authority of an absolute-form ``target`` (None for any other form): it
+    replaces the Host field (RFC 9112 §3.2.2)."""
     match = _match_absolute_form(target)
-    return host if match is None else match.group(1)
+    return None if match is None else match.group(1)
+
+
+def set_host(headers: list[tuple[bytes, bytes]], authority: bytes) -> None:
+    """Make ``authority`` (an absolute-form target's) the Host field of ``headers``,
+    replacing the one received or added at the end: RFC 9112 §3.2.2 says a server
+    ignores the received Host then, and every interface reads the host from the fields
+    (ASGI ``headers``, WSGI ``HTTP_HOST``, RSGI ``headers``)."""
+    for index, (name, _) in enumerate(headers):
+        if name == b"host":
+            headers[index] = (name, authority)
+            return
+    headers.append((b"host", authority))
 
 
 class H1Request(Request):

@@ -1,6 +1,7 @@
 """The HTTP/1.1 connection interface of ``parser.HTTP11Connection``, with h11 parsing:
-``--http1 h11``, and the oracle our parser is tested against. Where it differs from our
-parser, and why, is in docs/architecture.md ("Parsing HTTP/1.1").
+``--http1 h11``, and the oracle our parser is tested against; ``h11_guard`` checks the raw
+bytes where h11 is lenient. Where it still differs from our parser, and why, is in
+docs/architecture.md ("The h11 mode").
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from ..events import (
     Sentinel,
 )
 from ..limits import Limits
-from .common import H1Request, comma_tokens, target_authority
+from .common import H1Request, comma_tokens, set_host, target_authority
+from .h11_guard import H11Guard
+from .rules import check_host, check_target_form
 from .writer import AWAITING_REQUEST, RESPONSE_READY, RESPONSE_SENT, ResponseWriter
 
 __all__ = ["H11Connection"]
@@ -56,10 +59,13 @@ def _protocol_error(message: str, status: int) -> ProtocolError:
 
 
 class H11Connection(ResponseWriter):
-    """``HTTP11Connection``'s interface: requests parsed by ``h11.Connection(h11.SERVER)``,
-    responses written by ``ResponseWriter``."""
+    """``HTTP11Connection``'s interface: requests parsed by ``h11.Connection(h11.SERVER)``
+    after an ``H11Guard`` has checked their raw bytes, responses written by
+    ``ResponseWriter``."""
 
-    __slots__ = ("_conn", "_limits", "_error", "_paused", "_body_received", "_h11_response", "_h11_end")
+    __slots__ = (
+        "_conn", "_guard", "_limits", "_error", "_paused", "_body_received", "_h11_response", "_h11_end",
+    )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
         # h11 bounds what it buffers while a head is incomplete: the largest head we allow.
@@ -69,6 +75,7 @@ class H11Connection(ResponseWriter):
             head_limit = limits.max_request_line + limits.max_header_bytes + 4
         super().__init__(server_header)
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=head_limit)
+        self._guard = H11Guard(limits)
         self._limits = limits
         self._error: ProtocolError | None = None
         self._paused = False
@@ -86,6 +93,7 @@ class H11Connection(ResponseWriter):
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the peer; ``b""`` means the peer closed its sending side."""
+        self._guard.feed(data)
         self._conn.receive_data(data)
 
     def next_event(
@@ -98,6 +106,8 @@ class H11Connection(ResponseWriter):
         if self._error is not None:
             raise self._error
         try:
+            if self._guard.error is not None:
+                raise self._guard.error
             event = self._conn.next_event()
             kind = type(event)
             if kind is h11.Data:
@@ -151,6 +161,7 @@ class H11Connection(ResponseWriter):
             elif name == b"content-length":
                 content_length = int(value)
             elif name == b"host":  # h11 rejects a repeated Host
+                check_host(value)
                 host = value
         if chunked:
             # h11 lets Transfer-Encoding override Content-Length and accepts it from
@@ -178,10 +189,16 @@ class H11Connection(ResponseWriter):
         self._response_state = RESPONSE_READY
         self._body_received = 0
         target = bytes(event.target)
+        if target[0] != 0x2F or event.method == b"CONNECT":  # h11 takes any target form
+            check_target_form(event.method, target)
+            absolute = target_authority(target)
+            if absolute is not None:
+                host = absolute
+                set_host(headers, absolute)
         return H1Request(
             event.method.decode("ascii"),
             target,
-            target_authority(target, host),
+            host,
             version.decode("ascii"),
             headers,
             keep_alive,
@@ -283,4 +300,6 @@ class H11Connection(ResponseWriter):
             raise LocalProtocolError(str(exc)) from exc
         self._paused = False
         self._response_state = AWAITING_REQUEST
-        return len(self._conn.trailing_data[0])
+        rest = self._conn.trailing_data[0]
+        self._guard.restart(rest)
+        return len(rest)

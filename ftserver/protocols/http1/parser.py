@@ -28,9 +28,13 @@ from ..events import (
     Sentinel,
 )
 from ..limits import Limits
-from .common import FIELD_VALUE, TOKEN, H1Request, comma_tokens, target_authority
+from .common import (
+    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TOKEN, H1Request, comma_tokens, set_host,
+    target_authority,
+)  # fmt: skip
 from .rules import (
     check_field_gaps,
+    check_host,
     check_target_form,
     chunk_line_error,
     combine_repeated_fields,
@@ -67,6 +71,7 @@ _FAST_HEAD_RE: Final = re.compile(
 _FAST_PATH_EXCLUDED_RE: Final = re.compile(rb"\r\n(?:content-length|transfer-encoding|expect):")
 _match_fast_head: Final = _FAST_HEAD_RE.fullmatch
 _search_excluded: Final = _FAST_PATH_EXCLUDED_RE.search
+_match_host: Final = HOST_RE.fullmatch
 # In a valid field section a name is what follows a CRLF up to the colon, and the value
 # the rest of the line without its outer OWS: two C-level scans give names (from the
 # lower-cased section) and values, with no Python loop per field.
@@ -75,10 +80,9 @@ _field_values: Final = re.compile(
     rb"\r\n" + TOKEN + rb":[ \t]*((?:" + FIELD_VALUE + rb"[\x21-\x7e\x80-\xff])?)"
 ).findall
 
-# chunk = chunk-size [ chunk-ext ] CRLF; the extensions are ignored but must not hold
-# CR, LF, NUL or other controls.
-_CHUNK_LINE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;" + FIELD_VALUE + rb")?")
-_MAX_CHUNK_LINE: Final = 4096
+# chunk = chunk-size [ chunk-ext ] CRLF; the extensions are ignored but must follow
+# their grammar (common.CHUNK_LINE_RE).
+_match_chunk_line: Final = CHUNK_LINE_RE.fullmatch
 
 _TCHAR_BYTES: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -214,6 +218,9 @@ class HTTP11Connection(ResponseWriter):
             return None
         names = _field_names(lowered)
         values = _field_values(fields)
+        host = values[names.index(b"host")]
+        if _match_host(host) is None:
+            return None  # the full parser names the rule (400)
         headers = list(zip(names, values))
         keep_alive = True
         if b"\r\nconnection:" in lowered:
@@ -226,7 +233,7 @@ class HTTP11Connection(ResponseWriter):
         self._keep_alive = keep_alive
         self._response_state = RESPONSE_READY
         return H1Request(
-            method.decode("ascii"), target, values[names.index(b"host")], "1.1", headers,
+            method.decode("ascii"), target, host, "1.1", headers,
             keep_alive, False, None, False,
         )  # fmt: skip
 
@@ -315,9 +322,14 @@ class HTTP11Connection(ResponseWriter):
             # RFC 9112 §3.2
             raise BadRequest("missing Host header field (required in HTTP/1.1)")
         authority = by_name.get(b"host")
+        if authority is not None and _match_host(authority) is None:
+            check_host(authority)
         if target[0] != 0x2F or method == b"CONNECT":  # not a plain "/..." origin-form
             check_target_form(method, target)
-            authority = target_authority(target, authority)
+            absolute = target_authority(target)
+            if absolute is not None:
+                authority = absolute
+                set_host(headers, absolute)
         if b"content-length" in by_name or b"transfer-encoding" in by_name:
             content_length, chunked = request_framing(by_name, http11, self._max_body_size)
         else:
@@ -450,20 +462,20 @@ class HTTP11Connection(ResponseWriter):
     def _read_chunk_line(self) -> Data | EndOfMessage | Sentinel:
         """``chunk-size [ chunk-ext ] CRLF`` (RFC 9112 §7.1).
 
-        chunk-size is at most 16 hex digits; extensions are ignored but must be free of
-        control characters; the line is at most 4 KiB. The running body size is checked
+        chunk-size is at most 16 hex digits; extensions are ignored but must follow
+        their grammar (a quoted-string ends on its line); the line is at most 4 KiB. The running body size is checked
         against ``max_body_size`` (413) as soon as a chunk-size announces the excess.
         """
         buf = self._buf
         pos = self._pos
-        line_end = buf.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE + 2)
+        line_end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
         if line_end < 0:
-            if len(buf) - pos > _MAX_CHUNK_LINE + 1:  # + 1: a CR may await its LF
-                raise BadRequest(f"chunk-size line longer than {_MAX_CHUNK_LINE} bytes")
+            if len(buf) - pos > MAX_CHUNK_LINE + 1:  # + 1: a CR may await its LF
+                raise BadRequest(f"chunk-size line longer than {MAX_CHUNK_LINE} bytes")
             if self._eof:
                 raise BadRequest(_INCOMPLETE_BODY)
             return NEED_DATA
-        match = _CHUNK_LINE_RE.fullmatch(buf, pos, line_end)
+        match = _match_chunk_line(buf, pos, line_end)
         if match is None:
             raise chunk_line_error(bytes(buf[pos:line_end]))
         size = int(match.group(1), 16)
@@ -544,7 +556,6 @@ class HTTP11Connection(ResponseWriter):
         self._fields_seen = 0
         self._state = _DONE
         return END_OF_MESSAGE
-
 
     # --- connection -----------------------------------------------------------------
 

@@ -15,10 +15,11 @@ from ..errors import (
     UnsupportedTransferCoding,
     UnsupportedVersion,
 )
-from .common import ABSOLUTE_FORM_RE, FIELD_VALUE_RE, TOKEN_RE, comma_tokens
+from .common import ABSOLUTE_FORM_RE, FIELD_VALUE_RE, HOST_RE, TOKEN_RE, URI_HOST, comma_tokens
 
 __all__ = [
     "check_field_gaps",
+    "check_host",
     "check_target_form",
     "chunk_line_error",
     "combine_repeated_fields",
@@ -31,9 +32,7 @@ __all__ = [
 _OWS_RE: Final = re.compile(rb"[ \t]*")
 _HTTP_VERSION_RE: Final = re.compile(rb"HTTP/[0-9]\.[0-9]")
 # authority-form = uri-host ":" port (CONNECT).
-_AUTHORITY_FORM_RE: Final = re.compile(
-    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+"
-)
+_AUTHORITY_FORM_RE: Final = re.compile(URI_HOST + rb":[0-9]+")
 _MAX_CONTENT_LENGTH_DIGITS: Final = 18  # < 2**63, far above any body limit
 _MAX_CHUNK_SIZE_DIGITS: Final = 16  # the parser's chunk-line regex allows as many
 
@@ -119,15 +118,34 @@ def combine_repeated_fields(headers: list[tuple[bytes, bytes]]) -> dict[bytes, b
 def check_target_form(method: bytes, target: bytes) -> None:
     """RFC 9112 §3.2: origin-form ("/..."), absolute-form ("scheme://..."),
     authority-form ("host:port", CONNECT only, and CONNECT requires it), or
-    asterisk-form ("*", OPTIONS only)."""
+    asterisk-form ("*", OPTIONS only).
+
+    The authority of an absolute-form target replaces Host (§3.2.2), so it obeys Host's
+    grammar, not empty: a userinfo ("user@") is an error (RFC 9110 §4.2.4).
+    """
     if method == b"CONNECT":
         if _AUTHORITY_FORM_RE.fullmatch(target) is None:
             raise BadRequest("CONNECT request-target must be in authority-form (host:port)")
     elif target == b"*":
         if method != b"OPTIONS":
             raise BadRequest("asterisk-form request-target is only allowed with OPTIONS")
-    elif target[0] != 0x2F and ABSOLUTE_FORM_RE.match(target) is None:
-        raise BadRequest("request-target is not in origin-form or absolute-form")
+    elif target[0] != 0x2F:
+        absolute = ABSOLUTE_FORM_RE.match(target)
+        if absolute is None:
+            raise BadRequest("request-target is not in origin-form or absolute-form")
+        authority = absolute.group(1)
+        if not authority or HOST_RE.fullmatch(authority) is None:
+            raise BadRequest(
+                "the authority of an absolute-form request-target is not host [ \":\" port ]"
+                " (no userinfo; RFC 9112 §3.2.2, RFC 9110 §4.2.4)"
+            )
+
+
+def check_host(host: bytes) -> None:
+    """RFC 9112 §3.2: a Host field value that is not ``uri-host [ ":" port ]`` (RFC 9110
+    §7.2, RFC 3986 §3.2.2: no spaces, "/", userinfo or list) is a 400."""
+    if HOST_RE.fullmatch(host) is None:
+        raise BadRequest("invalid Host header field: not uri-host [ \":\" port ] (RFC 9112 §3.2)")
 
 
 def request_line_error(request_line: bytes) -> ProtocolError:
@@ -187,4 +205,7 @@ def chunk_line_error(line: bytes) -> ProtocolError:
     assert size is not None
     if size.end() > _MAX_CHUNK_SIZE_DIGITS:
         return BadRequest(f"chunk-size longer than {_MAX_CHUNK_SIZE_DIGITS} hex digits")
-    return BadRequest("invalid chunk-size line: expected chunk-size [ ;chunk-ext ] CRLF")
+    return BadRequest(
+        "invalid chunk-size line: expected chunk-size [ ;chunk-ext ] CRLF, each chunk-ext"
+        " a token [ = token or complete quoted-string ] (RFC 9112 §7.1.1)"
+    )
