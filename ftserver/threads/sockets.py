@@ -80,6 +80,7 @@ class SocketTransport(asyncio.Transport):
         "_low",
         "_waiter",
         "_sending",
+        "sent_late",
     )
 
     def __init__(self, loop: WorkerLoop, sock: socket.socket, protocol: asyncio.Protocol) -> None:
@@ -107,6 +108,9 @@ class SocketTransport(asyncio.Transport):
         self._low = LOW_WATER
         self._waiter: asyncio.Future[None] | None = None  # sendfile waiting for writability
         self._sending = False  # sendfile owns the socket: writes queue behind the file
+        #: Bytes sent after waiting (from the buffer, or by ``sendfile``): the write progress a
+        #: send timeout watches (bytes sent at once by ``write`` are not counted: no cost there).
+        self.sent_late = 0
 
     def start(self) -> None:
         """``connection_made``, then read events (call once, on the loop's thread)."""
@@ -142,6 +146,7 @@ class SocketTransport(asyncio.Transport):
                 self._force_close(exc)
                 return
             del buffer[:sent]
+            self.sent_late += sent
             if self._paused and len(buffer) <= self._low:
                 self._resume_protocol()  # (it may write more: the buffer is looked at after)
             if buffer:
@@ -219,6 +224,11 @@ class SocketTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
+
+    def write_waiting(self) -> bool:
+        """Whether bytes wait for the socket to become writable (buffered, or a file being
+        sent): ``sent_late`` then shows whether the client reads."""
+        return bool(self._buffer) or self._waiter is not None
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._low, self._high
@@ -367,6 +377,7 @@ class SocketTransport(asyncio.Transport):
                 if not done:  # the end of the file
                     break
                 sent += done
+                self.sent_late += done
         finally:
             self._sending = False
             if sent:
