@@ -9,6 +9,8 @@ import asyncio
 import logging
 import os
 import socket
+import sys
+import time
 from selectors import EVENT_READ, EVENT_WRITE
 from typing import Any
 
@@ -21,6 +23,36 @@ HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 #: The most bytes one ``os.sendfile`` call is asked for.
 SENDFILE_CHUNK = 1 << 30
+#: A dropped write buffer at least this large asks the allocator to give memory back.
+RELEASE_SIZE = 1 << 20
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, where it matters: builds with the GIL allocate through
+    glibc, which keeps freed heap memory (measured: 50 dropped 8 MiB buffers, +271 MB
+    until trimmed, +9 MB after); free-threaded builds allocate through mimalloc, which
+    returns it by itself as the thread goes on allocating."""
+    if getattr(sys, "_is_gil_enabled", lambda: True)() and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            return ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            pass
+    return None
+
+
+_trim = _malloc_trim()
+_trimmed_at = 0.0
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (at most once a second, any thread)."""
+    global _trimmed_at
+    now = time.monotonic()
+    if _trim is not None and now - _trimmed_at >= 1.0:
+        _trimmed_at = now
+        _trim(0)
 
 
 class WorkerLoop(asyncio.SelectorEventLoop):
@@ -301,6 +333,8 @@ class SocketTransport(asyncio.Transport):
             return
         if exc is not None and not isinstance(exc, (ConnectionError, TimeoutError)):
             logger.debug("connection error: %r", exc)
+        if len(self._buffer) >= RELEASE_SIZE:
+            self._loop.call_soon(release_memory)
         self._buffer.clear()
         self._closing = True
         self._connection_lost(exc)
