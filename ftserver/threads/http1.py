@@ -157,6 +157,7 @@ class HTTP1Driver(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.send_stalled_at = 0.0  # the client read: the send timeout starts again
         waiter = self.drain_waiter
         if waiter is not None:
             self.drain_waiter = None
@@ -475,7 +476,7 @@ class HTTP1Driver(asyncio.Protocol):
         transport = self.transport
         if type(transport) is SocketTransport:
             waiting = transport.write_waiting()
-            mark = transport.sent_late
+            mark = transport.write_progress() if waiting else 0
         else:  # asyncio's transports (TLS): the buffer shrinking is the progress
             size = transport.get_write_buffer_size() if transport is not None else 0
             waiting = size > 0

@@ -6,10 +6,13 @@ calls ``SocketTransport`` (an ``asyncio.Transport`` with asyncio's contract, plu
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
+import struct
 import sys
+import termios
 import time
 from selectors import EVENT_READ, EVENT_WRITE
 from typing import Any
@@ -23,6 +26,8 @@ HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 #: The most bytes one ``os.sendfile`` call is asked for.
 SENDFILE_CHUNK = 1 << 30
+#: The ioctl that reads a socket's unacknowledged send queue (Linux's SIOCOUTQ).
+_OUTQ = getattr(termios, "TIOCOUTQ", 0x5411)
 #: A dropped write buffer at least this large asks the allocator to give memory back.
 RELEASE_SIZE = 1 << 20
 
@@ -259,8 +264,19 @@ class SocketTransport(asyncio.Transport):
 
     def write_waiting(self) -> bool:
         """Whether bytes wait for the socket to become writable (buffered, or a file being
-        sent): ``sent_late`` then shows whether the client reads."""
+        sent): ``write_progress()`` then shows whether the client reads."""
         return bool(self._buffer) or self._waiter is not None
+
+    def write_progress(self) -> int:
+        """A count that grows while the client takes what waits for it: ``sent_late`` less
+        the bytes the kernel still holds unacknowledged. (The kernel reports a socket
+        writable only once much of its queue has gone, which for a slow reader can take
+        longer than any timeout: its own queue shows the progress meanwhile.)"""
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(self._fd, _OUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            queued = 0
+        return self.sent_late - queued
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._low, self._high
