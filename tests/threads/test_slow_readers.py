@@ -4,7 +4,6 @@ the memory they can hold and how long they can hold a connection. RSS is read fr
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -107,6 +106,7 @@ def test_a_client_that_reads_nothing_is_dropped_after_timeout_io(interface, path
         socks = [non_reader(port_of(server)) for _ in range(4)]
         for sock in socks:
             sock.sendall(f"GET {path}?{16 * MIB} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        wait_for(lambda: server.stats()["connections"] == 4, 30, "the connections to be accepted")
         wait_for(lambda: server.stats()["open_connections"] == 0, 30, "the non-readers to be dropped")
         for sock in socks:
             sock.close()
@@ -132,7 +132,6 @@ def test_a_closed_connection_whose_response_is_not_read_is_dropped():
     with serve(RSGIApp(), interface="rsgi", timeout_io=1.0) as server:
         sock = non_reader(port_of(server))
         sock.sendall(f"GET /?{16 * MIB} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        wait_for(lambda: server.stats()["requests"] == 1, 30, "the response to be written")
         wait_for(lambda: server.stats()["open_connections"] == 0, 30, "the connection to be dropped")
-        fd_count = len(os.listdir("/proc/self/fd"))
         sock.close()
-        assert fd_count
