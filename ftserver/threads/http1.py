@@ -516,7 +516,8 @@ class HTTP1Driver(asyncio.Protocol):
             self._close()  # (a request head in progress gets the keep-alive timeout: 408)
 
     def abort(self) -> None:
-        if not self.closed and self.transport is not None:
+        # (Also once closed: close() waits for unsent bytes, which abort drops.)
+        if self.transport is not None:
             self.transport.abort()
 
     def _close(self) -> None:
