@@ -492,7 +492,7 @@ class HTTP1Driver(asyncio.Protocol):
         timeout = self.w.timeout_io
         if now - self.send_stalled_at < timeout:
             return False
-        logger.info("client %s read nothing of the response for %g s: connection dropped", self.info.client, timeout)
+        logger.info("client %s took no response bytes for %g s: connection dropped", self.info.client, timeout)
         transport.abort()  # (also when closed: close() waits for the buffer to be sent)
         return True
 
