@@ -66,7 +66,7 @@ def _version_message() -> str:
 @click.option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=float, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
 @click.option("--timeout-keep-alive", default=5.0, show_default=True, type=float, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
 @click.option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
-@click.option("--timeout-io", default=60.0, show_default=True, type=float, help="WSGI: seconds a handler waits on a stalled client (request body not arriving, response not read) before giving up.")
+@click.option("--timeout-io", default=60.0, show_default=True, type=float, help="Seconds a response may wait for a client that reads none of it before the connection is dropped (every interface); WSGI: also how long a handler waits on a stalled client (request body not arriving, response not read).")
 @click.option("--wsgi-body-buffer", default=65536, show_default=True, type=int, metavar="BYTES", help="WSGI: a request body up to this size is read on the event loop before the app gets a handler thread, so slow uploads hold no thread (a stalled one gets 408 after --timeout-io); larger bodies are handed over after this many bytes. 0: hand every request over at once. At most 262144.")
 @click.option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
 @click.option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path).")

@@ -207,6 +207,10 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
                 if self.waiter is not None:
                     self._wake()
                 stream.response_complete(self)
+            if stream.write_paused:
+                # The last message waits too: a slow reader holds the app, not memory
+                # (the driver starts no pipelined request meanwhile).
+                await stream.drain()
             return
         if kind == "http.response.start":
             if self.started:

@@ -78,6 +78,7 @@ class WorkerHost:
         self.access_second = -1
         self.access_time = ""
         self.keep_alive_timeout = config.timeout_keep_alive
+        self.timeout_io = config.timeout_io  # the drivers' send timeout
         self.tick()
 
     def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:

@@ -66,6 +66,9 @@ class HTTP1Driver(asyncio.Protocol):
         "pending",
         "pending_bytes",
         "client_eof",
+        "next_waiting",
+        "send_mark",
+        "send_stalled_at",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -93,6 +96,9 @@ class HTTP1Driver(asyncio.Protocol):
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
         self.pending_bytes = 0
         self.client_eof = False  # the client closed its sending side
+        self.next_waiting = False  # the next request waits for the response before it to drain
+        self.send_mark = 0  # the transport's write progress at the last tick (check_send)
+        self.send_stalled_at = 0.0  # since when unsent bytes made no progress (0: none wait)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -151,11 +157,15 @@ class HTTP1Driver(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.send_stalled_at = 0.0  # the client read: the send timeout starts again
         waiter = self.drain_waiter
         if waiter is not None:
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self.next_waiting:
+            self.next_waiting = False
+            self._next_cycle()
 
     # -- events from the protocol object ---------------------------------------------
 
@@ -389,7 +399,19 @@ class HTTP1Driver(asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _next_cycle(self) -> None:
-        """Ready for the next request, or closed if the connection cannot carry one."""
+        """Ready for the next request, or closed if the connection cannot carry one.
+
+        Not while the response before it is above the transport's high-water mark: a client
+        that pipelines requests and does not read would otherwise have every response
+        buffered (``resume_writing`` comes back here). Reading stays paused meanwhile, so
+        the client cannot queue request bytes either.
+        """
+        if self.write_paused and not self.closed:
+            self.next_waiting = True
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()  # type: ignore[union-attr]
+            return
         pipelined = self.conn.next_cycle()
         if pipelined < 0:
             self._close()
@@ -437,6 +459,8 @@ class HTTP1Driver(asyncio.Protocol):
 
     def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
         """Called by the worker's once-a-second tick."""
+        if self.check_send(now):
+            return
         since = self.idle_since
         if since and now - since > keep_alive_timeout:
             if self.conn.trailing_size and not self.closed:
@@ -444,6 +468,33 @@ class HTTP1Driver(asyncio.Protocol):
                 exc = ProtocolError("request head not received in time", 408)
                 self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
             self._close()
+
+    def check_send(self, now: float) -> bool:
+        """The send timeout: response bytes that wait for a client which has read none of
+        them for ``--timeout-io`` seconds cost the connection (dropped, logged at info),
+        whatever the interface or the state of the exchange. True when it was dropped."""
+        transport = self.transport
+        if type(transport) is SocketTransport:
+            waiting = transport.write_waiting()
+            mark = transport.write_progress() if waiting else 0
+        else:  # asyncio's transports (TLS): the buffer shrinking is the progress
+            size = transport.get_write_buffer_size() if transport is not None else 0
+            waiting = size > 0
+            mark = -size
+        if not waiting:
+            self.send_stalled_at = 0.0
+            return False
+        progress = mark > self.send_mark
+        self.send_mark = mark
+        if progress or not self.send_stalled_at:
+            self.send_stalled_at = now
+            return False
+        timeout = self.w.timeout_io
+        if now - self.send_stalled_at < timeout:
+            return False
+        logger.info("client %s took no response bytes for %g s: connection dropped", self.info.client, timeout)
+        transport.abort()  # (also when closed: close() waits for the buffer to be sent)
+        return True
 
     def shutdown(self) -> None:
         """Graceful stop: close after the response in progress, or after a short linger
@@ -465,14 +516,18 @@ class HTTP1Driver(asyncio.Protocol):
             self._close()  # (a request head in progress gets the keep-alive timeout: 408)
 
     def abort(self) -> None:
-        if not self.closed and self.transport is not None:
+        # (Also once closed: close() waits for unsent bytes, which abort drops.)
+        if self.transport is not None:
             self.transport.abort()
 
     def _close(self) -> None:
         if not self.closed:
             self._flush()
             self.closed = True
-            self.transport.close()  # type: ignore[union-attr]
+            transport = self.transport
+            transport.close()  # type: ignore[union-attr]
             # connection_lost follows from the loop; forget the connection right away so
-            # shutdown does not wait on it.
-            self.w.connections.discard(self)
+            # shutdown does not wait on it, unless bytes still wait for the client: the
+            # tick's send timeout (check_send) must see it.
+            if not transport.get_write_buffer_size():  # type: ignore[union-attr]
+                self.w.connections.discard(self)

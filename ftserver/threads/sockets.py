@@ -6,9 +6,14 @@ calls ``SocketTransport`` (an ``asyncio.Transport`` with asyncio's contract, plu
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
+import struct
+import sys
+import termios
+import time
 from selectors import EVENT_READ, EVENT_WRITE
 from typing import Any
 
@@ -21,6 +26,38 @@ HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 #: The most bytes one ``os.sendfile`` call is asked for.
 SENDFILE_CHUNK = 1 << 30
+#: The ioctl that reads a socket's unacknowledged send queue (Linux's SIOCOUTQ).
+_OUTQ = getattr(termios, "TIOCOUTQ", 0x5411)
+#: A dropped write buffer at least this large asks the allocator to give memory back.
+RELEASE_SIZE = 1 << 20
+
+
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, where it matters: builds with the GIL allocate through
+    glibc, which keeps freed heap memory (measured: 50 dropped 8 MiB buffers, +271 MB
+    until trimmed, +9 MB after); free-threaded builds allocate through mimalloc, which
+    returns it by itself as the thread goes on allocating."""
+    if getattr(sys, "_is_gil_enabled", lambda: True)() and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            return ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            pass
+    return None
+
+
+_trim = _malloc_trim()
+_trimmed_at = 0.0
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (at most once a second, any thread)."""
+    global _trimmed_at
+    now = time.monotonic()
+    if _trim is not None and now - _trimmed_at >= 1.0:
+        _trimmed_at = now
+        _trim(0)
 
 
 class WorkerLoop(asyncio.SelectorEventLoop):
@@ -80,6 +117,7 @@ class SocketTransport(asyncio.Transport):
         "_low",
         "_waiter",
         "_sending",
+        "sent_late",
     )
 
     def __init__(self, loop: WorkerLoop, sock: socket.socket, protocol: asyncio.Protocol) -> None:
@@ -107,6 +145,9 @@ class SocketTransport(asyncio.Transport):
         self._low = LOW_WATER
         self._waiter: asyncio.Future[None] | None = None  # sendfile waiting for writability
         self._sending = False  # sendfile owns the socket: writes queue behind the file
+        #: Bytes sent after waiting (from the buffer, or by ``sendfile``): the write progress a
+        #: send timeout watches (bytes sent at once by ``write`` are not counted: no cost there).
+        self.sent_late = 0
 
     def start(self) -> None:
         """``connection_made``, then read events (call once, on the loop's thread)."""
@@ -142,6 +183,7 @@ class SocketTransport(asyncio.Transport):
                 self._force_close(exc)
                 return
             del buffer[:sent]
+            self.sent_late += sent
             if self._paused and len(buffer) <= self._low:
                 self._resume_protocol()  # (it may write more: the buffer is looked at after)
             if buffer:
@@ -220,6 +262,22 @@ class SocketTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 
+    def write_waiting(self) -> bool:
+        """Whether bytes wait for the socket to become writable (buffered, or a file being
+        sent): ``write_progress()`` then shows whether the client reads."""
+        return bool(self._buffer) or self._waiter is not None
+
+    def write_progress(self) -> int:
+        """A count that grows while the client takes what waits for it: ``sent_late`` less
+        the bytes the kernel still holds unacknowledged. (The kernel reports a socket
+        writable only once much of its queue has gone, which for a slow reader can take
+        longer than any timeout: its own queue shows the progress meanwhile.)"""
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(self._fd, _OUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            queued = 0
+        return self.sent_late - queued
+
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._low, self._high
 
@@ -291,6 +349,8 @@ class SocketTransport(asyncio.Transport):
             return
         if exc is not None and not isinstance(exc, (ConnectionError, TimeoutError)):
             logger.debug("connection error: %r", exc)
+        if len(self._buffer) >= RELEASE_SIZE:
+            self._loop.call_soon(release_memory)
         self._buffer.clear()
         self._closing = True
         self._connection_lost(exc)
@@ -367,6 +427,7 @@ class SocketTransport(asyncio.Transport):
                 if not done:  # the end of the file
                     break
                 sent += done
+                self.sent_late += done
         finally:
             self._sending = False
             if sent:
