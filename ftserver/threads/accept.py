@@ -1,14 +1,9 @@
-"""The shared accept queue: one acceptor thread hands connections to worker threads.
-
-Also what both accept paths share: ``AcceptBackoff`` (accept() failing for want of
-descriptors pauses accepting instead of spinning) and ``ProcessLoads`` (worker processes
-sharing one listener take turns by load).
+"""The shared accept queue: one acceptor thread hands connections to worker threads,
+and ``ProcessLoads``, through which worker processes sharing one listener take turns.
 """
 
 from __future__ import annotations
 
-import errno
-import logging
 import mmap
 import os
 import selectors
@@ -18,64 +13,18 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
+
 if TYPE_CHECKING:
     from ftserver.threads.worker import WorkerThread
 
-logger = logging.getLogger("ftserver.error")
 
 #: Seconds without a tick (once a second) after which a worker loop counts as blocked.
 STALE_LOOP = 2.5
 #: How long the acceptor leaves the listener alone when no worker can take a connection.
 PAUSE = 0.25
-#: How long accepting pauses after accept() failed for want of descriptors or memory.
-RETRY_AFTER = 0.25
-#: While accept() keeps failing, one log line per this many seconds counts the attempts.
-REPORT_EVERY = 5.0
-#: accept() errors about the one connection taken (Linux passes its pending network
-#: errors on, see accept(2)), not about the listener: the next one is accepted at once.
-CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
-
-
-class AcceptBackoff:
-    """Pauses accepting while accept() fails for a reason that does not go away by retrying.
-
-    EMFILE (or ENFILE, ENOBUFS, ENOMEM) leaves the connection queued and the listener
-    readable, so an accept loop that retries at once spins and logs without end. Instead
-    the caller stops watching the listener for ``RETRY_AFTER`` seconds (asyncio waits 1 s,
-    nginx 0.5 s), keeps serving the connections already open, and accepts the queued ones
-    once descriptors are free. The first failure is logged at once, then one line per
-    ``REPORT_EVERY`` seconds counts the refused attempts, and one says when it recovered.
-    Used by one thread only.
-    """
-
-    __slots__ = ("since", "reported", "refused")
-
-    def __init__(self) -> None:
-        self.since = 0.0  # when accept() began failing (0.0: it works)
-        self.reported = 0.0
-        self.refused = 0  # failed attempts since the last report
-
-    def failed(self, exc: OSError) -> float:
-        """Count a failed accept(); the seconds to leave the listener alone."""
-        now = time.monotonic()
-        if not self.since:
-            self.since = self.reported = now
-            logger.error("accept() failed: %s; retrying every %g s, the connections wait in the listen backlog meanwhile", exc, RETRY_AFTER)
-        else:
-            self.refused += 1
-            if now - self.reported >= REPORT_EVERY:
-                logger.error("accept() still failing: %s (%d refused attempts in the last %.0f s)", exc, self.refused, now - self.reported)
-                self.reported = now
-                self.refused = 0
-        return RETRY_AFTER
-
-    def recovered(self) -> None:
-        """accept() worked again (call only while ``since`` is set)."""
-        logger.warning("accepting again after %.1f s of failed accept() calls", time.monotonic() - self.since)
-        self.since = 0.0
-        self.refused = 0
-
-
+#: How long an acceptor over its share (``ProcessLoads``) leaves the listener to the others.
+SHARE_PAUSE = 0.05
 class ProcessLoads:
     """The open connections of each worker process sharing one listener, in shared memory.
 
@@ -143,10 +92,6 @@ class ProcessShare:
         """Whether another accepting process is enough less loaded to take this connection."""
         lowest = min(min(self.before, default=self.idle), min(self.after, default=self.idle))
         return load > lowest + ProcessLoads.SLACK
-
-
-#: How long an acceptor over its share leaves the listener to the other processes.
-SHARE_PAUSE = 0.05
 
 
 class AcceptQueue(threading.Thread):

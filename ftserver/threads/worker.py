@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.stream import InterfaceStartupFailed
-from ftserver.threads.accept import CONNECTION_ERRORS, AcceptBackoff
+from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
