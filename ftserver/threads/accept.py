@@ -44,7 +44,7 @@ class ProcessLoads:
     others accept more, never stall them.
     """
 
-    SLOTS = 256
+    SLOTS = 64
     IDLE = 2**62
     #: How many connections a process may be above the least loaded one and still accept.
     SLACK = 2
