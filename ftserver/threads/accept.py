@@ -18,13 +18,14 @@ from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
 if TYPE_CHECKING:
     from ftserver.threads.worker import WorkerThread
 
-
 #: Seconds without a tick (once a second) after which a worker loop counts as blocked.
 STALE_LOOP = 2.5
 #: How long the acceptor leaves the listener alone when no worker can take a connection.
 PAUSE = 0.25
 #: How long an acceptor over its share (``ProcessLoads``) leaves the listener to the others.
 SHARE_PAUSE = 0.05
+
+
 class ProcessLoads:
     """The open connections of each worker process sharing one listener, in shared memory.
 
