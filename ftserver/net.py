@@ -1,10 +1,65 @@
-"""Listening sockets: TCP (optionally one per worker with SO_REUSEPORT) and Unix sockets."""
+"""Listening sockets: TCP (optionally one per worker with SO_REUSEPORT) and Unix sockets,
+and ``AcceptBackoff``: what an accept loop does when accept() fails for want of descriptors.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import socket
 import stat
+import time
+
+logger = logging.getLogger("ftserver.error")
+
+#: How long accepting pauses after accept() failed for want of descriptors or memory.
+RETRY_AFTER = 0.25
+#: While accept() keeps failing, one log line per this many seconds counts the attempts.
+REPORT_EVERY = 5.0
+#: accept() errors about the one connection taken (Linux passes its pending network
+#: errors on, see accept(2)), not about the listener: the next one is accepted at once.
+CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+
+
+class AcceptBackoff:
+    """Pauses accepting while accept() fails for a reason that does not go away by retrying.
+
+    EMFILE (or ENFILE, ENOBUFS, ENOMEM) leaves the connection queued and the listener
+    readable, so an accept loop that retries at once spins and logs without end. Instead
+    the caller stops watching the listener for ``RETRY_AFTER`` seconds (asyncio waits 1 s,
+    nginx 0.5 s), keeps serving the connections already open, and accepts the queued ones
+    once descriptors are free. The first failure is logged at once, then one line per
+    ``REPORT_EVERY`` seconds counts the refused attempts, and one says when it recovered.
+    Used by one thread only.
+    """
+
+    __slots__ = ("since", "reported", "refused")
+
+    def __init__(self) -> None:
+        self.since = 0.0  # when accept() began failing (0.0: it works)
+        self.reported = 0.0
+        self.refused = 0  # failed attempts since the last report
+
+    def failed(self, exc: OSError) -> float:
+        """Count a failed accept(); the seconds to leave the listener alone."""
+        now = time.monotonic()
+        if not self.since:
+            self.since = self.reported = now
+            logger.error("accept() failed: %s; retrying every %g s, the connections wait in the listen backlog meanwhile", exc, RETRY_AFTER)
+        else:
+            self.refused += 1
+            if now - self.reported >= REPORT_EVERY:
+                logger.error("accept() still failing: %s (%d refused attempts in the last %.0f s)", exc, self.refused, now - self.reported)
+                self.reported = now
+                self.refused = 0
+        return RETRY_AFTER
+
+    def recovered(self) -> None:
+        """accept() worked again (call only while ``since`` is set)."""
+        logger.warning("accepting again after %.1f s of failed accept() calls", time.monotonic() - self.since)
+        self.since = 0.0
+        self.refused = 0
 
 
 class BindError(OSError):

@@ -20,7 +20,7 @@ from ftserver.logs import reopen_log_files
 from ftserver.mp_fallback.heartbeat import Heartbeat
 from ftserver.server import Server
 from ftserver.startup import EXIT_FORCED, as_startup_failure, exit_code_for, install_signal_handlers
-from ftserver.threads.accept import AcceptQueue
+from ftserver.threads.accept import AcceptQueue, ProcessLoads
 from ftserver.threads.worker import WorkerThread
 
 logger = logging.getLogger("ftserver.error")
@@ -46,6 +46,9 @@ class WorkerSpec:
     supervisor_pid: int
     #: How many worker processes serve the app (WSGI's ``wsgi.multiprocess`` when > 1).
     processes: int = 1
+    #: The loads of the processes sharing ``listeners``, and this process's slot there.
+    loads: ProcessLoads | None = None
+    load_slot: int | None = None
 
 
 class StatusChannel:
@@ -86,7 +89,8 @@ class WorkerProcessServer(Server):
             super()._bind()  # --accept reuseport: this process's own listeners
             return
         self.listeners = list(self.spec.listeners)
-        self._acceptor = AcceptQueue(self.listeners[0], self.workers)
+        loads = self.spec.loads
+        self._acceptor = AcceptQueue(self.listeners[0], self.workers, loads.share(self.spec.load_slot) if loads else None)
         self.take_address(self.listeners[0], inherited=False)
 
     def _new_worker(self, index: int) -> WorkerThread:

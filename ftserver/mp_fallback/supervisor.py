@@ -39,6 +39,7 @@ from ftserver.startup import (
     install_signal_handlers,
     log_banner,
 )
+from ftserver.threads.accept import ProcessLoads
 
 logger = logging.getLogger("ftserver.error")
 
@@ -70,6 +71,7 @@ class Supervisor(Listening):
         self.workers: list[WorkerProcess] = []
         self.listeners: list[socket.socket] = []
         self.port_holder: socket.socket | None = None
+        self.loads: ProcessLoads | None = None  # with a shared listener: its acceptors take turns
         self.plan: WorkerPlan | None = None
         self.gil: GILReport | None = None  # from the preload or probe import, if any
         self.interface: str | None = None
@@ -129,6 +131,7 @@ class Supervisor(Listening):
             self.port_holder = listener
         else:
             self.listeners = [listener]
+            self.loads = ProcessLoads()
 
     def _load(self) -> None:
         """Decide the layout, importing the app here (``--preload``) or in a probe process
@@ -187,6 +190,8 @@ class Supervisor(Listening):
             max_requests=max_requests,
             supervisor_pid=os.getpid(),
             processes=plan.processes,
+            loads=self.loads,
+            load_slot=self.loads.free_slot({w.spec.load_slot for w in self.workers}) if self.loads else None,
         )
         worker = WorkerProcess(next(self._numbers), spec)
         worker.replaces = replaces
@@ -346,6 +351,8 @@ class Supervisor(Listening):
         self._unregister(worker)
         self.workers.remove(worker)
         worker.release()
+        if self.loads is not None:
+            self.loads.release(worker.spec.load_slot)
         now = time.monotonic()
         if worker.state is State.STOPPING:
             if not worker.ready_at:

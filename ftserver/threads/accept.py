@@ -1,8 +1,10 @@
-"""The shared accept queue: one acceptor thread hands connections to worker threads."""
+"""The shared accept queue: one acceptor thread hands connections to worker threads,
+and ``ProcessLoads``, through which worker processes sharing one listener take turns.
+"""
 
 from __future__ import annotations
 
-import logging
+import mmap
 import os
 import selectors
 import socket
@@ -11,15 +13,86 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
+
 if TYPE_CHECKING:
     from ftserver.threads.worker import WorkerThread
-
-logger = logging.getLogger("ftserver.error")
 
 #: Seconds without a tick (once a second) after which a worker loop counts as blocked.
 STALE_LOOP = 2.5
 #: How long the acceptor leaves the listener alone when no worker can take a connection.
 PAUSE = 0.25
+#: How long an acceptor over its share (``ProcessLoads``) leaves the listener to the others.
+SHARE_PAUSE = 0.05
+
+
+class ProcessLoads:
+    """The open connections of each worker process sharing one listener, in shared memory.
+
+    Every process's acceptor is woken by each new connection; the first to run used to
+    take them all in one burst (under wrk -c64 on 4 processes: 53, 7, 0 and 4). Now an
+    acceptor takes a connection only while its process is at most ``SLACK`` connections
+    above the least loaded process that is accepting, and otherwise leaves the listener
+    alone for ``SHARE_PAUSE`` s: another process takes it. The least loaded process always
+    accepts, so a connection never waits for lack of a taker.
+
+    The supervisor makes the table before it forks and gives each worker process a slot
+    (``None`` when all are taken: that process accepts as before). A slot holds the load
+    its process published, or ``IDLE`` (a free slot, a process booting, pausing or
+    stopping: not counted). Only its process writes a slot (and the supervisor, once that
+    process has exited). A published load is never below the true one (connections that
+    closed since count until the next publication), so a stale value can only make the
+    others accept more, never stall them.
+    """
+
+    SLOTS = 64
+    IDLE = 2**62
+    #: How many connections a process may be above the least loaded one and still accept.
+    SLACK = 2
+
+    def __init__(self) -> None:
+        # mmap(-1, ...) is MAP_SHARED | MAP_ANONYMOUS: what one process writes, all see.
+        self.memory = mmap.mmap(-1, 8 * self.SLOTS)
+        self.view = memoryview(self.memory).cast("q")
+        for slot in range(self.SLOTS):
+            self.view[slot] = self.IDLE
+
+    def free_slot(self, taken: set[int | None]) -> int | None:
+        """A slot no process in ``taken`` holds (the supervisor's choice at fork)."""
+        return next((slot for slot in range(self.SLOTS) if slot not in taken), None)
+
+    def release(self, slot: int | None) -> None:
+        """Free the slot of a process that has exited."""
+        if slot is not None:
+            self.view[slot] = self.IDLE
+
+    def share(self, slot: int | None) -> ProcessShare | None:
+        """The handle one worker process's acceptor publishes and compares through."""
+        return None if slot is None else ProcessShare(self.view, slot, self.IDLE)
+
+
+class ProcessShare:
+    """One process's slot of ``ProcessLoads``: used by its acceptor thread only."""
+
+    __slots__ = ("before", "after", "mine", "idle")
+
+    def __init__(self, view: memoryview, slot: int, idle: int) -> None:
+        self.before = view[:slot]
+        self.after = view[slot + 1 :]
+        self.mine = view[slot : slot + 1]
+        self.idle = idle
+
+    def publish(self, load: int) -> None:
+        self.mine[0] = load
+
+    def withdraw(self) -> None:
+        """Not accepting (paused, stopping): the others do not wait for this process."""
+        self.mine[0] = self.idle
+
+    def over_share(self, load: int) -> bool:
+        """Whether another accepting process is enough less loaded to take this connection."""
+        lowest = min(min(self.before, default=self.idle), min(self.after, default=self.idle))
+        return load > lowest + ProcessLoads.SLACK
 
 
 class AcceptQueue(threading.Thread):
@@ -33,14 +106,17 @@ class AcceptQueue(threading.Thread):
     no new connection: they would wait behind the blocked code. When no worker can take
     one, the acceptor stops accepting for ``PAUSE`` seconds and leaves connections in the
     kernel's backlog, where another worker process sharing the listener (or this one's
-    recovered loop, or its replacement) accepts them.
+    recovered loop, or its replacement) accepts them. With ``share`` (a worker process
+    among several), it also leaves them to a less loaded process (``ProcessLoads``).
     """
 
-    def __init__(self, listener: socket.socket, workers: Sequence[WorkerThread]) -> None:
+    def __init__(self, listener: socket.socket, workers: Sequence[WorkerThread], share: ProcessShare | None = None) -> None:
         super().__init__(name="ftserver-acceptor", daemon=True)
         self.listener = listener
         self.workers = workers  # replaced in place by the server when a worker is respawned
+        self.share = share
         self.sent: dict[int, int] = {}
+        self.backoff = AcceptBackoff()
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
 
@@ -57,40 +133,54 @@ class AcceptQueue(threading.Thread):
 
     def run(self) -> None:
         sel = selectors.DefaultSelector()
-        sel.register(self.listener, selectors.EVENT_READ)
         sel.register(self._wake_r, selectors.EVENT_READ)
-        listening = True
+        share = self.share
+        pause = 0.0  # > 0: leave the listener alone that long, then watch it again
         try:
             while not self._stopping:
-                for key, _ in sel.select(None if listening else PAUSE):
-                    if key.fileobj is self.listener and not self._accept_burst():
-                        sel.unregister(self.listener)
-                        listening = False
-                        break
-                else:
-                    if not listening:  # paused long enough: look again
-                        sel.register(self.listener, selectors.EVENT_READ)
-                        listening = True
+                if pause:
+                    sel.select(pause)  # only the wake-up pipe (a stop) ends it early
+                    pause = 0.0
+                    continue
+                listener = sel.register(self.listener, selectors.EVENT_READ)
+                while not pause and not self._stopping:
+                    if any(key is listener for key, _ in sel.select()):
+                        pause = self._accept_burst()
+                sel.unregister(self.listener)
         finally:
+            if share is not None:
+                share.withdraw()
             sel.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
 
-    def _accept_burst(self) -> bool:
-        """Accept what is waiting; False when no worker can take a connection now."""
+    def _accept_burst(self) -> float:
+        """Accept what is waiting; the seconds to leave the listener alone (0.0: none)."""
         listener = self.listener
+        share = self.share
         now = time.monotonic()  # the clock of the workers' loop.time()
         for _ in range(64):
-            worker = self._pick(now)
+            worker, load = self._pick(now)
             if worker is None:
-                return False
+                if share is not None:
+                    share.withdraw()
+                return PAUSE
+            if share is not None:
+                share.publish(load)
+                if share.over_share(load):
+                    return SHARE_PAUSE
             try:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
-                return True
-            except OSError as exc:  # EMFILE and friends: log and retry on the next wake-up
-                logger.error("accept() failed: %s", exc)
-                return True
+                return 0.0
+            except OSError as exc:
+                if exc.errno in CONNECTION_ERRORS:
+                    continue
+                if share is not None:
+                    share.withdraw()
+                return self.backoff.failed(exc)  # EMFILE and friends
+            if self.backoff.since:
+                self.backoff.recovered()
             sent = self.sent
             index = worker.index
             sent[index] = sent[index] + 1 if index in sent else 1
@@ -98,22 +188,25 @@ class AcceptQueue(threading.Thread):
             # own, so the object used on every recv/send is owned by the thread using it
             # (a socket created here would be a shared instance on 3.13t's hot path).
             worker.adopt(sock.detach(), listener.family)
-        return True
+        return 0.0
 
-    def _pick(self, now: float) -> WorkerThread | None:
+    def _pick(self, now: float) -> tuple[WorkerThread | None, int]:
+        """The least loaded worker that can take a connection, and this process's load."""
         best = None
         best_load = 0
+        total = 0
         sent = self.sent
         for worker in self.workers:
+            # (Not sent.get(): from this thread, on a dict the main thread made, that
+            # spins 40 sched_yield() calls on 3.13t; see docs/free-threading.md.)
+            index = worker.index
+            load = (sent[index] if index in sent else 0) - worker.stats.closed
+            total += load
             if not worker.accepting:
                 continue
             ctx = worker.ctx
             if ctx is None or now - ctx.now > STALE_LOOP:
                 continue  # its loop is blocked
-            # (Not sent.get(): from this thread, on a dict the main thread made, that
-            # spins 40 sched_yield() calls on 3.13t; see docs/free-threading.md.)
-            index = worker.index
-            load = (sent[index] if index in sent else 0) - worker.stats.closed
             if best is None or load < best_load:
                 best, best_load = worker, load
-        return best
+        return best, total

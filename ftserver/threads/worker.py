@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.stream import InterfaceStartupFailed
+from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
@@ -57,6 +58,7 @@ class WorkerThread(threading.Thread):
         self.ctx: WorkerHost | None = None
         self.multiprocess = False  # set by a worker process that has siblings (wsgi.multiprocess)
         self.accepting = False
+        self.backoff = AcceptBackoff()  # of the own listener's accept(), used by this thread
         self._stop: asyncio.Event | None = None
         self._force = False
 
@@ -191,16 +193,29 @@ class WorkerThread(threading.Thread):
 
     def _accept(self, ctx: WorkerHost, listener: socket.socket) -> None:
         """This worker's own SO_REUSEPORT listener is readable: take what is queued."""
+        backoff = self.backoff
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. EMFILE: logged, retried on the next event
-                logger.warning("accept failed: %s", exc)
+            except OSError as exc:
+                if exc.errno in CONNECTION_ERRORS:
+                    continue
+                # EMFILE and friends: stop watching the listener for a while (it stays
+                # readable: retrying now would spin); the open connections are served.
+                ctx.loop.remove_reader(listener.fileno())
+                ctx.loop.call_later(backoff.failed(exc), self._watch, ctx, listener)
                 return
+            if backoff.since:
+                backoff.recovered()
             sock.setblocking(False)
             self._serve(ctx, sock)
+
+    def _watch(self, ctx: WorkerHost, listener: socket.socket) -> None:
+        """Accept on this worker's own listener again (after a pause), unless stopping."""
+        if self.accepting:
+            ctx.loop.add_reader(listener.fileno(), self._accept, ctx, listener)
 
     def _serve(self, ctx: WorkerHost, sock: socket.socket) -> None:
         """A plain connection: our own transport, straight on the selector."""
