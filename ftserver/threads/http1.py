@@ -31,6 +31,9 @@ READ_LOW_WATER = 64 * 1024
 MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
+#: Body events handled in one pass over received bytes: a body of many tiny chunks is
+#: parsed in slices, each from a fresh loop callback, so other connections get the loop.
+EVENTS_PER_PASS = 256
 
 #: How long an idle connection stays open once a graceful stop began (see ``shutdown``).
 DRAIN_LINGER = 0.5
@@ -66,6 +69,9 @@ class HTTP1Driver(asyncio.Protocol):
         "pending",
         "pending_bytes",
         "client_eof",
+        "backlog",
+        "body_mark",
+        "body_since",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -93,6 +99,12 @@ class HTTP1Driver(asyncio.Protocol):
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
         self.pending_bytes = 0
         self.client_eof = False  # the client closed its sending side
+        self.backlog = False  # received bytes wait for the next pass (EVENTS_PER_PASS)
+        # The request body's progress as the once-a-second tick last saw it (_check_body):
+        # the protocol object's body_progress, and the loop time it was first seen at
+        # (0.0: not yet seen; -1.0: the exchange was told of the timeout).
+        self.body_mark = 0
+        self.body_since = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -164,6 +176,7 @@ class HTTP1Driver(asyncio.Protocol):
             return
         conn = self.conn
         start: H1Request | None = None
+        budget = EVENTS_PER_PASS
         try:
             while True:
                 event = conn.next_event()
@@ -181,6 +194,10 @@ class HTTP1Driver(asyncio.Protocol):
                         break
                 elif kind is Data:
                     self._on_body(event.data)  # type: ignore[union-attr]
+                    budget -= 1
+                    if not budget:
+                        self._defer_events()
+                        break
                 elif event is NEED_DATA:
                     break
                 elif event is PAUSED:
@@ -200,6 +217,31 @@ class HTTP1Driver(asyncio.Protocol):
             return
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
+
+    def _defer_events(self) -> None:
+        """A pass handled ``EVENTS_PER_PASS`` body events: stop reading and handle the rest
+        from a fresh loop callback (``_next_pass``), so that a body of many tiny chunks
+        cannot hold the loop (and its other connections) for the whole read."""
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        if not self.backlog:
+            self.backlog = True
+            self.w.loop.call_soon(self._next_pass)
+
+    def _next_pass(self) -> None:
+        self.backlog = False
+        self._handle_events()
+        if (
+            not self.backlog
+            and self.read_paused
+            and not self.closed
+            and self.buffered < READ_HIGH_WATER
+            and self.conn.trailing_size <= READ_HIGH_WATER
+        ):
+            # The received bytes are all handled and nothing else holds reading back.
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _on_request(self, request: H1Request) -> None:
         w = self.w
@@ -231,6 +273,8 @@ class HTTP1Driver(asyncio.Protocol):
         if self.request_read:
             return  # a request without a body: the cycle was created complete
         self.request_read = True
+        if self.body_since:
+            self.body_since = 0.0  # (_check_body) the next body starts afresh
         if self.discarding:
             self.discarding = False
             self._next_cycle()
@@ -341,13 +385,13 @@ class HTTP1Driver(asyncio.Protocol):
             self.continue_sent = True
             if not self.closed:
                 self.transport.write(HTTP_100_CONTINUE)  # type: ignore[union-attr]
-        if self.read_paused and self.buffered < READ_LOW_WATER:
+        if self.read_paused and self.buffered < READ_LOW_WATER and not self.backlog:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     def body_consumed(self, cycle: Exchange, nbytes: int) -> None:
         self.buffered -= nbytes
-        if self.read_paused and self.buffered < READ_LOW_WATER:
+        if self.read_paused and self.buffered < READ_LOW_WATER and not self.backlog:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
 
@@ -427,6 +471,11 @@ class HTTP1Driver(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None and not cycle.complete:
             cycle.on_disconnect()
+        self._answer_and_close(exc)
+
+    def _answer_and_close(self, exc: ProtocolError) -> None:
+        """Answer ``exc`` if nothing of a response was sent yet, then close."""
+        cycle = self.cycle
         if (cycle is None or self.head_pending) and not self.closed:
             try:
                 self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
@@ -444,6 +493,43 @@ class HTTP1Driver(asyncio.Protocol):
                 exc = ProtocolError("request head not received in time", 408)
                 self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
             self._close()
+        elif not self.request_read:
+            self._check_body(now)
+
+    def _check_body(self, now: float) -> None:
+        """The request body timeout: a body that makes no progress for ``--timeout-io``
+        while the server waits for it ends the exchange.
+
+        Only the tick looks (no timer per request): it compares the protocol object's
+        ``body_progress`` with what it saw last. The clock does not run while reading is
+        paused (the application is behind, not the client) or while the client waits for
+        our ``100 Continue``. At the timeout the exchange is told (``on_body_timeout``: for
+        ASGI and RSGI the client is gone); the client gets ``408`` if nothing of the
+        response was sent, and the connection is closed.
+        """
+        since = self.body_since
+        if since < 0 or self.closed:
+            return  # told already: the exchange answers (WSGI)
+        request = self.request
+        if self.read_paused or (request is not None and request.expect_continue and not self.continue_sent):
+            self.body_since = 0.0
+            return
+        mark = self.conn.body_progress
+        if not since or mark != self.body_mark:
+            self.body_mark = mark
+            self.body_since = now
+            return
+        timeout = self.w.body_timeout
+        if now - since < timeout:
+            return
+        logger.info("request body from %s: no data for %g s", self.info.client, timeout)
+        cycle = self.cycle
+        if cycle is None:  # the rest of a body discarded after the response
+            self._close()
+        elif cycle.on_body_timeout():
+            self._answer_and_close(ProtocolError("request body not received in time", 408))
+        else:
+            self.body_since = -1.0
 
     def shutdown(self) -> None:
         """Graceful stop: close after the response in progress, or after a short linger

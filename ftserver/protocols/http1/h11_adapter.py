@@ -261,6 +261,11 @@ class H11Connection(ResponseWriter):
     # --- connection -----------------------------------------------------------------
 
     @property
+    def body_progress(self) -> int:
+        """Request body bytes received (see ``HTTP11Connection.body_progress``)."""
+        return self._body_received
+
+    @property
     def trailing_data(self) -> bytes:
         """Bytes received and not consumed (e.g. pipelined requests)."""
         return self._conn.trailing_data[0]

@@ -549,6 +549,12 @@ class HTTP11Connection(ResponseWriter):
     # --- connection -----------------------------------------------------------------
 
     @property
+    def body_progress(self) -> int:
+        """A count that grows with every request body byte received (chunk framing
+        excluded): a driver compares two readings to tell a body that stalled."""
+        return self._body_received - self._remaining
+
+    @property
     def trailing_data(self) -> bytes:
         """Bytes received and not consumed (e.g. pipelined requests)."""
         return bytes(self._buf[self._pos :])
