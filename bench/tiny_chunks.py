@@ -2,14 +2,14 @@
 
 Starts ``ftserve bench.apps:echo --threads 1`` (the app reads the whole body), then
 
-1. sends one body of ``--chunks`` one-byte chunks in a single ``sendall`` and records the
+1. sends one body of ``--chunks`` chunks of ``--size`` bytes (1) in a single ``sendall`` and records the
    server's CPU time (utime+stime from ``/proc``) until the response: the loop time the
    body costs;
 2. does the same while a second connection sends ``GET /`` back to back on the same
    worker thread, and records the slowest of those probes (the delay the upload imposes
    on a neighbour), next to the slowest probe without the upload.
 
-    python bench/tiny_chunks.py [--http1 fast|h11] [--chunks 200000] [--python PY]
+    python bench/tiny_chunks.py [--http1 fast|h11] [--chunks 200000] [--size 1] [--python PY]
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     return status, body
 
 
-def upload(port: int, chunks: int) -> tuple[int, int]:
+def upload(port: int, chunks: int, size: int = 1) -> tuple[int, int]:
     """Send the many-chunk body; the status and the body length echoed."""
-    body = b"1\r\nx\r\n" * chunks + b"0\r\n\r\n"
+    body = (b"%x\r\n" % size + b"x" * size + b"\r\n") * chunks + b"0\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
         try:
@@ -92,7 +92,7 @@ def probe(port: int, stop: threading.Event, latencies: list[float]) -> None:
             time.sleep(0.001)
 
 
-def probed(port: int, chunks: int) -> tuple[float, float, tuple[int, int]]:
+def probed(port: int, chunks: int, size: int) -> tuple[float, float, tuple[int, int]]:
     """Slowest probe with nothing else going on, then during an upload."""
     stop = threading.Event()
     idle: list[float] = []
@@ -106,7 +106,7 @@ def probed(port: int, chunks: int) -> tuple[float, float, tuple[int, int]]:
     thread = threading.Thread(target=probe, args=(port, stop, busy))
     thread.start()
     time.sleep(0.1)
-    result = upload(port, chunks)
+    result = upload(port, chunks, size)
     time.sleep(0.1)
     stop.set()
     thread.join()
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--http1", default="fast", choices=["fast", "h11"])
     parser.add_argument("--chunks", type=int, default=200_000)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--size", type=int, default=1, help="bytes of data per chunk")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     with socket.socket() as free:
@@ -140,11 +141,11 @@ def main() -> None:
         upload(port, 1000)  # warm-up
         for rep in range(args.reps):
             before = cpu_seconds(server.pid)
-            result = upload(port, args.chunks)
+            result = upload(port, args.chunks, args.size)
             cost = cpu_seconds(server.pid) - before
-            idle, busy, probed_result = probed(port, args.chunks)
+            idle, busy, probed_result = probed(port, args.chunks, args.size)
             print(
-                f"{args.http1:4} rep {rep}: {args.chunks} chunks -> status {result[0]} ({result[1]} bytes echoed), "
+                f"{args.http1:4} rep {rep}: {args.chunks} chunks of {args.size} B -> status {result[0]} ({result[1]} bytes echoed), "
                 f"server CPU {cost * 1000:.0f} ms; slowest probe {idle * 1000:.1f} ms idle, "
                 f"{busy * 1000:.1f} ms during the upload (status {probed_result[0]})"
             )

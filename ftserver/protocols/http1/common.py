@@ -15,10 +15,14 @@ __all__ = [
     "FIELD_VALUE_RE",
     "TOKEN",
     "TOKEN_RE",
+    "TINY_CHUNKS",
     "H1Request",
     "comma_tokens",
     "target_authority",
 ]
+
+#: Why a chunked body past ``Limits.max_chunk_overhead`` is refused (both parsers).
+TINY_CHUNKS: Final = "chunked body: more chunk framing than data (too many tiny chunks)"
 
 # --- Grammar (RFC 9110 §5.5, §5.6.2) -------------------------------------------------
 

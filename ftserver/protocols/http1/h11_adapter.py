@@ -31,7 +31,7 @@ from ..events import (
     Sentinel,
 )
 from ..limits import Limits
-from .common import H1Request, comma_tokens, target_authority
+from .common import TINY_CHUNKS, H1Request, comma_tokens, target_authority
 from .writer import AWAITING_REQUEST, RESPONSE_READY, RESPONSE_SENT, ResponseWriter
 
 __all__ = ["H11Connection"]
@@ -59,7 +59,9 @@ class H11Connection(ResponseWriter):
     """``HTTP11Connection``'s interface: requests parsed by ``h11.Connection(h11.SERVER)``,
     responses written by ``ResponseWriter``."""
 
-    __slots__ = ("_conn", "_limits", "_error", "_paused", "_body_received", "_h11_response", "_h11_end")
+    __slots__ = (
+        "_conn", "_limits", "_error", "_paused", "_body_received", "_chunk_overhead", "_h11_response", "_h11_end",
+    )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
         # h11 bounds what it buffers while a head is incomplete: the largest head we allow.
@@ -73,6 +75,7 @@ class H11Connection(ResponseWriter):
         self._error: ProtocolError | None = None
         self._paused = False
         self._body_received = 0
+        self._chunk_overhead = 0
         # What h11's state machine is told of each response (its bytes are not used);
         # built per connection so that threads never share these objects.
         self._h11_response = h11.Response(status_code=200, headers=[], reason=b"")
@@ -177,6 +180,7 @@ class H11Connection(ResponseWriter):
         self._is_head = event.method == b"HEAD"
         self._response_state = RESPONSE_READY
         self._body_received = 0
+        self._chunk_overhead = 0
         target = bytes(event.target)
         return H1Request(
             event.method.decode("ascii"),
@@ -191,11 +195,20 @@ class H11Connection(ResponseWriter):
         )
 
     def _body_data(self, event: h11.Data) -> Data:
-        """A piece of body, counted against ``max_body_size`` (413 when crossed)."""
+        """A piece of body, counted against ``max_body_size`` (413 when crossed) and, for
+        a chunk's first piece, its framing against ``max_chunk_overhead`` (400)."""
         self._body_received += len(event.data)
-        limit = self._limits.max_body_size
+        limits = self._limits
+        limit = limits.max_body_size
         if limit is not None and self._body_received > limit:
             raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        if event.chunk_start:
+            # h11 hides the chunk-size line: count the least framing a chunk has, "1" CRLF
+            # before its data and CRLF after.
+            self._chunk_overhead = overhead = self._chunk_overhead + 5
+            limit = limits.max_chunk_overhead
+            if limit is not None and overhead > limit and overhead > self._body_received:
+                raise BadRequest(TINY_CHUNKS)
         return Data(bytes(event.data))
 
     # --- sending ------------------------------------------------------------------

@@ -28,7 +28,7 @@ from ..events import (
     Sentinel,
 )
 from ..limits import Limits
-from .common import FIELD_VALUE, TOKEN, H1Request, comma_tokens, target_authority
+from .common import FIELD_VALUE, TINY_CHUNKS, TOKEN, H1Request, comma_tokens, target_authority
 from .rules import (
     check_field_gaps,
     check_target_form,
@@ -123,9 +123,10 @@ class HTTP11Connection(ResponseWriter):
         "_buf", "_pos", "_eof", "_state", "_error", "_remaining", "_body_received",
         # the progress through an incomplete head or trailer section, and its size
         "_scanned", "_line_end", "_fields_seen", "_empty_lines", "_head_bytes", "_head_fields",
+        "_chunk_overhead",
         # the limits, as ints
         "_head_limits", "_fast_max", "_max_request_line", "_max_header_bytes", "_max_headers",
-        "_max_body_size",
+        "_max_body_size", "_max_chunk_overhead",
     )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
@@ -135,6 +136,7 @@ class HTTP11Connection(ResponseWriter):
         self._max_header_bytes = _limit(limits.max_header_bytes)
         self._max_headers = _limit(limits.max_headers)
         self._max_body_size = _limit(limits.max_body_size)
+        self._max_chunk_overhead = _limit(limits.max_chunk_overhead)
         self._head_limits = (self._max_request_line, self._max_header_bytes, self._max_headers)
         # A read no longer than this cannot break the line or section size limits.
         self._fast_max = min(self._max_request_line, self._max_header_bytes)
@@ -148,6 +150,7 @@ class HTTP11Connection(ResponseWriter):
         self._error: ProtocolError | None = None
         self._remaining = 0
         self._body_received = 0
+        self._chunk_overhead = 0  # framing bytes of the chunked body so far
         # Progress through an incomplete head/trailer section: bytes past ``_pos``
         # already looked at, the request line's length once known, field lines seen.
         self._scanned = 0
@@ -334,6 +337,7 @@ class HTTP11Connection(ResponseWriter):
         if chunked:
             self._state = _CHUNK_LINE
             self._body_received = 0
+            self._chunk_overhead = 0
             # Trailer fields count toward the same limits as the header section.
             self._head_bytes = section_bytes
             self._head_fields = len(names)
@@ -452,7 +456,8 @@ class HTTP11Connection(ResponseWriter):
 
         chunk-size is at most 16 hex digits; extensions are ignored but must be free of
         control characters; the line is at most 4 KiB. The running body size is checked
-        against ``max_body_size`` (413) as soon as a chunk-size announces the excess.
+        against ``max_body_size`` (413) as soon as a chunk-size announces the excess, and
+        the framing against the data (``max_chunk_overhead``, 400).
         """
         buf = self._buf
         pos = self._pos
@@ -474,6 +479,11 @@ class HTTP11Connection(ResponseWriter):
         received = self._body_received + size
         if received > self._max_body_size:
             raise BodyTooLarge(f"request body exceeds the limit of {self._max_body_size} bytes")
+        # This line, its CRLF and the CRLF after the chunk's data.
+        overhead = self._chunk_overhead + line_end + 4 - pos
+        if overhead > self._max_chunk_overhead and overhead > received:
+            raise BadRequest(TINY_CHUNKS)
+        self._chunk_overhead = overhead
         self._body_received = received
         self._remaining = size
         self._state = _CHUNK_DATA
