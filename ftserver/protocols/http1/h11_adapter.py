@@ -196,13 +196,13 @@ class H11Connection(ResponseWriter):
 
     def _body_data(self, event: h11.Data) -> Data:
         """A piece of body, counted against ``max_body_size`` (413 when crossed) and, for
-        a chunk's first piece, its framing against ``max_chunk_overhead`` (400)."""
+        a chunk's last piece, its framing against ``max_chunk_overhead`` (400)."""
         self._body_received += len(event.data)
         limits = self._limits
         limit = limits.max_body_size
         if limit is not None and self._body_received > limit:
             raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
-        if event.chunk_start:
+        if event.chunk_end:
             # h11 hides the chunk-size line: count the least framing a chunk has, "1" CRLF
             # before its data and CRLF after.
             self._chunk_overhead = overhead = self._chunk_overhead + 5
