@@ -152,6 +152,13 @@ class Exchange:
     def on_client_eof(self) -> None:
         """The client closed its sending side during the exchange (it may only have half-closed)."""
 
+    def on_body_timeout(self) -> bool:
+        """The request body made no progress for ``--timeout-io`` (the driver's body
+        timeout). By default the client is as good as gone (``on_disconnect``) and the
+        driver answers ``408`` (or closes); an exchange that answers itself returns False."""
+        self.on_disconnect()
+        return True
+
     def internal_error(self) -> None:
         """Answer 500 for an application that failed before its response started."""
         self.status = 500

@@ -78,7 +78,7 @@ class WorkerHost:
         self.access_second = -1
         self.access_time = ""
         self.keep_alive_timeout = config.timeout_keep_alive
-        self.timeout_io = config.timeout_io  # the drivers' send timeout
+        self.timeout_io = config.timeout_io  # a stalled request body or response (threads/deadlines.py)
         self.tick()
 
     def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
@@ -146,7 +146,7 @@ def report_app_exit(exchange: Exchange, exc: BaseException | None) -> None:
             logger.debug("app cancelled: %r", exc)
         else:
             logger.error("Exception in application", exc_info=exc)
-    elif not exchange.complete:
+    elif not exchange.complete and not exchange.disconnected:
         if not exchange.started:
             logger.error("application returned without starting a response")
         else:

@@ -17,6 +17,7 @@ from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
+from ftserver.threads.deadlines import Deadlines
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ READ_LOW_WATER = 64 * 1024
 MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
+#: Body events handled in one pass over received bytes: a body of many tiny chunks is
+#: parsed in slices, each from a fresh loop callback, so other connections get the loop.
+EVENTS_PER_PASS = 256
 
 #: How long an idle connection stays open once a graceful stop began (see ``shutdown``).
 DRAIN_LINGER = 0.5
@@ -38,7 +42,7 @@ DRAIN_LINGER = 0.5
 _CONNECTION_CLOSE = (b"connection", b"close")
 
 
-class HTTP1Driver(asyncio.Protocol):
+class HTTP1Driver(Deadlines, asyncio.Protocol):
     """One HTTP/1.1 connection: parse, run the app for each request in order, write back."""
 
     __slots__ = (
@@ -69,6 +73,9 @@ class HTTP1Driver(asyncio.Protocol):
         "next_waiting",
         "send_mark",
         "send_stalled_at",
+        "backlog",
+        "body_mark",
+        "body_since",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -99,6 +106,12 @@ class HTTP1Driver(asyncio.Protocol):
         self.next_waiting = False  # the next request waits for the response before it to drain
         self.send_mark = 0  # the transport's write progress at the last tick (check_send)
         self.send_stalled_at = 0.0  # since when unsent bytes made no progress (0: none wait)
+        self.backlog = False  # received bytes wait for the next pass (EVENTS_PER_PASS)
+        # The request body's progress as the once-a-second tick last saw it (_check_body):
+        # the protocol object's body_progress, and the loop time it was first seen at
+        # (0.0: not yet seen; -1.0: the exchange was told of the timeout).
+        self.body_mark = 0
+        self.body_since = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -174,6 +187,7 @@ class HTTP1Driver(asyncio.Protocol):
             return
         conn = self.conn
         start: H1Request | None = None
+        budget = EVENTS_PER_PASS
         try:
             while True:
                 event = conn.next_event()
@@ -191,6 +205,10 @@ class HTTP1Driver(asyncio.Protocol):
                         break
                 elif kind is Data:
                     self._on_body(event.data)  # type: ignore[union-attr]
+                    budget -= 1
+                    if not budget:
+                        self._defer_events()
+                        break
                 elif event is NEED_DATA:
                     break
                 elif event is PAUSED:
@@ -210,6 +228,32 @@ class HTTP1Driver(asyncio.Protocol):
             return
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
+
+    def _defer_events(self) -> None:
+        """A pass handled ``EVENTS_PER_PASS`` body events: stop reading and handle the rest
+        from a fresh loop callback (``_next_pass``), so that a body of many tiny chunks
+        cannot hold the loop (and its other connections) for the whole read."""
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        if not self.backlog:
+            self.backlog = True
+            self.w.loop.call_soon(self._next_pass)
+
+    def _next_pass(self) -> None:
+        self.backlog = False
+        self._handle_events()
+        if (
+            not self.backlog
+            and not self.next_waiting  # a pipelined request waits for its turn (_next_cycle)
+            and self.read_paused
+            and not self.closed
+            and self.buffered < READ_HIGH_WATER
+            and self.conn.trailing_size <= READ_HIGH_WATER
+        ):
+            # The received bytes are all handled and nothing else holds reading back.
+            self.read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _on_request(self, request: H1Request) -> None:
         w = self.w
@@ -241,6 +285,8 @@ class HTTP1Driver(asyncio.Protocol):
         if self.request_read:
             return  # a request without a body: the cycle was created complete
         self.request_read = True
+        if self.body_since:
+            self.body_since = 0.0  # (_check_body) the next body starts afresh
         if self.discarding:
             self.discarding = False
             self._next_cycle()
@@ -351,13 +397,13 @@ class HTTP1Driver(asyncio.Protocol):
             self.continue_sent = True
             if not self.closed:
                 self.transport.write(HTTP_100_CONTINUE)  # type: ignore[union-attr]
-        if self.read_paused and self.buffered < READ_LOW_WATER:
+        if self.read_paused and self.buffered < READ_LOW_WATER and not self.backlog:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     def body_consumed(self, cycle: Exchange, nbytes: int) -> None:
         self.buffered -= nbytes
-        if self.read_paused and self.buffered < READ_LOW_WATER:
+        if self.read_paused and self.buffered < READ_LOW_WATER and not self.backlog:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
 
@@ -449,6 +495,11 @@ class HTTP1Driver(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None and not cycle.complete:
             cycle.on_disconnect()
+        self._answer_and_close(exc)
+
+    def _answer_and_close(self, exc: ProtocolError) -> None:
+        """Answer ``exc`` if nothing of a response was sent yet, then close."""
+        cycle = self.cycle
         if (cycle is None or self.head_pending) and not self.closed:
             try:
                 self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
@@ -456,45 +507,6 @@ class HTTP1Driver(asyncio.Protocol):
                 pass
         self.cycle = None
         self._close()
-
-    def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
-        """Called by the worker's once-a-second tick."""
-        if self.check_send(now):
-            return
-        since = self.idle_since
-        if since and now - since > keep_alive_timeout:
-            if self.conn.trailing_size and not self.closed:
-                # A request head that never completed (slow or stalled client).
-                exc = ProtocolError("request head not received in time", 408)
-                self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
-            self._close()
-
-    def check_send(self, now: float) -> bool:
-        """The send timeout: response bytes that wait for a client which has read none of
-        them for ``--timeout-io`` seconds cost the connection (dropped, logged at info),
-        whatever the interface or the state of the exchange. True when it was dropped."""
-        transport = self.transport
-        if type(transport) is SocketTransport:
-            waiting = transport.write_waiting()
-            mark = transport.write_progress() if waiting else 0
-        else:  # asyncio's transports (TLS): the buffer shrinking is the progress
-            size = transport.get_write_buffer_size() if transport is not None else 0
-            waiting = size > 0
-            mark = -size
-        if not waiting:
-            self.send_stalled_at = 0.0
-            return False
-        progress = mark > self.send_mark
-        self.send_mark = mark
-        if progress or not self.send_stalled_at:
-            self.send_stalled_at = now
-            return False
-        timeout = self.w.timeout_io
-        if now - self.send_stalled_at < timeout:
-            return False
-        logger.info("client %s took no response bytes for %g s: connection dropped", self.info.client, timeout)
-        transport.abort()  # (also when closed: close() waits for the buffer to be sent)
-        return True
 
     def shutdown(self) -> None:
         """Graceful stop: close after the response in progress, or after a short linger

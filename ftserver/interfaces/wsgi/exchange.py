@@ -36,7 +36,8 @@ _search_unsafe = re.compile(r"[\r\n\x00]").search
 #: A response head and body bytes as a handler posts them: status, header fields, body.
 Head = tuple[Status, list[tuple[bytes, bytes]], bytes]
 
-#: What a client whose request body stalled for --timeout-io gets (then the close).
+#: What a client whose request body stalled for --timeout-io gets from a handler whose app
+#: let the ``TimeoutError`` through (then the close).
 _BODY_TIMEOUT_RESPONSE: Head = (
     (408, None),
     [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
@@ -46,12 +47,10 @@ _BODY_TIMEOUT_RESPONSE: Head = (
 
 class HandlerPool(Protocol):
     """What a ``WSGIExchange`` needs of its ``WSGIAdapter``: the queue to the handler
-    threads, and the loop and limits for a body held back from them."""
+    threads, and how much body to read before handing a request over."""
 
     jobs: JobQueue
-    loop: asyncio.AbstractEventLoop | None
     body_buffer: int
-    timeout_io: float
 
 
 class WSGIExchange(Exchange):
@@ -74,8 +73,6 @@ class WSGIExchange(Exchange):
         "body_received",
         "body_complete",
         "held",
-        "held_progress",
-        "held_timer",
         # read by the handler
         "stopped",
     )
@@ -99,8 +96,6 @@ class WSGIExchange(Exchange):
         self.body_complete = body_done
         # While the body is read on the loop before the app gets a thread: the adapter.
         self.held: HandlerPool | None = None
-        self.held_progress = 0.0  # loop time of the last body bytes while held
-        self.held_timer: asyncio.TimerHandle | None = None
         self.stopped = False  # no more response data is wanted: client gone or response failed
 
     # -- the driver's calls ------------------------------------------------------------
@@ -113,6 +108,7 @@ class WSGIExchange(Exchange):
         So a body of up to ``--wsgi-body-buffer`` bytes is read on the loop, where waiting
         costs only the bytes, before the app runs (``_release``); a longer one is handed
         over after that many bytes. A client that waits for ``100 Continue`` gets it now.
+        One that stalls meets the driver's body timeout (``on_body_timeout``): 408.
         """
         limit = adapter.body_buffer
         if (
@@ -124,20 +120,14 @@ class WSGIExchange(Exchange):
             adapter.jobs.put(self)
             return
         self.held = adapter
-        loop = adapter.loop
-        self.held_progress = loop.time()
-        self.held_timer = loop.call_later(adapter.timeout_io, self._held_check)
         self.stream.want_body(self)
 
     def on_body(self, data: bytes) -> None:
         self.input.feed(data)  # type: ignore[union-attr]
         self.body_received += len(data)
         held = self.held
-        if held is not None:
-            if self.body_received >= held.body_buffer:
-                self._release()
-            else:
-                self.held_progress = held.loop.time()  # type: ignore[union-attr]
+        if held is not None and self.body_received >= held.body_buffer:
+            self._release()
 
     def on_body_end(self) -> None:
         self.body_complete = True
@@ -149,39 +139,24 @@ class WSGIExchange(Exchange):
     def on_disconnect(self) -> None:
         self.disconnected = True
         self.stopped = True
-        if self.held is not None:  # never handed over: no app runs for it
-            self._unhold()
+        self.held = None  # never handed over: no app runs for it
         if self.input is not None:
             self.input.fail(ClientDisconnected("client disconnected before the request body was complete"))
+
+    def on_body_timeout(self) -> bool:
+        """A held body: no app runs, the driver answers 408. A handed-over one: the app's
+        reads raise ``TimeoutError``, and the handler answers (``Handler._handle``)."""
+        if self.held is not None or self.input is None:
+            return super().on_body_timeout()
+        self.input.fail(TimeoutError("request body: no data received for --timeout-io"), timed_out=True)
+        return False
 
     # -- the held body -----------------------------------------------------------------
 
     def _release(self) -> None:
         adapter = self.held
-        self._unhold()
-        adapter.jobs.put(self)  # type: ignore[union-attr]
-
-    def _unhold(self) -> None:
-        # Cancelled, the timer lets go of this exchange now rather than --timeout-io later.
         self.held = None
-        timer = self.held_timer
-        if timer is not None:
-            self.held_timer = None
-            timer.cancel()
-
-    def _held_check(self) -> None:
-        """``--timeout-io`` after the body was last seen growing: 408 if it still has not."""
-        adapter = self.held
-        if adapter is None:
-            return
-        loop = adapter.loop
-        idle = loop.time() - self.held_progress  # type: ignore[union-attr]
-        if idle < adapter.timeout_io:
-            self.held_timer = loop.call_later(adapter.timeout_io - idle, self._held_check)  # type: ignore[union-attr]
-            return
-        self._unhold()
-        logger.info("request body from %s: no data for %g s (408)", self.info.client, adapter.timeout_io)
-        self.loop_end(_BODY_TIMEOUT_RESPONSE)
+        adapter.jobs.put(self)  # type: ignore[union-attr]
 
     # -- posted by the handler ---------------------------------------------------------
 
@@ -349,7 +324,7 @@ class Handler:
         if wsgi_input is None:
             self.input = ctx.empty_input
         else:
-            wsgi_input.attach(ctx.inbox, ctx.timeout)
+            wsgi_input.attach(ctx.inbox)
             self.input = wsgi_input
         result = None
         error: BaseException | None = None

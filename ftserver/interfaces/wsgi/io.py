@@ -121,7 +121,6 @@ class WSGIInput:
         "_inbox",
         "_buf",
         "_unreported",
-        "_timeout",
         "timed_out",
     )
 
@@ -137,7 +136,6 @@ class WSGIInput:
         self._inbox: LoopInbox | None = None
         self._buf = b""
         self._unreported = 0
-        self._timeout = 60.0
         self.timed_out = False  # the client stalled for --timeout-io: the rest will not come
 
     # -- loop side ---------------------------------------------------------------------
@@ -158,10 +156,13 @@ class WSGIInput:
         if waiter is not None:
             waiter.release()
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, timed_out: bool = False) -> None:
+        """Reads raise ``error`` once the bytes already received are taken; ``timed_out``:
+        the client stalled for ``--timeout-io`` (the driver's body timeout)."""
         with self._lock:
             if self._error is None:
                 self._error = error
+                self.timed_out = timed_out
             waiter = self._waiter
             self._waiter = None
         if waiter is not None:
@@ -169,10 +170,9 @@ class WSGIInput:
 
     # -- handler side ------------------------------------------------------------------
 
-    def attach(self, inbox: LoopInbox, timeout: float) -> None:
-        """On the handler thread, before the app reads: where to post, how long to wait."""
+    def attach(self, inbox: LoopInbox) -> None:
+        """On the handler thread, before the app reads: where to post."""
         self._inbox = inbox
-        self._timeout = timeout
 
     def _take(self) -> bytes:
         """The next received bytes (all that are buffered), ``b""`` at the end of the body."""
@@ -197,15 +197,12 @@ class WSGIInput:
                     self._unreported = 0
                 return data
             # Nothing buffered: report what was consumed (the driver resumes reading) and
-            # ask for more (100 Continue if the client waits for it).
+            # ask for more (100 Continue if the client waits for it). The wait ends with
+            # data, the end, or an error: a client that stalls meets the driver's body
+            # timeout, which fails this input with a TimeoutError.
             self._inbox.post(self._consumed, (self._unreported, True))  # type: ignore[union-attr]
             self._unreported = 0
-            if not waiter.acquire(timeout=self._timeout):
-                with lock:
-                    if self._waiter is waiter:  # not woken meanwhile: the client stalled
-                        self._waiter = None
-                        self._error = TimeoutError(f"request body: no data received for {self._timeout:g} s")
-                        self.timed_out = True
+            waiter.acquire()
 
     def read(self, size: int | None = -1) -> bytes:
         buf = self._buf

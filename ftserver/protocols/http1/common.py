@@ -19,11 +19,15 @@ __all__ = [
     "TOKEN",
     "TOKEN_RE",
     "URI_HOST",
+    "TINY_CHUNKS",
     "H1Request",
     "comma_tokens",
     "set_host",
     "target_authority",
 ]
+
+#: Why a chunked body past ``Limits.max_chunk_overhead`` is refused (both parsers).
+TINY_CHUNKS: Final = "chunked body: more chunk framing than data (too many tiny chunks)"
 
 # --- Grammar (RFC 9110 §5.5, §5.6.2) -------------------------------------------------
 

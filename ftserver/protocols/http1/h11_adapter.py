@@ -32,7 +32,7 @@ from ..events import (
     Sentinel,
 )
 from ..limits import Limits
-from .common import H1Request, comma_tokens, set_host, target_authority
+from .common import TINY_CHUNKS, H1Request, comma_tokens, set_host, target_authority
 from .h11_guard import H11Guard
 from .rules import check_host, check_target_form
 from .writer import AWAITING_REQUEST, RESPONSE_READY, RESPONSE_SENT, ResponseWriter
@@ -64,7 +64,7 @@ class H11Connection(ResponseWriter):
     ``ResponseWriter``."""
 
     __slots__ = (
-        "_conn", "_guard", "_limits", "_error", "_paused", "_body_received", "_h11_response", "_h11_end",
+        "_conn", "_guard", "_limits", "_error", "_paused", "_body_received", "_chunk_overhead", "_h11_response", "_h11_end",
     )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
@@ -80,6 +80,7 @@ class H11Connection(ResponseWriter):
         self._error: ProtocolError | None = None
         self._paused = False
         self._body_received = 0
+        self._chunk_overhead = 0
         # What h11's state machine is told of each response (its bytes are not used);
         # built per connection so that threads never share these objects.
         self._h11_response = h11.Response(status_code=200, headers=[], reason=b"")
@@ -188,6 +189,7 @@ class H11Connection(ResponseWriter):
         self._is_head = event.method == b"HEAD"
         self._response_state = RESPONSE_READY
         self._body_received = 0
+        self._chunk_overhead = 0
         target = bytes(event.target)
         if target[0] != 0x2F or event.method == b"CONNECT":  # h11 takes any target form
             check_target_form(event.method, target)
@@ -208,11 +210,20 @@ class H11Connection(ResponseWriter):
         )
 
     def _body_data(self, event: h11.Data) -> Data:
-        """A piece of body, counted against ``max_body_size`` (413 when crossed)."""
+        """A piece of body, counted against ``max_body_size`` (413 when crossed) and, for
+        a chunk's last piece, its framing against ``max_chunk_overhead`` (400)."""
         self._body_received += len(event.data)
-        limit = self._limits.max_body_size
+        limits = self._limits
+        limit = limits.max_body_size
         if limit is not None and self._body_received > limit:
             raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        if event.chunk_end:
+            # h11 hides the chunk-size line: count the least framing a chunk has, "1" CRLF
+            # before its data and CRLF after.
+            self._chunk_overhead = overhead = self._chunk_overhead + 5
+            limit = limits.max_chunk_overhead
+            if limit is not None and overhead > limit and overhead > self._body_received:
+                raise BadRequest(TINY_CHUNKS)
         return Data(bytes(event.data))
 
     # --- sending ------------------------------------------------------------------
@@ -276,6 +287,11 @@ class H11Connection(ResponseWriter):
             self._keep_alive = False
 
     # --- connection -----------------------------------------------------------------
+
+    @property
+    def body_progress(self) -> int:
+        """Request body bytes received (see ``HTTP11Connection.body_progress``)."""
+        return self._body_received
 
     @property
     def trailing_data(self) -> bytes:

@@ -29,7 +29,7 @@ from ..events import (
 )
 from ..limits import Limits
 from .common import (
-    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TOKEN, H1Request, comma_tokens, set_host,
+    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TINY_CHUNKS, TOKEN, H1Request, comma_tokens, set_host,
     target_authority,
 )  # fmt: skip
 from .rules import (
@@ -127,9 +127,10 @@ class HTTP11Connection(ResponseWriter):
         "_buf", "_pos", "_eof", "_state", "_error", "_remaining", "_body_received",
         # the progress through an incomplete head or trailer section, and its size
         "_scanned", "_line_end", "_fields_seen", "_empty_lines", "_head_bytes", "_head_fields",
+        "_chunk_overhead",
         # the limits, as ints
         "_head_limits", "_fast_max", "_max_request_line", "_max_header_bytes", "_max_headers",
-        "_max_body_size",
+        "_max_body_size", "_max_chunk_overhead",
     )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
@@ -139,6 +140,7 @@ class HTTP11Connection(ResponseWriter):
         self._max_header_bytes = _limit(limits.max_header_bytes)
         self._max_headers = _limit(limits.max_headers)
         self._max_body_size = _limit(limits.max_body_size)
+        self._max_chunk_overhead = _limit(limits.max_chunk_overhead)
         self._head_limits = (self._max_request_line, self._max_header_bytes, self._max_headers)
         # A read no longer than this cannot break the line or section size limits.
         self._fast_max = min(self._max_request_line, self._max_header_bytes)
@@ -152,6 +154,7 @@ class HTTP11Connection(ResponseWriter):
         self._error: ProtocolError | None = None
         self._remaining = 0
         self._body_received = 0
+        self._chunk_overhead = 0  # framing bytes of the chunked body so far
         # Progress through an incomplete head/trailer section: bytes past ``_pos``
         # already looked at, the request line's length once known, field lines seen.
         self._scanned = 0
@@ -237,9 +240,7 @@ class HTTP11Connection(ResponseWriter):
             keep_alive, False, None, False,
         )  # fmt: skip
 
-    def next_event(
-        self,
-    ) -> H1Request | Data | EndOfMessage | ConnectionClosed | Sentinel:
+    def next_event(self) -> H1Request | Data | EndOfMessage | ConnectionClosed | Sentinel:
         """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``ProtocolError``."""
         try:
             state = self._state
@@ -346,6 +347,7 @@ class HTTP11Connection(ResponseWriter):
         if chunked:
             self._state = _CHUNK_LINE
             self._body_received = 0
+            self._chunk_overhead = 0
             # Trailer fields count toward the same limits as the header section.
             self._head_bytes = section_bytes
             self._head_fields = len(names)
@@ -385,9 +387,7 @@ class HTTP11Connection(ResponseWriter):
         self._pos = pos
         return pos
 
-    def _incomplete_head(
-        self, buf: bytes | bytearray, pos: int
-    ) -> ConnectionClosed | Sentinel:
+    def _incomplete_head(self, buf: bytes | bytearray, pos: int) -> ConnectionClosed | Sentinel:
         """Check a partial head as it grows, looking only at the new bytes, so that a
         broken or oversized head fails before its terminating empty line arrives:
 
@@ -415,16 +415,12 @@ class HTTP11Connection(ResponseWriter):
             line_end = buf.find(b"\r\n", pos + scanned - 1 if scanned else pos)
             if line_end < 0:
                 if size > self._max_request_line + 1:  # + 1: a CR may await its LF
-                    raise RequestLineTooLong(
-                        f"request line longer than {self._max_request_line} bytes"
-                    )
+                    raise RequestLineTooLong(f"request line longer than {self._max_request_line} bytes")
                 self._scanned = size
                 return NEED_DATA
             line_end -= pos
             if line_end > self._max_request_line:
-                raise RequestLineTooLong(
-                    f"request line longer than {self._max_request_line} bytes"
-                )
+                raise RequestLineTooLong(f"request line longer than {self._max_request_line} bytes")
             self._line_end = line_end
             new_lines -= 1
         self._fields_seen += new_lines
@@ -464,7 +460,8 @@ class HTTP11Connection(ResponseWriter):
 
         chunk-size is at most 16 hex digits; extensions are ignored but must follow
         their grammar (a quoted-string ends on its line); the line is at most 4 KiB. The running body size is checked
-        against ``max_body_size`` (413) as soon as a chunk-size announces the excess.
+        against ``max_body_size`` (413) as soon as a chunk-size announces the excess, and
+        the framing against the data (``max_chunk_overhead``, 400).
         """
         buf = self._buf
         pos = self._pos
@@ -486,6 +483,11 @@ class HTTP11Connection(ResponseWriter):
         received = self._body_received + size
         if received > self._max_body_size:
             raise BodyTooLarge(f"request body exceeds the limit of {self._max_body_size} bytes")
+        # This line, its CRLF and the CRLF after the chunk's data.
+        overhead = self._chunk_overhead + line_end + 4 - pos
+        if overhead > self._max_chunk_overhead and overhead > received:
+            raise BadRequest(TINY_CHUNKS)
+        self._chunk_overhead = overhead
         self._body_received = received
         self._remaining = size
         self._state = _CHUNK_DATA
@@ -558,6 +560,11 @@ class HTTP11Connection(ResponseWriter):
         return END_OF_MESSAGE
 
     # --- connection -----------------------------------------------------------------
+
+    @property
+    def body_progress(self) -> int:
+        """Grows with every body byte received: two equal readings mean a stalled body."""
+        return self._body_received - self._remaining
 
     @property
     def trailing_data(self) -> bytes:

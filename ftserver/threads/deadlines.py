@@ -1,0 +1,121 @@
+"""The deadlines of an HTTP/1.1 connection, checked by the worker's once-a-second tick (no
+timer per request): the keep-alive and request-head timeout, the request-body timeout and
+the send timeout (docs/architecture.md, "The per-request path")."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ftserver.protocols.errors import ProtocolError
+from ftserver.threads.sockets import SocketTransport
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ftserver.interfaces.stream import ConnectionInfo, Exchange
+    from ftserver.protocols.http1 import H1Request
+    from ftserver.threads.host import WorkerHost
+
+logger = logging.getLogger("ftserver.error")
+
+
+class Deadlines:
+    """Mixin of ``HTTP1Driver``: its timeouts. The driver owns the state they read and write."""
+
+    __slots__ = ()
+
+    w: WorkerHost
+    conn: Any
+    transport: asyncio.Transport | None
+    info: ConnectionInfo
+    cycle: Exchange | None
+    request: H1Request | None
+    closed: bool
+    idle_since: float
+    request_read: bool
+    read_paused: bool
+    continue_sent: bool
+    body_mark: int
+    body_since: float
+    send_mark: int
+    send_stalled_at: float
+
+    def _close(self) -> None: ...
+    def _answer_and_close(self, exc: ProtocolError) -> None: ...
+
+    def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
+        """Called by the worker's once-a-second tick."""
+        if self.check_send(now):
+            return
+        since = self.idle_since
+        if since and now - since > keep_alive_timeout:
+            if self.conn.trailing_size and not self.closed:
+                # A request head that never completed (slow or stalled client).
+                exc = ProtocolError("request head not received in time", 408)
+                self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
+            self._close()
+        elif not self.request_read:
+            self._check_body(now)
+
+    def _check_body(self, now: float) -> None:
+        """The request body timeout: a body that makes no progress for ``--timeout-io``
+        while the server waits for it ends the exchange.
+
+        Only the tick looks (no timer per request): it compares the protocol object's
+        ``body_progress`` with what it saw last. The clock does not run while reading is
+        paused (the application is behind, not the client) or while the client waits for
+        our ``100 Continue``. At the timeout the exchange is told (``on_body_timeout``: for
+        ASGI and RSGI the client is gone); the client gets ``408`` if nothing of the
+        response was sent, and the connection is closed.
+        """
+        since = self.body_since
+        if since < 0 or self.closed:
+            return  # told already: the exchange answers (WSGI)
+        request = self.request
+        if self.read_paused or (request is not None and request.expect_continue and not self.continue_sent):
+            self.body_since = 0.0
+            return
+        mark = self.conn.body_progress
+        if not since or mark != self.body_mark:
+            self.body_mark = mark
+            self.body_since = now
+            return
+        timeout = self.w.timeout_io
+        if now - since < timeout:
+            return
+        logger.info("request body from %s: no data for %g s", self.info.client, timeout)
+        cycle = self.cycle
+        if cycle is None:  # the rest of a body discarded after the response
+            self._close()
+        elif cycle.on_body_timeout():
+            self._answer_and_close(ProtocolError("request body not received in time", 408))
+        else:
+            self.body_since = -1.0
+
+    def check_send(self, now: float) -> bool:
+        """The send timeout: response bytes that wait for a client which has read none of
+        them for ``--timeout-io`` seconds cost the connection (dropped, logged at info),
+        whatever the interface or the state of the exchange. True when it was dropped."""
+        transport = self.transport
+        if type(transport) is SocketTransport:
+            waiting = transport.write_waiting()
+            mark = transport.write_progress() if waiting else 0
+        else:  # asyncio's transports (TLS): the buffer shrinking is the progress
+            size = transport.get_write_buffer_size() if transport is not None else 0
+            waiting = size > 0
+            mark = -size
+        if not waiting:
+            self.send_stalled_at = 0.0
+            return False
+        progress = mark > self.send_mark
+        self.send_mark = mark
+        if progress or not self.send_stalled_at:
+            self.send_stalled_at = now
+            return False
+        timeout = self.w.timeout_io
+        if now - self.send_stalled_at < timeout:
+            return False
+        logger.info("client %s took no response bytes for %g s: connection dropped", self.info.client, timeout)
+        transport.abort()  # (also when closed: close() waits for the buffer to be sent)
+        return True
