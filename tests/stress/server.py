@@ -92,7 +92,8 @@ class Target:
 
     @contextlib.contextmanager
     def serve(self, *options: str, nofile: int = 0, http1: str = "fast") -> Iterator[Served]:
-        argv = [self.python, "-m", "ftserver", "--port", "0", "--threads", str(self.threads), "--http1", http1, *options, APP]
+        argv = [self.python, "-m", "ftserver", "--port", "0", "--threads", str(self.threads), "--http1", http1,
+                "--timeout-graceful-shutdown", "2", *options, APP]
         if nofile:
             argv = [self.python, "-c", _WITH_NOFILE, str(nofile), *argv]
         served = start_ftserve(argv=argv)
