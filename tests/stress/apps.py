@@ -7,9 +7,13 @@ saw), so the corpus can tell a smuggled request's response and a rewritten autho
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 
 BIG = b"x" * (1 << 20)  # /big: 1 MiB, one body message
 SMALL = b"s" * 9000  # /small: 9 KB
+_served = itertools.count(1)  # /count: requests counted by the app, from every worker thread
+_served_lock = threading.Lock()
 
 
 async def app(scope, receive, send):
@@ -25,6 +29,10 @@ async def app(scope, receive, send):
         body = await read_body(receive)
     elif path == "/slowread":
         body = await read_body(receive, pause=0.05)  # a slow reader: 50 ms between two receive() calls
+    elif path == "/count":
+        body = await read_body(receive)
+        with _served_lock:
+            body = str(next(_served)).encode()
     else:
         body = await read_body(receive)
         body = BIG if path == "/big" else SMALL if path == "/small" else b"ok"

@@ -258,6 +258,46 @@ def check_body_timeout(plan: Plan) -> list[Row]:
         return list(pool.map(one, MODES))
 
 
+# --- many threads on shared state -----------------------------------------------------------------
+
+def keep_alive_client(port: int, requests: int) -> int:
+    """``requests`` GET /count on one keep-alive connection; the number of 200s read back."""
+    got = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(requests):
+            sock.sendall(b"GET /count HTTP/1.1\r\nHost: a\r\n\r\n")
+            status = reader.readline()
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            got += status.startswith(b"HTTP/1.1 200")
+    return got
+
+
+def check_threads(plan: Plan) -> list[Row]:
+    """8 client threads against 4 worker threads in one process: every request answered once, none lost."""
+    clients, each = 8, plan.pick(2000, 400)
+    with plan.target.serve("--mode", "threads", "--threads", "4") as served:
+        with ThreadPoolExecutor(clients) as pool:
+            got = sum(pool.map(lambda _: keep_alive_client(served.port, each), range(clients)))
+        status, body = request_body(served.port, "/count")
+        counted = int(body) - 1  # this last request is counted too
+    sent = clients * each
+    return [Row("threads", f"{clients} clients x {each}, --threads 4", f"{got} answered, app counted {counted}",
+                f"{sent} and {sent}", got == sent and counted == sent and status == 200)]
+
+
+def request_body(port: int, path: str) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+        data = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head[9:12]), body
+
+
 # --- the soak -------------------------------------------------------------------------------------
 
 WRK_SCRIPT = """
@@ -365,6 +405,7 @@ CHECKS = {
     "emfile": check_emfile,
     "pipeline": check_pipeline,
     "body-timeout": check_body_timeout,
+    "threads": check_threads,
     "soak": check_soak,
 }
-QUICK = ("corpus", "slow-read", "disconnects", "emfile", "pipeline", "body-timeout", "soak")
+QUICK = ("corpus", "slow-read", "disconnects", "emfile", "pipeline", "body-timeout", "threads", "soak")
