@@ -19,6 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psutil
+
 from tests.stress import corpus
 from tests.stress.server import MIB, Sampler, Target, request, sample, settle
 
@@ -258,6 +260,66 @@ def check_body_timeout(plan: Plan) -> list[Row]:
         return list(pool.map(one, MODES))
 
 
+# --- a body of one-byte chunks -------------------------------------------------------------------
+
+def check_chunks(plan: Plan) -> list[Row]:
+    """A 1.2 MB body of 200,000 one-byte chunks, and probes on the same worker thread meanwhile."""
+    chunks = plan.pick(200_000, 100_000)
+    rows = []
+    for mode in MODES:
+        with plan.target.serve("--threads", "1", http1=mode) as served:
+            done = threading.Event()
+            answer: list[int] = []
+
+            def upload() -> None:
+                try:
+                    with socket.create_connection(("127.0.0.1", served.port), timeout=60) as sock:
+                        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                     + b"1\r\nx\r\n" * chunks + b"0\r\n\r\n")
+                        answer.append(int(sock.recv(12)[9:12] or 0))
+                finally:
+                    done.set()
+
+            uploader = threading.Thread(target=upload, daemon=True)
+            uploader.start()
+            worst = 0.0
+            while not done.wait(0.02):
+                try:
+                    worst = max(worst, request(served.port, "GET", "/", timeout=30)[1])
+                except OSError:
+                    worst = float("inf")
+            uploader.join(60)
+            status = answer[0] if answer else 0
+            rows.append(Row("chunks", f"{mode} {chunks:,} x 1 byte", f"probe worst {worst * 1000:.0f} ms, upload {status}",
+                            "<= 250 ms; 200 or 4xx", worst <= 0.25 and (status == 200 or 400 <= status < 500)))
+    return rows
+
+
+# --- connections spread over worker processes -----------------------------------------------------
+
+def check_balance(plan: Plan) -> list[Row]:
+    """wrk's 64 connections against 4 worker processes: how many each process holds."""
+    tool = shutil.which("wrk")
+    if not tool:
+        return [Row("balance", "-", "wrk not installed", "-", False)]
+    with plan.target.serve("--workers", "4", "--threads", "1") as served:
+        wrk = subprocess.Popen([tool, "-t2", "-c64", "-d4s", f"http://127.0.0.1:{served.port}/"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(2)  # wrk opens its connections at once; count them mid-run
+            counts = sorted(established(worker) for worker in served.workers())
+        finally:
+            wrk.wait(30)
+    mean = sum(counts) / max(1, len(counts))
+    return [Row("balance", "4 workers, wrk -c64", f"connections {counts}", ">= mean/4 each", len(counts) == 4 and counts[0] >= mean / 4)]
+
+
+def established(pid: int) -> int:
+    try:
+        return sum(c.status == "ESTABLISHED" for c in psutil.Process(pid).net_connections(kind="tcp"))
+    except psutil.Error:
+        return 0
+
+
 # --- many threads on shared state -----------------------------------------------------------------
 
 def keep_alive_client(port: int, requests: int) -> int:
@@ -405,7 +467,9 @@ CHECKS = {
     "emfile": check_emfile,
     "pipeline": check_pipeline,
     "body-timeout": check_body_timeout,
+    "chunks": check_chunks,
+    "balance": check_balance,
     "threads": check_threads,
     "soak": check_soak,
 }
-QUICK = ("corpus", "slow-read", "disconnects", "emfile", "pipeline", "body-timeout", "threads", "soak")
+QUICK = ("corpus", "slow-read", "disconnects", "emfile", "pipeline", "body-timeout", "chunks", "balance", "threads", "soak")
