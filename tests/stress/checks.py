@@ -83,7 +83,7 @@ def check_slow(plan: Plan, name: str) -> list[Row]:
     tool = shutil.which("slowhttptest")
     if not tool:
         return [Row(name, "-", "slowhttptest not installed", "-", False)]
-    length = plan.pick(15, 6)
+    length = plan.pick(15, 5)
     connections = plan.pick(200, 100)
     timeout_io = plan.pick(10, 4)
     peak_bound = round(connections * per_connection)
@@ -219,7 +219,7 @@ def check_pipeline(plan: Plan) -> list[Row]:
                     sock.settimeout(10)
                     sock.connect(("127.0.0.1", served.port))
                     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode() * 300)
-                    deadline = time.monotonic() + plan.pick(6, 3)
+                    deadline = time.monotonic() + plan.pick(6, 2)
                     while time.monotonic() < deadline:
                         sampler.tick()
                         time.sleep(0.2)
@@ -247,7 +247,7 @@ def stalled_body(port: int, bound: float) -> tuple[float, str]:
 
 
 def check_body_timeout(plan: Plan) -> list[Row]:
-    timeout_io = plan.pick(5, 2)
+    timeout_io = plan.pick(5, 1)
     bound = timeout_io + 5
 
     def one(mode: str) -> Row:
@@ -380,7 +380,7 @@ def check_soak(plan: Plan) -> list[Row]:
     tool = shutil.which("wrk")
     if not tool:
         return [Row("soak", "-", "wrk not installed", "-", False)]
-    duration = plan.pick(45, 8)
+    duration = plan.pick(45, 6)
     every = plan.pick(5, 2)
     with plan.target.serve("--timeout-keep-alive", "5") as served, tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
