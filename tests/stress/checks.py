@@ -290,7 +290,7 @@ def check_chunks(plan: Plan) -> list[Row]:
             uploader.join(60)
             status = answer[0] if answer else 0
             rows.append(Row("chunks", f"{mode} {chunks:,} x 1 byte", f"probe worst {worst * 1000:.0f} ms, upload {status}",
-                            "<= 250 ms; 200 or 4xx", worst <= 0.25 and (status == 200 or 400 <= status < 500)))
+                            "<= 150 ms; 200 or 4xx", worst <= 0.15 and (status == 200 or 400 <= status < 500)))
     return rows
 
 
