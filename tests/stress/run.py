@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
     python = str(ROOT / ".venv/gil/bin/python") if args.gil else args.python
+    if not Path(python).exists():
+        parser.error(f"no interpreter at {python} (make venvs builds .venv/ft and .venv/gil)")
     raise_nofile()
     plan = Plan(quick=args.quick, target=target(python))
     print(f"stress checks on {python} ({'free-threaded' if plan.target.free_threaded else 'GIL'}), "
