@@ -21,7 +21,7 @@ bench:
 	bash ci/venvs.sh ft
 	python3 bench/run.py $(BENCH_ARGS)
 
-# Hostile clients against real ftserve processes (tests/stress/, docs/stress.md): ~4 min; not in `make test`.
+# Hostile clients against real ftserve processes (tests/stress/, docs/stress.md): ~3 min; not in `make test`.
 test-stress:
 	bash ci/venvs.sh ft
 	.venv/ft/bin/python tests/stress/run.py $(STRESS_ARGS)
