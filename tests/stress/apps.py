@@ -17,6 +17,7 @@ _served_lock = threading.Lock()
 
 
 async def app(scope, receive, send):
+    """/big, /small, /echo, /slowread (echo, reading slowly), /count; anything else: "ok"."""
     if scope["type"] != "http":
         while scope["type"] == "lifespan":
             message = (await receive())["type"]

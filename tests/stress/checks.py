@@ -26,6 +26,8 @@ from tests.stress.server import MIB, Sampler, Target, request, sample, settle
 
 @dataclass(frozen=True)
 class Row:
+    """One line of the table: a figure measured, the bound it must keep, and whether it did."""
+
     check: str
     mode: str
     figure: str
