@@ -1,4 +1,4 @@
-.PHONY: demo test test-fast bench venvs
+.PHONY: demo test test-fast test-stress test-stress-quick bench venvs
 
 # Serve examples/hello.py on 127.0.0.1:8000 with the free-threaded interpreter (built if needed).
 demo:
@@ -20,3 +20,13 @@ venvs:
 bench:
 	bash ci/venvs.sh ft
 	python3 bench/run.py $(BENCH_ARGS)
+
+# Hostile clients against real ftserve processes (tests/stress/, docs/stress.md): ~3 min; not in `make test`.
+test-stress:
+	bash ci/venvs.sh ft
+	.venv/ft/bin/python tests/stress/run.py $(STRESS_ARGS)
+
+# The short version (< 60 s), meant for CI.
+test-stress-quick:
+	bash ci/venvs.sh ft
+	.venv/ft/bin/python tests/stress/run.py --quick $(STRESS_ARGS)

@@ -1,0 +1,1 @@
+"""The stress harness (``make test-stress``): hostile clients against real ``ftserve`` processes."""
