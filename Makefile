@@ -24,9 +24,11 @@ bench:
 # Hostile clients against real ftserve processes (tests/stress/, docs/stress.md): ~3 min; not in `make test`.
 test-stress:
 	bash ci/venvs.sh ft
+	bash ci/stress-tools.sh
 	.venv/ft/bin/python tests/stress/run.py $(STRESS_ARGS)
 
 # The short version (< 60 s), meant for CI.
 test-stress-quick:
 	bash ci/venvs.sh ft
+	bash ci/stress-tools.sh
 	.venv/ft/bin/python tests/stress/run.py --quick $(STRESS_ARGS)
