@@ -30,6 +30,8 @@ ACCESS_DATEFMT = "%Y-%m-%d %H:%M:%S"
 ACCESS_FORMAT = logging.Formatter("%(asctime)s %(message)s", ACCESS_DATEFMT)
 #: One access-log line: client, method, target, HTTP version, status, body bytes, duration.
 ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d %d %.2fms'
+#: A response the server gave to bytes that never made a request (a malformed or stalled head).
+ACCESS_NO_REQUEST = '%s - "-" %d %d %.2fms'
 
 
 class _LineWriter:

@@ -43,6 +43,7 @@ class Deadlines:
 
     def _close(self) -> None: ...
     def _answer_and_close(self, exc: ProtocolError) -> None: ...
+    def _send_error(self, exc: ProtocolError) -> None: ...
 
     def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
         """Called by the worker's once-a-second tick."""
@@ -52,8 +53,7 @@ class Deadlines:
         if since and now - since > keep_alive_timeout:
             if self.conn.trailing_size and not self.closed:
                 # A request head that never completed (slow or stalled client).
-                exc = ProtocolError("request head not received in time", 408)
-                self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
+                self._send_error(ProtocolError("request head not received in time", 408))
             self._close()
         elif not self.request_read:
             self._check_body(now)

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import ClientDisconnected, await_app
-from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, access_line_writer
+from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, ACCESS_NO_REQUEST, access_line_writer
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
 
 if TYPE_CHECKING:
     from ftserver.config import Config
     from ftserver.interfaces.stream import Exchange
+    from ftserver.protocols.events import Request
     from ftserver.protocols.limits import Limits
 
 logger = logging.getLogger("ftserver.error")
@@ -101,20 +102,24 @@ class WorkerHost:
 
     def log_access(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
         """Write the access-log line of a complete response."""
-        request = exchange.request
-        args = (
-            f"{client[0]}:{client[1]}" if client else "-",
-            request.method,
-            request.target.decode("ascii", "replace"),
-            request.http_version,
-            exchange.status,
-            exchange.response_bytes,
-            (time.perf_counter() - started_at) * 1000,
-        )
-        if self.access_writer is not None:
-            self.write_access_line(ACCESS_MESSAGE % args)
+        self.log_response(client, exchange.request, exchange.status, exchange.response_bytes, started_at)
+
+    def log_response(
+        self, client: tuple[str, int] | None, request: Request | None, status: int, nbytes: int, started_at: float
+    ) -> None:
+        """Write an access-log line: ``request`` is ``None`` for a response the server gave
+        to bytes that never made a request (a malformed or stalled head: ``"-"``)."""
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        if request is None:
+            fmt, args = ACCESS_NO_REQUEST, (peer, status, nbytes, 0.0)
         else:
-            self.access_logger.info(ACCESS_MESSAGE, *args)
+            duration = (time.perf_counter() - started_at) * 1000
+            target = request.target.decode("ascii", "replace")
+            fmt, args = ACCESS_MESSAGE, (peer, request.method, target, request.http_version, status, nbytes, duration)
+        if self.access_writer is not None:
+            self.write_access_line(fmt % args)
+        else:
+            self.access_logger.info(fmt, *args)
 
     def write_access_line(self, message: str) -> None:
         """Queue an access-log line, formatted as ``ACCESS_FORMAT`` would (the time is

@@ -502,11 +502,21 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         cycle = self.cycle
         if (cycle is None or self.head_pending) and not self.closed:
             try:
-                self.transport.write(self.conn.error_response(exc, self.w.date))  # type: ignore[union-attr]
+                self._send_error(exc)
             except Exception:  # noqa: BLE001 - the connection is being closed anyway
                 pass
         self.cycle = None
         self._close()
+
+    def _send_error(self, exc: ProtocolError) -> None:
+        """Write the response to ``exc`` (the connection closes after it), logged in the
+        access log like any response."""
+        data = self.conn.error_response(exc, self.w.date)
+        self.transport.write(data)  # type: ignore[union-attr]
+        w = self.w
+        if w.access_log:
+            body = len(data) - data.find(b"\r\n\r\n") - 4
+            w.log_response(self.info.client, self.request, exc.status_code, body, self.started_at)
 
     def shutdown(self) -> None:
         """Graceful stop: close after the response in progress, or after a short linger

@@ -64,3 +64,24 @@ def test_an_application_handler_gets_records_with_their_fields():
     (record,) = records.records
     assert record.args[1:6] == ("GET", "/n/7", "1.1", 200, 13)
     assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /n/7 HTTP/1\.1" 200 13 \d+\.\d\dms', record.getMessage())
+
+
+def test_responses_the_server_makes_are_logged_too(tmp_path):
+    """A 400 for a malformed head (no request: ``"-"``) and a 400 for a broken body of a
+    parsed request get their lines, as the application's responses do."""
+    import socket
+
+    log = tmp_path / "access.log"
+    proc, url = start("--no-supervisor", "--access-log-file", str(log), "tests.apps.basic:echo")
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        for raw in (b"NOT A REQUEST\r\n\r\n", b"POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 400 ")
+    finally:
+        assert stop(proc) == 0
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert re.search(r'127\.0\.0\.1:\d+ - "-" 400 \d+ 0\.00ms$', lines[0]), lines[0]
+    assert re.search(r'127\.0\.0\.1:\d+ - "POST /chunks HTTP/1\.1" 400 \d+ \d+\.\d\dms$', lines[1]), lines[1]
