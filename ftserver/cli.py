@@ -32,7 +32,7 @@ def _version_message() -> str:
     help=(
         "Threads per worker process, each with its own event loop. On a GIL build (or when importing the app "
         "turns the GIL on), --mode auto runs processes instead: --threads N without --workers becomes N processes "
-        f"of 1 thread.  [default: number of CPUs, here {default_threads()}; 1 with --workers]"
+        f"of 1 thread.  [default: the CPUs this process may use (affinity, lowered to a cgroup CPU quota), here {default_threads()}; 1 with --workers]"
     ),
 )
 @click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True, help="threads: one worker process running --threads threads. processes: --threads becomes the number of worker processes, of 1 thread each. auto: threads on a free-threaded build with the GIL still off after importing the app, else processes (with a warning naming the module that turned the GIL on).")

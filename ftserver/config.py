@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -36,10 +37,56 @@ class ConfigError(ValueError):
 
 
 def default_threads() -> int:
+    """The CPUs this process may use: its CPU affinity, lowered to a cgroup CPU quota
+    (a container's ``--cpus``) rounded up."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        count = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, math.ceil(quota))
+    return max(1, count)
+
+
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cgroup") -> float | None:
+    """CPUs' worth of time the cgroup of this process may use (cgroup v2 ``cpu.max`` of
+    its cgroup and every ancestor, or v1 ``cpu.cfs_quota_us``); ``None`` when unlimited."""
+    limits: list[float] = []
+    try:
+        with open(self_cgroup) as file:
+            entries = [line.rstrip("\n").split(":", 2) for line in file]
+    except OSError:
+        entries = []
+    for entry in entries:
+        if len(entry) != 3:
+            continue
+        if entry[0] == "0" and entry[1] == "":  # v2: the one unified hierarchy
+            path = entry[2].strip("/")
+            while True:
+                limits += _quota(os.path.join(root, path, "cpu.max"), None)
+                if not path:
+                    break
+                path = os.path.dirname(path)
+        elif "cpu" in entry[1].split(","):  # v1: the cpu controller's hierarchy
+            base = os.path.join(root, entry[1])
+            for folder in (os.path.join(base, entry[2].strip("/")), base):
+                limits += _quota(os.path.join(folder, "cpu.cfs_quota_us"), os.path.join(folder, "cpu.cfs_period_us"))
+    return min(limits) if limits else None
+
+
+def _quota(path: str, period_path: str | None) -> list[float]:
+    """``[quota / period]`` read from cgroup files, or ``[]`` (absent, unlimited, unreadable)."""
+    try:
+        with open(path) as file:
+            text = file.read().split()
+        if period_path is not None:
+            with open(period_path) as file:
+                text.append(file.read().strip())
+        quota, period = int(text[0]), int(text[1])
+    except (OSError, ValueError, IndexError):  # "max" (v2 unlimited) is a ValueError
+        return []
+    return [quota / period] if quota > 0 and period > 0 else []
 
 
 @dataclass(frozen=True)
