@@ -268,3 +268,82 @@ def test_a_file_that_cannot_be_opened_is_one_line(option, mode):
     assert proc.returncode != 0
     assert "cannot write" in proc.stderr and "/proc/ftserver-test.file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*FTSERVE, *args], cwd=ROOT, capture_output=True, text=True, timeout=30, env={**os.environ, **(env or {})})
+
+
+def test_help_lists_the_options_in_sections():
+    help_text = run_cli("--help").stdout
+    titles = ["App", "Binding", "Workers", "HTTP", "Logging", "Timeouts and limits", "Supervisor", "Development", "Other"]
+    starts = [help_text.index(f"\n{title} options:\n") for title in titles]
+    assert starts == sorted(starts)
+    assert "\nOptions:\n" not in help_text
+    sections = dict(zip(titles, [help_text[a:b] for a, b in zip(starts, starts[1:] + [len(help_text)])]))
+    assert "--port" in sections["Binding"] and "--threads" in sections["Workers"] and "--reload" in sections["Development"]
+    assert "--max-requests" in sections["Supervisor"] and "--limit-request-body" in sections["Timeouts and limits"]
+    # Every option has its section: only --version and --help are left for "Other".
+    assert re.findall(r"^  (-h, --help|-[-\w]+)", sections["Other"], re.M) == ["--version", "-h, --help"]
+
+
+def test_help_shows_each_options_variable():
+    help_text = " ".join(run_cli("--help").stdout.split())  # undo the wrapping
+    for variable in ("FTSERVE_PORT", "FTSERVE_THREADS", "FTSERVE_TIMEOUT_KEEP_ALIVE", "FTSERVE_ACCESS_LOG", "FTSERVE_RELOAD_DIR"):
+        assert f"env var: {variable}" in help_text
+    assert "WEB_CONCURRENCY" in help_text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "hint"),
+    [("FTSERVE_THREADS", "abc", "FTSERVE_THREADS (--threads)"), ("FTSERVE_TIMEOUT_IO", "5x", "FTSERVE_TIMEOUT_IO (--timeout-io)"), ("WEB_CONCURRENCY", "many", "WEB_CONCURRENCY (--threads)")],
+)
+def test_an_invalid_variable_is_named_in_the_error(variable, value, hint):
+    proc = run_cli("tests.apps.basic:hello", env={variable: value})
+    assert proc.returncode == 2
+    assert f"Error: Invalid value for {hint}: {value!r}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30", 30.0), ("0.5", 0.5), ("250ms", 0.25), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0), (" 2 s ", 2.0)])
+def test_durations_take_units(text, seconds):
+    from ftserver.cli import DURATION
+
+    assert DURATION.convert(text, None, None) == seconds
+
+
+@pytest.mark.parametrize("text", ["5x", "m", "-1", "1h30m", ""])
+def test_a_bad_duration_is_a_usage_error(text):
+    proc = run_cli("--timeout-keep-alive", text, "tests.apps.basic:hello")
+    assert proc.returncode == 2
+    assert "Invalid value for '--timeout-keep-alive'" in proc.stderr and "is not a duration" in proc.stderr
+
+
+def test_duration_options_serve_with_units():
+    proc, url = start("--timeout-graceful-shutdown", "1m", "--timeout-io", "2m", "tests.apps.basic:hello", env={"FTSERVE_TIMEOUT_KEEP_ALIVE": "500ms"})
+    try:
+        assert httpx.get(url).text == "Hello, world!"
+        assert "up to 60.0s" not in "".join(proc.output)
+    finally:
+        assert stop(proc) == 0
+    assert "(up to 60.0s)" in "".join(proc.output)  # --timeout-graceful-shutdown 1m
+
+
+@pytest.mark.parametrize(
+    ("args", "banner"),
+    [((), "| 3 threads ("), (("--threads", "2"), "| 2 threads ("), (("--workers", "1"), "| 1 thread (")],
+)
+def test_web_concurrency_sets_threads_unless_threads_or_workers_given(args, banner):
+    proc, _ = start("--mode", "threads", *args, "tests.apps.basic:hello", env={"WEB_CONCURRENCY": "3"})
+    try:
+        assert banner in proc.output[0]
+    finally:
+        assert stop(proc) == 0
+
+
+def test_web_concurrency_yields_to_ftserve_threads():
+    proc, _ = start("--mode", "threads", "tests.apps.basic:hello", env={"WEB_CONCURRENCY": "3", "FTSERVE_THREADS": "2"})
+    try:
+        assert "| 2 threads (" in proc.output[0]
+    finally:
+        assert stop(proc) == 0
