@@ -89,7 +89,7 @@ class SectionedCommand(click.Command):
     """A command whose ``--help`` lists the options by :data:`SECTIONS`."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        records = {}
+        records: dict[str | None, tuple[str, str]] = {}
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx)
             if record is not None and not isinstance(param, click.Argument):
