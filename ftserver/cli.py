@@ -109,10 +109,9 @@ def web_concurrency() -> int | None:
     value = os.environ.get("WEB_CONCURRENCY", "").strip()
     if not value:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a valid integer.", param_hint="WEB_CONCURRENCY (--threads)") from None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is not a whole number of at least 1.", param_hint="WEB_CONCURRENCY (--threads)")
+    return int(value)
 
 
 def _version_message() -> str:

@@ -296,7 +296,7 @@ def test_help_shows_each_options_variable():
 
 @pytest.mark.parametrize(
     ("variable", "value", "hint"),
-    [("FTSERVE_THREADS", "abc", "FTSERVE_THREADS (--threads)"), ("FTSERVE_TIMEOUT_IO", "5x", "FTSERVE_TIMEOUT_IO (--timeout-io)"), ("WEB_CONCURRENCY", "many", "WEB_CONCURRENCY (--threads)")],
+    [("FTSERVE_THREADS", "abc", "FTSERVE_THREADS (--threads)"), ("FTSERVE_TIMEOUT_IO", "5x", "FTSERVE_TIMEOUT_IO (--timeout-io)"), ("WEB_CONCURRENCY", "many", "WEB_CONCURRENCY (--threads)"), ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY (--threads)")],
 )
 def test_an_invalid_variable_is_named_in_the_error(variable, value, hint):
     proc = run_cli("tests.apps.basic:hello", env={variable: value})
