@@ -121,6 +121,21 @@ def test_max_requests_recycles_without_failing_a_request(ftserve):
     assert served.proc.poll() is None
 
 
+def test_max_requests_overshoot_is_bounded(ftserve):
+    # At the limit a worker stops accepting (the connections go to the other worker and to
+    # its replacement): it serves at most the limit plus the requests already on its open
+    # connections (one per client here: each request is on a new connection).
+    limit, clients = 50, 4
+    served = ftserve(*TWO_WORKERS, "--max-requests", str(limit), "--max-requests-jitter", "0")
+    first = served.wait_workers(2)
+    with Load(served.port, clients=clients) as load:
+        wait_for(lambda: load.served_by_others(first) > 2 * limit, 60, "requests served by replacement workers")
+    assert load.failures == [], served.output
+    counts = load.served
+    assert all(counts[pid] <= limit + clients for pid in first), counts
+    assert max(counts.values()) <= limit + clients, counts  # the replacements too
+
+
 def test_workers_lifetime_recycles_without_failing_a_request(ftserve):
     served = ftserve(*TWO_WORKERS, "--workers-lifetime", "1", "--workers-lifetime-jitter", "0")
     first = served.wait_workers(2)
