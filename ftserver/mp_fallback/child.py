@@ -190,7 +190,7 @@ class WorkerProcessServer(Server):
 
 def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
     """The body of a forked worker process; returns its exit code."""
-    _name_process("ftserve worker")
+    name_process("ftserve worker")
     status = StatusChannel(status_fd)
     server = WorkerProcessServer(spec, status, heartbeat)
     try:
@@ -226,8 +226,12 @@ def ignore_supervisor_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def _name_process(name: str) -> None:
-    """Name the process for ps/top (``comm``, 15 bytes; the command line stays)."""
+def name_process(name: str) -> None:
+    """Name this process for ``ps -o comm``/``top``/``pgrep`` (Linux ``comm``, 15 bytes).
+
+    The command line (``ps aux``, ``ps -f``) stays the supervisor's: rewriting it needs
+    ``setproctitle`` (no free-threaded wheel) or ``prctl(PR_SET_MM)`` (privileged).
+    """
     try:
         with open("/proc/self/comm", "w") as f:
             f.write(name[:15])
