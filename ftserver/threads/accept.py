@@ -137,14 +137,14 @@ class AcceptQueue(threading.Thread):
 
     def stop(self) -> None:
         self._stopping = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake()
 
     def retire(self) -> None:
         """Stop accepting for good (the process is to be replaced); thread-safe."""
         self.retired = True
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
         except OSError:
