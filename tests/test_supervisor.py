@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -134,6 +135,46 @@ def test_max_requests_overshoot_is_bounded(ftserve):
     counts = load.served
     assert all(counts[pid] <= limit + clients for pid in first), counts
     assert max(counts.values()) <= limit + clients, counts  # the replacements too
+
+
+def keep_alive_get(sock: socket.socket) -> tuple[bytes, str]:
+    """A GET on an open keep-alive connection: (the response head, the body)."""
+    sock.sendall(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.lower(), body.decode()
+
+
+def test_max_requests_hands_new_connections_to_the_replacement(ftserve):
+    # The limit reached on a keep-alive connection: a new connection goes to the
+    # replacement (not to the old worker while the replacement boots), and the old
+    # connection is closed (after a response with connection: close, or idle).
+    served = ftserve("--workers", "1", "--max-requests", "5")
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as kept:
+        # Six: a request is counted once its response is sent, so only after the sixth
+        # response is the fifth surely counted (the periodic check may close it sooner).
+        heads, pids = [], set()
+        while len(heads) < 6 and not any(b"connection: close" in head for head in heads):
+            head, pid = keep_alive_get(kept)
+            heads.append(head)
+            pids.add(pid)
+        assert len(pids) == 1
+        assert get(served.port)[1] not in pids
+        try:
+            if b"connection: close" not in heads[-1]:
+                head, _ = keep_alive_get(kept)
+                assert b"connection: close" in head
+            assert kept.recv(1) == b""
+        except ConnectionError:
+            pass  # closed while idle (reset or end of file): also no more requests there
 
 
 def test_workers_lifetime_recycles_without_failing_a_request(ftserve):
