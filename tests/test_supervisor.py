@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -119,6 +120,61 @@ def test_max_requests_recycles_without_failing_a_request(ftserve):
     assert load.failures == []
     served.wait_log(r"Recycling worker \d+ \(pid \d+\): --max-requests reached \(\d+ requests served\); starting its replacement first")
     assert served.proc.poll() is None
+
+
+def test_max_requests_overshoot_is_bounded(ftserve):
+    # At the limit a worker stops accepting (the connections go to the other worker and to
+    # its replacement): it serves at most the limit plus the requests already on its open
+    # connections (one per client here: each request is on a new connection).
+    limit, clients = 50, 4
+    served = ftserve(*TWO_WORKERS, "--max-requests", str(limit), "--max-requests-jitter", "0")
+    first = served.wait_workers(2)
+    with Load(served.port, clients=clients) as load:
+        wait_for(lambda: load.served_by_others(first) > 2 * limit, 60, "requests served by replacement workers")
+    assert load.failures == [], served.output
+    counts = load.served
+    assert all(counts[pid] <= limit + clients for pid in first), counts
+    assert max(counts.values()) <= limit + clients, counts  # the replacements too
+
+
+def keep_alive_get(sock: socket.socket) -> tuple[bytes, str]:
+    """A GET on an open keep-alive connection: (the response head, the body)."""
+    sock.sendall(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.lower(), body.decode()
+
+
+def test_max_requests_hands_new_connections_to_the_replacement(ftserve):
+    # The limit reached on a keep-alive connection: a new connection goes to the
+    # replacement (not to the old worker while the replacement boots), and the old
+    # connection is closed (after a response with connection: close, or idle).
+    served = ftserve("--workers", "1", "--max-requests", "5")
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as kept:
+        # Six: a request is counted once its response is sent, so only after the sixth
+        # response is the fifth surely counted (the periodic check may close it sooner).
+        heads, pids = [], set()
+        while len(heads) < 6 and not any(b"connection: close" in head for head in heads):
+            head, pid = keep_alive_get(kept)
+            heads.append(head)
+            pids.add(pid)
+        assert len(pids) == 1
+        assert get(served.port)[1] not in pids
+        try:
+            if b"connection: close" not in heads[-1]:
+                head, _ = keep_alive_get(kept)
+                assert b"connection: close" in head
+            assert kept.recv(1) == b""
+        except ConnectionError:
+            pass  # closed while idle (reset or end of file): also no more requests there
 
 
 def test_workers_lifetime_recycles_without_failing_a_request(ftserve):

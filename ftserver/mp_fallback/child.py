@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,9 @@ class WorkerProcessServer(Server):
         self.heartbeat = heartbeat
         self._beating: set[int] = set()  # ids of the WorkerThreads whose loops beat
         self._retire_sent = False
+        self._retire_lock = threading.Lock()  # the acceptor thread or the main thread retires
+        self._ready_sent = False
+        self._retire_pending: str | None = None  # reached before "ready": sent right after it
         self._stopping = False
 
     # -- start-up: inherited sockets, and "ready" instead of the banner ------------------
@@ -90,7 +94,8 @@ class WorkerProcessServer(Server):
             return
         self.listeners = list(self.spec.listeners)
         loads = self.spec.loads
-        self._acceptor = AcceptQueue(self.listeners[0], self.workers, loads.share(self.spec.load_slot) if loads else None)
+        share = loads.share(self.spec.load_slot) if loads else None
+        self._acceptor = AcceptQueue(self.listeners[0], self.workers, share, self.spec.max_requests, self._retire)
         self.take_address(self.listeners[0], inherited=False)
 
     def _new_worker(self, index: int) -> WorkerThread:
@@ -101,12 +106,16 @@ class WorkerProcessServer(Server):
     def _banner(self) -> None:
         self._start_heartbeats()
         gil = self.gil
-        self.status.send(
-            "ready",
-            interface=self.interface,
-            threads=len(self.workers),
-            gil=gil.as_dict() if gil else None,
-        )
+        with self._retire_lock:  # "ready" first: the supervisor ignores a booting worker's "retire"
+            self.status.send(
+                "ready",
+                interface=self.interface,
+                threads=len(self.workers),
+                gil=gil.as_dict() if gil else None,
+            )
+            self._ready_sent = True
+            if self._retire_pending is not None:
+                self.status.send("retire", reason=self._retire_pending)
         logger.debug("worker ready: %d thread(s)", len(self.workers))
 
     def _start_heartbeats(self) -> None:
@@ -128,9 +137,31 @@ class WorkerProcessServer(Server):
         limit = self.spec.max_requests
         if limit is not None and not self._retire_sent:
             served = sum(w.stats.requests for w in self.workers)
-            if served >= limit:
-                self._retire_sent = True
-                self.status.send("retire", reason=f"--max-requests reached ({served} requests served)")
+            if served >= limit:  # keep-alive traffic only (the acceptor checks at each accept)
+                self._retire(served)
+
+    def _retire(self, served: int) -> None:
+        """``--max-requests`` reached: stop accepting (the connections waiting go to the other
+        processes and to the replacement), close the open connections after their current
+        response (``connection: close``), and ask the supervisor for a replacement."""
+        reason = f"--max-requests reached ({served} requests served)"
+        with self._retire_lock:
+            if self._retire_sent:
+                return
+            self._retire_sent = True
+            if self._ready_sent:
+                self.status.send("retire", reason=reason)
+            else:
+                self._retire_pending = reason
+        if self._acceptor is not None:
+            self._acceptor.retire()
+        for worker in self.workers:
+            loop = worker.loop
+            if loop is not None:
+                try:
+                    loop.call_soon_threadsafe(close_connections, worker)
+                except RuntimeError:  # its loop closed meanwhile
+                    pass
 
     # -- signals -------------------------------------------------------------------------
 
@@ -159,7 +190,7 @@ class WorkerProcessServer(Server):
 
 def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
     """The body of a forked worker process; returns its exit code."""
-    _name_process("ftserve worker")
+    name_process("ftserve worker")
     status = StatusChannel(status_fd)
     server = WorkerProcessServer(spec, status, heartbeat)
     try:
@@ -180,14 +211,27 @@ def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
                 pass
 
 
+def close_connections(worker: WorkerThread) -> None:
+    """On ``worker``'s loop: close each connection after its response in progress (or after
+    a short linger if idle), as a graceful stop does, while the thread keeps running."""
+    ctx = worker.ctx
+    if ctx is not None:
+        for protocol in list(ctx.connections):
+            protocol.shutdown()
+
+
 def ignore_supervisor_signals() -> None:
     """Ignore ``SUPERVISOR_SIGNALS`` in this worker process."""
     for signum in SUPERVISOR_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def _name_process(name: str) -> None:
-    """Name the process for ps/top (``comm``, 15 bytes; the command line stays)."""
+def name_process(name: str) -> None:
+    """Name this process for ``ps -o comm``/``top``/``pgrep`` (Linux ``comm``, 15 bytes).
+
+    The command line (``ps aux``, ``ps -f``) stays the supervisor's: rewriting it needs
+    ``setproctitle`` (no free-threaded wheel) or ``prctl(PR_SET_MM)`` (privileged).
+    """
     try:
         with open("/proc/self/comm", "w") as f:
             f.write(name[:15])

@@ -10,7 +10,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
@@ -108,13 +108,28 @@ class AcceptQueue(threading.Thread):
     kernel's backlog, where another worker process sharing the listener (or this one's
     recovered loop, or its replacement) accepts them. With ``share`` (a worker process
     among several), it also leaves them to a less loaded process (``ProcessLoads``).
+
+    With ``limit`` (a worker process's ``--max-requests``), it counts the requests its
+    process served before each accept (once per connection, not per request); at the
+    limit it calls ``on_limit`` and stops accepting for good (``retire``): the connections
+    waiting are left to the other processes and to the replacement.
     """
 
-    def __init__(self, listener: socket.socket, workers: Sequence[WorkerThread], share: ProcessShare | None = None) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        workers: Sequence[WorkerThread],
+        share: ProcessShare | None = None,
+        limit: int | None = None,
+        on_limit: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(name="ftserver-acceptor", daemon=True)
         self.listener = listener
         self.workers = workers  # replaced in place by the server when a worker is respawned
         self.share = share
+        self.limit = limit
+        self.on_limit = on_limit
+        self.retired = False
         self.sent: dict[int, int] = {}
         self.backoff = AcceptBackoff()
         self._wake_r, self._wake_w = os.pipe()
@@ -122,6 +137,14 @@ class AcceptQueue(threading.Thread):
 
     def stop(self) -> None:
         self._stopping = True
+        self._wake()
+
+    def retire(self) -> None:
+        """Stop accepting for good (the process is to be replaced); thread-safe."""
+        self.retired = True
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
         except OSError:
@@ -138,12 +161,18 @@ class AcceptQueue(threading.Thread):
         pause = 0.0  # > 0: leave the listener alone that long, then watch it again
         try:
             while not self._stopping:
+                if self.retired:
+                    if share is not None:
+                        share.withdraw()
+                    if sel.select():  # the wake-up pipe: a stop (or another retire)
+                        os.read(self._wake_r, 64)
+                    continue
                 if pause:
                     sel.select(pause)  # only the wake-up pipe (a stop) ends it early
                     pause = 0.0
                     continue
                 listener = sel.register(self.listener, selectors.EVENT_READ)
-                while not pause and not self._stopping:
+                while not pause and not self._stopping and not self.retired:
                     if any(key is listener for key, _ in sel.select()):
                         pause = self._accept_burst()
                 sel.unregister(self.listener)
@@ -159,7 +188,15 @@ class AcceptQueue(threading.Thread):
         listener = self.listener
         share = self.share
         now = time.monotonic()  # the clock of the workers' loop.time()
+        limit = self.limit
         for _ in range(64):
+            if limit is not None:
+                served = sum(worker.stats.requests for worker in self.workers)
+                if served >= limit:
+                    self.retired = True
+                    if self.on_limit is not None:
+                        self.on_limit(served)
+                    return PAUSE
             worker, load = self._pick(now)
             if worker is None:
                 if share is not None:

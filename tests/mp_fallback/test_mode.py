@@ -8,6 +8,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+from pathlib import Path
 
 import psutil
 import pytest
@@ -198,3 +199,6 @@ def test_workers_are_named_for_ps(ftserve):
     for pid in served.wait_workers(2):
         assert psutil.Process(pid).name() == "ftserve worker"
     assert psutil.Process(served.pid).name() != "ftserve worker"
+    assert Path(f"/proc/{served.pid}/comm").read_text() == "ftserve master\n"
+    for pid in served.workers():
+        assert Path(f"/proc/{pid}/comm").read_text() == "ftserve worker\n"
