@@ -147,7 +147,7 @@ def _version_message() -> str:
 @option("--respawn-window", default=60.0, show_default=True, type=DURATION, help="Seconds over which --respawn-limit counts failures.")
 @option("--workers-lifetime", default=None, type=DURATION, help="Recycle each worker process after this many seconds (a replacement starts first).")
 @option("--workers-lifetime-jitter", default=None, type=DURATION, show_default='a tenth of --workers-lifetime', help="Add up to this many random seconds to each worker's lifetime.")
-@option("--max-requests", default=None, type=int, help="Recycle a worker process after it has served this many requests (a replacement starts first).")
+@option("--max-requests", default=None, type=int, help="Recycle a worker process after it has served this many requests: it stops accepting at once, closes its connections after their current response and is stopped once its replacement is ready.")
 @option("--max-requests-jitter", default=0, show_default=True, type=int, help="Add up to this many (random) requests to each worker's --max-requests.")
 @option("--workers-max-rss", default=None, type=float, help="Recycle a worker process whose resident memory stays above this many MiB for --rss-samples samples.")
 @option("--rss-sample-interval", default=5.0, show_default=True, type=DURATION, help="Seconds between two memory samples of the workers.")
