@@ -141,9 +141,15 @@ class Server(Listening):
             worker.start()
         for worker in self.workers:
             worker.ready.wait()
-            if worker.startup_error is not None or worker.crashed is not None:
-                error = worker.startup_error or worker.crashed
-                raise StartupError(f"worker {worker.index} failed to start: {error}")
+            if worker.crashed is not None:
+                raise StartupError(f"worker {worker.index} failed to start: {worker.crashed}")
+            if worker.startup_error is not None:
+                # Every worker thread runs the app's start-up and fails alike: its
+                # traceback is logged once, from the first worker.
+                error = worker.startup_error
+                if error.__cause__ is not None:
+                    logger.error("Exception in application startup", exc_info=error.__cause__)
+                raise StartupError(f"Application startup failed ({error}). Exiting.")
         if self._acceptor is not None:
             self._acceptor.start()
         self._banner()

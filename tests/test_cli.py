@@ -268,3 +268,18 @@ def test_a_file_that_cannot_be_opened_is_one_line(option, mode):
     assert proc.returncode != 0
     assert "cannot write" in proc.stderr and "/proc/ftserver-test.file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_lifespan_startup_failure_is_reported_once(tmp_path):
+    (tmp_path / "failingstart.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        await receive()\n"
+        "        raise RuntimeError('no database')\n"
+    )
+    done = subprocess.run([*FTSERVE, "--port", "0", "--threads", "8", "--lifespan", "on", "--app-dir", str(tmp_path), "failingstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    output = done.stdout + done.stderr
+    assert output.count("Traceback") == 1
+    assert output.count("RuntimeError: no database") == 1
+    assert output.rstrip().splitlines()[-1].endswith("Application startup failed (RuntimeError('no database')). Exiting.")

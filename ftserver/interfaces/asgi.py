@@ -279,7 +279,7 @@ class Lifespan:
         await self._to_app.put({"type": "lifespan.startup"})
         message = await self._startup_done
         if message.get("type") == "lifespan.startup.failed":
-            raise LifespanFailed(message.get("message") or "lifespan startup failed")
+            raise LifespanFailed(message.get("message") or "lifespan startup failed") from message.get("exc")
         if message.get("type") == "unsupported":
             self.supported = False
 
@@ -328,8 +328,9 @@ class Lifespan:
                     logger.info("ASGI 'lifespan' protocol appears unsupported by the app (%s: %s)", type(exc).__name__, exc)
                     self._startup_done.set_result({"type": "unsupported"})
                 else:
-                    logger.error("exception in ASGI lifespan startup%s", self.label, exc_info=exc)
-                    self._startup_done.set_result({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    # Not logged here, once per worker thread: the server logs the first
+                    # failure's traceback (LifespanFailed.__cause__) once.
+                    self._startup_done.set_result({"type": "lifespan.startup.failed", "message": repr(exc), "exc": exc})
             else:
                 logger.error("exception in ASGI lifespan%s", self.label, exc_info=exc)
                 if not self._shutdown_done.done():
