@@ -242,6 +242,20 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
         raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an 'http' scope")
 
 
+class ASGI2App:
+    """An ASGI 2 app (``app(scope)`` returns an instance, awaited as ``instance(receive,
+    send)``) as an ASGI 3 one (``--interface asgi2``)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        instance = self.app(scope)
+        await instance(receive, send)
+
+
 # -- lifespan ---------------------------------------------------------------------
 
 
