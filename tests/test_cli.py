@@ -343,3 +343,26 @@ def test_asgi_apps_of_every_shape_start(tmp_path, args, body):
             assert httpx.get(url).text == body
     finally:
         assert stop(proc) == 0
+
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_an_unsupported_upgrade_is_served_as_http_and_logged_once(http1):
+    proc, url = start("--threads", "1", "--http1", http1, "tests.apps.basic:hello")
+    try:
+        with httpx.Client() as client:  # one connection, then a second one
+            for protocol in ("websocket", "h2c", "websocket"):
+                response = client.get(url, headers={"Upgrade": protocol, "Connection": "Upgrade"})
+                assert response.status_code == 200 and response.text == "Hello, world!"
+        assert httpx.get(url, headers={"Upgrade": "websocket", "Connection": "Upgrade"}).status_code == 200
+    finally:
+        assert stop(proc) == 0
+    output = "".join(proc.output)  # type: ignore[attr-defined]
+    assert output.count("Unsupported upgrade request") == 1
+    assert "Unsupported upgrade request (Upgrade: websocket)" in output
+
+
+def test_a_missing_app_dir_is_one_line(tmp_path):
+    done = subprocess.run([*FTSERVE, "--port", "0", "--app-dir", str(tmp_path / "nowhere"), "app:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert f'--app-dir "{tmp_path / "nowhere"}" is not a directory' in done.stderr
