@@ -69,7 +69,7 @@ def _version_message() -> str:
 @click.option("--timeout-io", default=60.0, show_default=True, type=float, help="Seconds a request body may make no progress (the app is told the client went, the client gets 408) and a response may wait for a client that reads none of it (the connection is dropped), on every interface; WSGI: also how long a handler waits for a client that does not read its response.")
 @click.option("--wsgi-body-buffer", default=65536, show_default=True, type=int, metavar="BYTES", help="WSGI: a request body up to this size is read on the event loop before the app gets a handler thread, so slow uploads hold no thread (a stalled one gets 408 after --timeout-io); larger bodies are handed over after this many bytes. 0: hand every request over at once. At most 262144.")
 @click.option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
-@click.option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path).")
+@click.option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path; it must exist).")
 @click.option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")
 @click.option("--date-header/--no-date-header", default=True, show_default=True, help="Send a 'date' header.")
 @click.option("--limit-request-line", default=8190, show_default=True, type=int, help="Longest request line in bytes (414 beyond).")
