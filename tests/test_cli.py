@@ -277,7 +277,7 @@ def test_lifespan_startup_failure_is_reported_once(tmp_path):
         "        await receive()\n"
         "        raise RuntimeError('no database')\n"
     )
-    done = subprocess.run([*FTSERVE, "--port", "0", "--threads", "8", "--lifespan", "on", "--app-dir", str(tmp_path), "failingstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([*FTSERVE, "--port", "0", "--mode", "threads", "--threads", "8", "--lifespan", "on", "--app-dir", str(tmp_path), "failingstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 3
     output = done.stdout + done.stderr
     assert output.count("Traceback") == 1
