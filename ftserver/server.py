@@ -131,6 +131,10 @@ class Server(Listening):
         except BaseException:  # noqa: BLE001 - kept in startup_error for start()
             pass
 
+    def _log_startup_exception(self, exc: BaseException) -> None:
+        """Log the exception the app's start-up raised (once per process)."""
+        logger.error("Exception in application startup", exc_info=exc)
+
     def _startup(self) -> None:
         config = self.config
         self.app, self.gil, self.interface = load_app(config)
@@ -148,7 +152,7 @@ class Server(Listening):
                 # traceback is logged once, from the first worker.
                 error = worker.startup_error
                 if error.__cause__ is not None:
-                    logger.error("Exception in application startup", exc_info=error.__cause__)
+                    self._log_startup_exception(error.__cause__)
                 raise StartupError(f"Application startup failed ({error}). Exiting.")
         if self._acceptor is not None:
             self._acceptor.start()

@@ -270,14 +270,15 @@ def test_a_file_that_cannot_be_opened_is_one_line(option, mode):
     assert "Traceback" not in proc.stderr
 
 
-def test_lifespan_startup_failure_is_reported_once(tmp_path):
+@pytest.mark.parametrize("layout", [["--mode", "threads", "--threads", "8"], ["--mode", "processes", "--workers", "3", "--threads", "2"]])
+def test_lifespan_startup_failure_is_reported_once(tmp_path, layout):
     (tmp_path / "failingstart.py").write_text(
         "async def app(scope, receive, send):\n"
         "    if scope['type'] == 'lifespan':\n"
         "        await receive()\n"
         "        raise RuntimeError('no database')\n"
     )
-    done = subprocess.run([*FTSERVE, "--port", "0", "--mode", "threads", "--threads", "8", "--lifespan", "on", "--app-dir", str(tmp_path), "failingstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([*FTSERVE, "--port", "0", *layout, "--lifespan", "on", "--app-dir", str(tmp_path), "failingstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 3
     output = done.stdout + done.stderr
     assert output.count("Traceback") == 1
