@@ -10,14 +10,14 @@ from typing import Any, Literal
 
 from ftserver.protocols.limits import Limits
 
-Interface = Literal["auto", "asgi", "wsgi", "rsgi"]
+Interface = Literal["auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi"]
 HTTP1Mode = Literal["fast", "h11"]
 AcceptMode = Literal["queue", "reuseport"]
 LifespanMode = Literal["auto", "on", "off"]
 Mode = Literal["auto", "threads", "processes"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
-INTERFACES = ("auto", "asgi", "wsgi", "rsgi")
+INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi")
 HTTP1_MODES = ("fast", "h11")
 ACCEPT_MODES = ("queue", "reuseport")
 LIFESPAN_MODES = ("auto", "on", "off")

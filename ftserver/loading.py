@@ -19,6 +19,8 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
     module_name, _, attr_path = target.partition(":")
     if not module_name or not attr_path:
         raise AppLoadError(f'Import string "{target}" must be in format "<module>:<attribute>".')
+    if app_dir is not None and not os.path.isdir(app_dir):
+        raise AppLoadError(f'--app-dir "{app_dir}" is not a directory (it does not exist, or is a file).')
     if app_dir is not None and app_dir not in sys.path:
         sys.path.insert(0, app_dir)
     try:

@@ -131,6 +131,10 @@ class Server(Listening):
         except BaseException:  # noqa: BLE001 - kept in startup_error for start()
             pass
 
+    def _log_startup_exception(self, exc: BaseException) -> None:
+        """Log the exception the app's start-up raised (once per process)."""
+        logger.error("Exception in application startup", exc_info=exc)
+
     def _startup(self) -> None:
         config = self.config
         self.app, self.gil, self.interface = load_app(config)
@@ -141,9 +145,15 @@ class Server(Listening):
             worker.start()
         for worker in self.workers:
             worker.ready.wait()
-            if worker.startup_error is not None or worker.crashed is not None:
-                error = worker.startup_error or worker.crashed
-                raise StartupError(f"worker {worker.index} failed to start: {error}")
+            if worker.crashed is not None:
+                raise StartupError(f"worker {worker.index} failed to start: {worker.crashed}")
+            if worker.startup_error is not None:
+                # Every worker thread runs the app's start-up and fails alike: its
+                # traceback is logged once, from the first worker.
+                error = worker.startup_error
+                if error.__cause__ is not None:
+                    self._log_startup_exception(error.__cause__)
+                raise StartupError(f"Application startup failed ({error}). Exiting.")
         if self._acceptor is not None:
             self._acceptor.start()
         self._banner()

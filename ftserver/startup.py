@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
 from ftserver.config import Config, ConfigError, WorkerPlan
-from ftserver.interfaces import detect_interface
+from ftserver.interfaces import detect_interface, serve_as
 from ftserver.loading import AppImportError, AppLoadError, import_app
 from ftserver.net import BindError, bind_tcp, bind_unix, listen_url, listener_from_fd
 from ftserver.runtime import GILReport, free_threaded_build, python_build, watch_gil
@@ -89,9 +89,12 @@ def load_app(config: Config) -> LoadedApp:
     target = config.app
     if isinstance(target, str):
         app, gil = watch_gil(lambda: import_app(target, factory=config.factory, app_dir=config.app_dir))
+        name = f'App "{target}"'
     else:
         app, gil = watch_gil(lambda: target)
-    return LoadedApp(app, gil, detect_interface(app, config.interface))
+        name = f"The app {target!r}"
+    app, interface = serve_as(app, detect_interface(app, config.interface, name))
+    return LoadedApp(app, gil, interface)
 
 
 # -- the address -------------------------------------------------------------------------

@@ -347,3 +347,102 @@ def test_web_concurrency_yields_to_ftserve_threads():
         assert "| 2 threads (" in proc.output[0]
     finally:
         assert stop(proc) == 0
+
+
+@pytest.mark.parametrize("layout", [["--mode", "threads", "--threads", "8"], ["--mode", "processes", "--workers", "3", "--threads", "2"]])
+def test_lifespan_startup_failure_is_reported_once(tmp_path, layout):
+    (tmp_path / "failingstart.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        await receive()\n"
+        "        raise RuntimeError('no database')\n"
+    )
+    done = subprocess.run([*FTSERVE, "--port", "0", *layout, "--lifespan", "on", "--app-dir", str(tmp_path), "failingstart:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    output = done.stdout + done.stderr
+    assert output.count("Traceback") == 1
+    assert output.count("RuntimeError: no database") == 1
+    assert output.rstrip().splitlines()[-1].endswith("Application startup failed (RuntimeError('no database')). Exiting.")
+
+
+NOT_ASGI3_APPS = (
+    "import functools\n"
+    "def sync3(scope, receive, send):\n    pass\n"
+    "def asgi2(scope):\n"
+    "    async def instance(receive, send):\n"
+    "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+    "        await send({'type': 'http.response.body', 'body': b'asgi2'})\n"
+    "    return instance\n"
+    "class AppClass:\n"
+    "    async def __call__(self, scope, receive, send):\n        pass\n"
+    "class ASGI2Class:\n"
+    "    def __init__(self, scope):\n        self.scope = scope\n"
+    "    async def __call__(self, receive, send):\n        pass\n"
+    "def create_app():\n    return AppClass()\n"
+    "async def greet(text, scope, receive, send):\n"
+    "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+    "    await send({'type': 'http.response.body', 'body': text})\n"
+    "partial = functools.partial(greet, b'partial')\n"
+    "callable_object = AppClass()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "fix"),
+    [
+        ("sync3", "async def app(scope, receive, send)"),
+        ("asgi2", "--interface asgi2"),
+        ("AppClass", "--factory"),
+        ("ASGI2Class", "--interface asgi2"),
+        ("create_app", "--factory"),
+    ],
+)
+def test_an_app_that_cannot_be_asgi3_is_refused_at_start(tmp_path, attribute, fix):
+    (tmp_path / "notasgi3.py").write_text(NOT_ASGI3_APPS)
+    done = subprocess.run([*FTSERVE, "--port", "0", "--app-dir", str(tmp_path), f"notasgi3:{attribute}"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f'Error: App "notasgi3:{attribute}"')
+    assert fix in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "body"),
+    [
+        (["--interface", "asgi2", "notasgi3:asgi2"], "asgi2"),
+        (["notasgi3:partial"], "partial"),
+        (["--interface", "asgi3", "notasgi3:partial"], "partial"),
+        (["--factory", "notasgi3:create_app"], ""),
+        (["notasgi3:callable_object"], ""),
+    ],
+)
+def test_asgi_apps_of_every_shape_start(tmp_path, args, body):
+    (tmp_path / "notasgi3.py").write_text(NOT_ASGI3_APPS)
+    proc, url = start("--app-dir", str(tmp_path), *args)
+    try:
+        if body:
+            assert httpx.get(url).text == body
+    finally:
+        assert stop(proc) == 0
+
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_an_unsupported_upgrade_is_served_as_http_and_logged_once(http1):
+    proc, url = start("--threads", "1", "--http1", http1, "tests.apps.basic:hello")
+    try:
+        with httpx.Client() as client:  # one connection, then a second one
+            for protocol in ("websocket", "h2c", "websocket"):
+                response = client.get(url, headers={"Upgrade": protocol, "Connection": "Upgrade"})
+                assert response.status_code == 200 and response.text == "Hello, world!"
+        assert httpx.get(url, headers={"Upgrade": "websocket", "Connection": "Upgrade"}).status_code == 200
+    finally:
+        assert stop(proc) == 0
+    output = "".join(proc.output)  # type: ignore[attr-defined]
+    assert output.count("Unsupported upgrade request") == 1
+    assert "Unsupported upgrade request (Upgrade: websocket)" in output
+
+
+def test_a_missing_app_dir_is_one_line(tmp_path):
+    done = subprocess.run([*FTSERVE, "--port", "0", "--app-dir", str(tmp_path / "nowhere"), "app:app"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert f'--app-dir "{tmp_path / "nowhere"}" is not a directory' in done.stderr

@@ -242,6 +242,20 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
         raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an 'http' scope")
 
 
+class ASGI2App:
+    """An ASGI 2 app (``app(scope)`` returns an instance, awaited as ``instance(receive,
+    send)``) as an ASGI 3 one (``--interface asgi2``)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        instance = self.app(scope)
+        await instance(receive, send)
+
+
 # -- lifespan ---------------------------------------------------------------------
 
 
@@ -279,7 +293,7 @@ class Lifespan:
         await self._to_app.put({"type": "lifespan.startup"})
         message = await self._startup_done
         if message.get("type") == "lifespan.startup.failed":
-            raise LifespanFailed(message.get("message") or "lifespan startup failed")
+            raise LifespanFailed(message.get("message") or "lifespan startup failed") from message.get("exc")
         if message.get("type") == "unsupported":
             self.supported = False
 
@@ -328,8 +342,9 @@ class Lifespan:
                     logger.info("ASGI 'lifespan' protocol appears unsupported by the app (%s: %s)", type(exc).__name__, exc)
                     self._startup_done.set_result({"type": "unsupported"})
                 else:
-                    logger.error("exception in ASGI lifespan startup%s", self.label, exc_info=exc)
-                    self._startup_done.set_result({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    # Not logged here, once per worker thread: the server logs the first
+                    # failure's traceback (LifespanFailed.__cause__) once.
+                    self._startup_done.set_result({"type": "lifespan.startup.failed", "message": repr(exc), "exc": exc})
             else:
                 logger.error("exception in ASGI lifespan%s", self.label, exc_info=exc)
                 if not self._shutdown_done.done():

@@ -550,8 +550,7 @@ class RSGIAdapter(InterfaceAdapter):
             return
         try:
             self.init_hook(loop)
-        except Exception as exc:
-            logger.error("exception in __rsgi_init__%s", self.label, exc_info=exc)
+        except Exception as exc:  # the server logs the traceback (__cause__) once
             raise InterfaceStartupFailed(f"__rsgi_init__ raised {type(exc).__name__}: {exc}") from exc
 
     def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,8 +86,13 @@ class WorkerProcessServer(Server):
         self._ready_sent = False
         self._retire_pending: str | None = None  # reached before "ready": sent right after it
         self._stopping = False
+        #: The app's start-up exception, for the supervisor to log once for all processes.
+        self.startup_traceback: str | None = None
 
     # -- start-up: inherited sockets, and "ready" instead of the banner ------------------
+
+    def _log_startup_exception(self, exc: BaseException) -> None:
+        self.startup_traceback = "".join(traceback.format_exception(exc))[-32768:]
 
     def _bind(self) -> None:
         if not self.spec.listeners:
@@ -201,7 +207,7 @@ def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:
         if failure is None:
             raise  # ours: run_worker's caller prints the traceback
         code = exit_code_for(failure)
-        status.send("failed", message=str(failure).rstrip("\n"), code=code)
+        status.send("failed", message=str(failure).rstrip("\n"), code=code, traceback=server.startup_traceback)
         return code
     finally:
         for stream in (sys.stdout, sys.stderr):

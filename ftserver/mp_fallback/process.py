@@ -53,6 +53,7 @@ class WorkerProcess:
         self.ready_info: dict[str, Any] = {}
         self.failure: str | None = None  # what the child said when it could not start
         self.failure_code = 1
+        self.failure_traceback: str | None = None  # the app's start-up exception, formatted
         self.exit_status: int | None = None  # os.waitstatus_to_exitcode() once reaped
         # Recycling: the worker this one replaces, or the one replacing it.
         self.replaces: WorkerProcess | None = None

@@ -289,6 +289,7 @@ class Supervisor(Listening):
             elif event == "failed":
                 worker.failure = str(message.get("message"))
                 worker.failure_code = int(message.get("code", 1))
+                worker.failure_traceback = message.get("traceback")
             elif event == "retire":
                 self._recycle(worker, str(message.get("reason", "asked to retire")))
 
@@ -369,6 +370,8 @@ class Supervisor(Listening):
         reason = worker.failure or worker.describe_exit()
         if worker.state is State.BOOTING:
             if not self.booted:
+                if worker.failure_traceback and self.fatal is None:  # every process failed alike: log one
+                    logger.error("Exception in application startup\n%s", worker.failure_traceback.rstrip("\n"))
                 self._fail(SupervisorError(worker.failure or f"worker process could not start ({worker.describe_exit()})", worker.failure_code))
                 return
             old = worker.replaces

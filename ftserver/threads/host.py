@@ -70,6 +70,7 @@ class WorkerHost:
         self.now = loop.time()
         self.root_path = config.root_path
         self.connections: set[Any] = set()
+        self.upgrade_warned = False  # an unsupported Upgrade request was logged (once per thread)
         self.stats = stats
         self.access_log = config.access_log
         self.access_logger = access_logger

@@ -194,6 +194,8 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 kind = type(event)
                 if kind is H1Request:
                     start = event  # type: ignore[assignment]
+                    if conn.upgrade is not None and not self.w.upgrade_warned:
+                        self._unsupported_upgrade(conn.upgrade)
                     self._on_request(start)  # type: ignore[arg-type]
                 elif event is END_OF_MESSAGE:
                     self._on_body_end()
@@ -228,6 +230,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             return
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
+
+    def _unsupported_upgrade(self, protocols: bytes) -> None:
+        """Say, once per worker thread, that an ``Upgrade`` request (WebSocket, h2c) is
+        served as plain HTTP (the fast path leaves such requests to this, slower, one)."""
+        self.w.upgrade_warned = True
+        logger.warning(
+            "Unsupported upgrade request (Upgrade: %s): served as plain HTTP/1.1; this version speaks neither WebSocket nor h2c (logged once per worker thread)",
+            protocols.decode("latin-1"),
+        )
 
     def _defer_events(self) -> None:
         """A pass handled ``EVENTS_PER_PASS`` body events: stop reading and handle the rest

@@ -65,6 +65,7 @@ class H11Connection(ResponseWriter):
 
     __slots__ = (
         "_conn", "_guard", "_limits", "_error", "_paused", "_body_received", "_chunk_overhead", "_h11_response", "_h11_end",
+        "upgrade",
     )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
@@ -81,6 +82,7 @@ class H11Connection(ResponseWriter):
         self._paused = False
         self._body_received = 0
         self._chunk_overhead = 0
+        self.upgrade: bytes | None = None  # the last request's Upgrade field (as HTTP11Connection)
         # What h11's state machine is told of each response (its bytes are not used);
         # built per connection so that threads never share these objects.
         self._h11_response = h11.Response(status_code=200, headers=[], reason=b"")
@@ -156,8 +158,11 @@ class H11Connection(ResponseWriter):
         content_length = None
         host: bytes | None = None
         chunked = False
+        upgrade = None
         for name, value in headers:
-            if name == b"transfer-encoding":
+            if name == b"upgrade":
+                upgrade = value
+            elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"content-length":
                 content_length = int(value)
@@ -186,6 +191,7 @@ class H11Connection(ResponseWriter):
         )
         self._http11 = http11
         self._keep_alive = keep_alive
+        self.upgrade = upgrade
         self._is_head = event.method == b"HEAD"
         self._response_state = RESPONSE_READY
         self._body_received = 0

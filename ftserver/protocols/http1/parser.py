@@ -66,9 +66,8 @@ _split_fields: Final = _FIELD_SPLIT_RE.split
 _FAST_HEAD_RE: Final = re.compile(
     rb"(" + TOKEN + rb") (/[\x21-\x7e]*) HTTP/1\.1((?:\r\n" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*)\r\n\r\n"
 )
-# Fields the fast path leaves to the full parser (body framing, expectations), searched
-# for in the lower-cased field section.
-_FAST_PATH_EXCLUDED_RE: Final = re.compile(rb"\r\n(?:content-length|transfer-encoding|expect):")
+# Fields the fast path leaves to the full parser (framing, expectations, upgrades).
+_FAST_PATH_EXCLUDED_RE: Final = re.compile(rb"\r\n(?:content-length|transfer-encoding|expect|upgrade):")
 _match_fast_head: Final = _FAST_HEAD_RE.fullmatch
 _search_excluded: Final = _FAST_PATH_EXCLUDED_RE.search
 _match_host: Final = HOST_RE.fullmatch
@@ -130,7 +129,7 @@ class HTTP11Connection(ResponseWriter):
         "_chunk_overhead",
         # the limits, as ints
         "_head_limits", "_fast_max", "_max_request_line", "_max_header_bytes", "_max_headers",
-        "_max_body_size", "_max_chunk_overhead",
+        "_max_body_size", "_max_chunk_overhead", "upgrade",
     )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
@@ -164,6 +163,7 @@ class HTTP11Connection(ResponseWriter):
         # Header section size, counted again when trailers arrive.
         self._head_bytes = 0
         self._head_fields = 0
+        self.upgrade: bytes | None = None  # Upgrade of the last head the full parser read
 
     # --- receiving ----------------------------------------------------------------
 
@@ -339,10 +339,9 @@ class HTTP11Connection(ResponseWriter):
         connection = by_name.get(b"connection")
         keep_alive = http11 if connection is None else request_keep_alive(connection, http11)
         expect = by_name.get(b"expect")
+        self.upgrade = by_name.get(b"upgrade")
         # RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in HTTP/1.0.
-        expect_continue = (
-            expect is not None and http11 and b"100-continue" in comma_tokens(expect)
-        )
+        expect_continue = expect is not None and http11 and b"100-continue" in comma_tokens(expect)
 
         if chunked:
             self._state = _CHUNK_LINE
