@@ -5,22 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-import django
-from django.conf import settings
+from tests.frameworks.django_setup import configure
 
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="ftserver-tests-only",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
-        MIDDLEWARE=[],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        USE_TZ=True,
-        DATA_UPLOAD_MAX_MEMORY_SIZE=None,
-    )
-    django.setup()
+configure(__name__, USE_TZ=True, DATA_UPLOAD_MAX_MEMORY_SIZE=None)
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse, StreamingHttpResponse  # noqa: E402

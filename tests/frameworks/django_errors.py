@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import logging
 
-import django
-from django.conf import settings
+from tests.frameworks.django_setup import configure
 
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="ftserver-tests-only",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
-        MIDDLEWARE=[],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        LOGGING={
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"console": {"class": "logging.StreamHandler"}},
-            "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}, "app": {"handlers": ["console"], "level": "INFO"}},
-        },
-    )
-    django.setup()
+configure(
+    __name__,
+    LOGGING={
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}, "app": {"handlers": ["console"], "level": "INFO"}},
+    },
+)
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
