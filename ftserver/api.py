@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ftserver.config import Config
-from ftserver.logs import configure_logging
+from ftserver.envfile import load_env_file
+from ftserver.logs import configure_logging_for
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.supervisor import Supervisor
 from ftserver.reloader import Reloader
@@ -37,11 +38,13 @@ def serve(config: Config) -> int:
     A start-up failure raises one of ``ftserver.startup.STARTUP_FAILURES`` (the app's own
     error at import as an ``AppImportError``); ``exit_code_for`` gives its exit code.
     """
+    if config.env_file is not None:
+        load_env_file(config.env_file)  # before the app is imported, here or in the workers
     if config.reload:
         return Reloader(config).run()
     if config.supervisor:
         return Supervisor(config).run()
-    configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+    configure_logging_for(config)
     with PidFile(config.pid_file):
         server = Server(config)
         try:

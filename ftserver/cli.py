@@ -23,11 +23,11 @@ ENV_PREFIX = "FTSERVE"
 
 #: ``--help`` shows the options in these sections, in this order; everyday options first.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "App": ("interface", "factory", "app_dir", "lifespan", "root_path"),
+    "App": ("interface", "factory", "app_dir", "env_file", "lifespan", "root_path"),
     "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
-    "Logging": ("log_level", "access_log", "log_file", "access_log_file"),
+    "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
         "timeout_keep_alive", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
         "limit_request_line", "limit_request_headers", "limit_request_fields",
@@ -158,6 +158,9 @@ def _version_message() -> str:
 @option("--pid-file", default=None, help="Write the server's process id to this file (refused if it names a running process; removed at exit).")
 @option("--log-file", default=None, help="Write the server log to this file instead of stderr (reopened on SIGUSR1).")
 @option("--access-log-file", default=None, help="Write the access log to this file instead of stdout (turns the access log on; reopened on SIGUSR1).")
+@option("--access-log-format", default=None, metavar="FORMAT", help='Access-log lines in Gunicorn\'s atoms, e.g. \'%(h)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms\'; %({header}i)s, %({header}o)s and %({variable}e)s too (docs/logging.md). Default: time, client, request line, status, bytes, duration.')
+@option("--log-config", default=None, metavar="FILE", help="Configure logging from this file: JSON or YAML (dictConfig; YAML needs PyYAML), else an .ini fileConfig. It decides handlers and formats; levels it leaves unset come from --log-level and --access-log.")
+@option("--env-file", default=None, metavar="FILE", help="Load environment variables for the app from this dotenv file (NAME=value lines); variables already set win.")
 @option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3 (apps that cannot be ASGI 3 are refused, naming the fix). asgi3 = asgi; asgi2: an app(scope) returning instance(receive, send).")
 @option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from ftserver.accessformat import AccessFormat, AccessFormatError
+from ftserver.envfile import EnvFileError, parse_env_file
 from ftserver.protocols.limits import Limits
 
 Interface = Literal["auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi"]
@@ -169,6 +171,9 @@ class Config:
     pid_file: str | None = None
     log_file: str | None = None
     access_log_file: str | None = None
+    access_log_format: str | None = None
+    log_config: str | None = None
+    env_file: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
@@ -216,6 +221,25 @@ class Config:
             raise ConfigError(f"fd: must be a file descriptor number >= 0 and not combined with uds, got {self.fd}")
         self._validate_reload()
         self._validate_workers()
+        self._validate_logging()
+
+    def _validate_logging(self) -> None:
+        if self.access_log_format is not None:
+            if not self.access_log:
+                object.__setattr__(self, "access_log", True)  # giving the format asks for the log
+            try:
+                AccessFormat(self.access_log_format)
+            except AccessFormatError as exc:
+                raise ConfigError(f"access_log_format: {exc}") from None
+        if self.log_config is not None and not os.path.isfile(self.log_config):
+            raise ConfigError(f"log_config: {self.log_config!r} is not a file")
+        if self.env_file is not None:
+            try:
+                parse_env_file(self.env_file)
+            except OSError as exc:
+                raise ConfigError(f"env_file: cannot read {self.env_file!r}: {exc.strerror or exc}") from None
+            except EnvFileError as exc:
+                raise ConfigError(f"env_file: {exc}") from None
 
     def _validate_reload(self) -> None:
         for name in ("reload_dirs", "reload_includes", "reload_excludes"):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ftserver.config import Config, WorkerPlan
-from ftserver.logs import configure_logging, reopen_log_files
+from ftserver.logs import configure_logging_for, reopen_log_files
 from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, name_process
 from ftserver.mp_fallback.layout import choose_layout
 from ftserver.mp_fallback.pidfile import PidFile
@@ -98,7 +98,7 @@ class Supervisor(Listening):
         config = self.config
         if threading.current_thread() is not threading.main_thread():
             raise SupervisorError("the supervisor handles signals, so it runs in the main thread only; use supervisor=False (or Server.start()) elsewhere")
-        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+        configure_logging_for(config)
         name_process("ftserve master")
         with PidFile(config.pid_file):
             self._selector = selectors.DefaultSelector()

@@ -12,11 +12,12 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from ftserver.accessformat import AccessFormat
 from ftserver.interfaces import make_adapter
 from ftserver.interfaces.stream import ClientDisconnected, await_app
 from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, ACCESS_NO_REQUEST, access_line_writer
@@ -75,7 +76,8 @@ class WorkerHost:
         self.access_log = config.access_log
         self.access_logger = access_logger
         # Set once the app is imported (its logging configuration may have changed ours).
-        self.access_writer = access_line_writer(access_logger) if config.access_log else None
+        self.access_format = AccessFormat(config.access_log_format) if config.access_log_format else None
+        self.access_writer = access_line_writer(access_logger, raw=self.access_format is not None) if config.access_log else None
         self.access_lines: list[str] = []
         self.access_second = -1
         self.access_time = ""
@@ -103,13 +105,27 @@ class WorkerHost:
 
     def log_access(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
         """Write the access-log line of a complete response."""
-        self.log_response(client, exchange.request, exchange.status, exchange.response_bytes, started_at)
+        self.log_response(client, exchange.request, exchange.status, exchange.response_bytes, started_at, exchange.headers)
 
     def log_response(
-        self, client: tuple[str, int] | None, request: Request | None, status: int, nbytes: int, started_at: float
+        self,
+        client: tuple[str, int] | None,
+        request: Request | None,
+        status: int,
+        nbytes: int,
+        started_at: float,
+        headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         """Write an access-log line: ``request`` is ``None`` for a response the server gave
         to bytes that never made a request (a malformed or stalled head: ``"-"``)."""
+        if self.access_format is not None:
+            duration = time.perf_counter() - started_at if request is not None else 0.0
+            line = self.access_format.render(client, request, status, headers, nbytes, duration)
+            if self.access_writer is not None:
+                self.queue_access_line(line)
+            else:
+                self.access_logger.info("%s", line)
+            return
         peer = f"{client[0]}:{client[1]}" if client else "-"
         if request is None:
             fmt, args = ACCESS_NO_REQUEST, (peer, status, nbytes, 0.0)
@@ -130,8 +146,12 @@ class WorkerHost:
         if second != self.access_second:
             self.access_second = second
             self.access_time = time.strftime(ACCESS_DATEFMT, time.localtime(now))
+        self.queue_access_line(f"{self.access_time} {message}")
+
+    def queue_access_line(self, line: str) -> None:
+        """Queue a whole access-log line; the lines of one loop iteration are written in one batch."""
         lines = self.access_lines
-        lines.append(f"{self.access_time} {message}")
+        lines.append(line)
         if len(lines) == 1:
             self.loop.call_soon(self._write_access_lines)
 
