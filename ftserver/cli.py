@@ -27,6 +27,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
+    "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
     "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
         "timeout_keep_alive", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
@@ -161,6 +162,10 @@ def _version_message() -> str:
 @option("--access-log-format", default=None, metavar="FORMAT", help='Access-log lines in Gunicorn\'s atoms, e.g. \'%(h)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms\'; %({header}i)s, %({header}o)s and %({variable}e)s too (docs/logging.md). Default: time, client, request line, status, bytes, duration.')
 @option("--log-config", default=None, metavar="FILE", help="Configure logging from this file: JSON or YAML (dictConfig; YAML needs PyYAML), else an .ini fileConfig. It decides handlers and formats; levels it leaves unset come from --log-level and --access-log.")
 @option("--env-file", default=None, metavar="FILE", help="Load environment variables for the app from this dotenv file (NAME=value lines); variables already set win.")
+@option("--static-path-route", "static_path_route", multiple=True, metavar="PATH", envvar="FTSERVE_STATIC_PATH_ROUTE", show_default="/static with one --static-path-mount", help="Serve the files of the matching --static-path-mount under this URL path, without calling the app (repeatable: the n-th route goes with the n-th mount).")
+@option("--static-path-mount", "static_path_mount", multiple=True, metavar="DIR", envvar="FTSERVE_STATIC_PATH_MOUNT", help="A directory of static files (repeatable). GET and HEAD, ranges, ETag/Last-Modified (304); nothing outside the directory is reachable.")
+@option("--static-path-dir-to-file", default=None, metavar="NAME", help="The file served for a directory under a static route (e.g. index.html); without it a directory is 404.")
+@option("--static-path-expires", default=86400.0, show_default=True, type=DURATION, help="Cache-Control max-age of static files; 0: no Cache-Control.")
 @option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3 (apps that cannot be ASGI 3 are refused, naming the fix). asgi3 = asgi; asgi2: an app(scope) returning instance(receive, send).")
 @option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")

@@ -174,6 +174,10 @@ class Config:
     access_log_format: str | None = None
     log_config: str | None = None
     env_file: str | None = None
+    static_path_route: tuple[str, ...] = ()
+    static_path_mount: tuple[str, ...] = ()
+    static_path_dir_to_file: str | None = None
+    static_path_expires: float | None = 86400.0
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
@@ -222,6 +226,35 @@ class Config:
         self._validate_reload()
         self._validate_workers()
         self._validate_logging()
+        self._validate_static()
+
+    def _validate_static(self) -> None:
+        routes, mounts = tuple(self.static_path_route), tuple(self.static_path_mount)
+        object.__setattr__(self, "static_path_route", routes)  # frozen: normalise lists once, here
+        object.__setattr__(self, "static_path_mount", mounts)
+        if routes and not mounts:
+            raise ConfigError("static_path_route: needs a --static-path-mount directory for each route")
+        if mounts and not routes:
+            routes = ("/static",) if len(mounts) == 1 else ()
+        if len(routes) != len(mounts):
+            raise ConfigError(f"static_path_mount: {len(mounts)} directories for {len(routes)} routes; give one --static-path-route per --static-path-mount")
+        for route in routes:
+            if not route.startswith("/") or any(char in route for char in "?#%\\"):
+                raise ConfigError(f"static_path_route: must be a path starting with '/', without '?', '#' or '%', got {route!r}")
+        for mount in mounts:
+            if not os.path.isdir(mount):
+                raise ConfigError(f"static_path_mount: {mount!r} is not a directory")
+        index = self.static_path_dir_to_file
+        if index is not None and (not index or "/" in index or index in (".", "..")):
+            raise ConfigError(f"static_path_dir_to_file: must be a file name, got {index!r}")
+        if self.static_path_expires is not None and self.static_path_expires < 0:
+            raise ConfigError(f"static_path_expires: must be >= 0 seconds (0: no Cache-Control), got {self.static_path_expires}")
+
+    @property
+    def static_routes(self) -> tuple[tuple[str, str], ...]:
+        """(route, directory) pairs of the static files served without the app."""
+        routes = self.static_path_route or (("/static",) if self.static_path_mount else ())
+        return tuple(zip(routes, self.static_path_mount))
 
     def _validate_logging(self) -> None:
         if self.access_log_format is not None:

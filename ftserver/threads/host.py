@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.accessformat import AccessFormat
 from ftserver.interfaces import make_adapter
+from ftserver.interfaces.static import StaticFiles
 from ftserver.interfaces.stream import ClientDisconnected, await_app
 from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, ACCESS_NO_REQUEST, access_line_writer
 from ftserver.protocols.http1 import HTTP11Connection
@@ -58,6 +59,8 @@ class WorkerHost:
         self.stepper = Stepper(loop)
         self.context = contextvars.copy_context()
         self.adapter = make_adapter(config.interface, app, config, self, f" (worker {threading.current_thread().name})")
+        if config.static_routes:
+            self.adapter = StaticFiles(self.adapter, self, config.static_routes, config.static_path_dir_to_file, config.static_path_expires)
         if config.http1 == "h11":
             from ftserver.protocols.http1.h11_adapter import H11Connection  # only when asked for
 
