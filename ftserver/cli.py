@@ -25,6 +25,7 @@ ENV_PREFIX = "FTSERVE"
 SECTIONS: dict[str, tuple[str, ...]] = {
     "App": ("interface", "factory", "app_dir", "env_file", "lifespan", "root_path"),
     "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
+    "Proxies": ("proxy_headers", "forwarded_allow_ips"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
     "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
@@ -162,6 +163,8 @@ def _version_message() -> str:
 @option("--access-log-format", default=None, metavar="FORMAT", help='Access-log lines in Gunicorn\'s atoms, e.g. \'%(h)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms\'; %({header}i)s, %({header}o)s and %({variable}e)s too (docs/logging.md). Default: time, client, request line, status, bytes, duration.')
 @option("--log-config", default=None, metavar="FILE", help="Configure logging from this file: JSON or YAML (dictConfig; YAML needs PyYAML), else an .ini fileConfig. It decides handlers and formats; levels it leaves unset come from --log-level and --access-log.")
 @option("--env-file", default=None, metavar="FILE", help="Load environment variables for the app from this dotenv file (NAME=value lines); variables already set win.")
+@option("--proxy-headers/--no-proxy-headers", default=False, show_default=True, help="Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host/-Port or RFC 7239 Forwarded, from trusted peers only (--forwarded-allow-ips); the app and the access log see them. Off by default (Uvicorn turns it on).")
+@option("--forwarded-allow-ips", default=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"), metavar="LIST", show_default="$FORWARDED_ALLOW_IPS, else 127.0.0.1", help="Comma-separated peers trusted with proxy headers: IP addresses, networks (10.0.0.0/8), 'unix' (peers on a Unix socket), '*' (everyone).")
 @option("--static-path-route", "static_path_route", multiple=True, metavar="PATH", envvar="FTSERVE_STATIC_PATH_ROUTE", show_default="/static with one --static-path-mount", help="Serve the files of the matching --static-path-mount under this URL path, without calling the app (repeatable: the n-th route goes with the n-th mount).")
 @option("--static-path-mount", "static_path_mount", multiple=True, metavar="DIR", envvar="FTSERVE_STATIC_PATH_MOUNT", help="A directory of static files (repeatable). GET and HEAD, ranges, ETag/Last-Modified (304); nothing outside the directory is reachable.")
 @option("--static-path-dir-to-file", default=None, metavar="NAME", help="The file served for a directory under a static route (e.g. index.html); without it a directory is 404.")

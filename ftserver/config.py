@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from ftserver.accessformat import AccessFormat, AccessFormatError
 from ftserver.envfile import EnvFileError, parse_env_file
+from ftserver.net import parse_trusted
 from ftserver.protocols.limits import Limits
 
 Interface = Literal["auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi"]
@@ -178,6 +179,8 @@ class Config:
     static_path_mount: tuple[str, ...] = ()
     static_path_dir_to_file: str | None = None
     static_path_expires: float | None = 86400.0
+    proxy_headers: bool = False
+    forwarded_allow_ips: str | tuple[str, ...] = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
@@ -227,6 +230,10 @@ class Config:
         self._validate_workers()
         self._validate_logging()
         self._validate_static()
+        try:
+            parse_trusted(self.forwarded_allow_ips)
+        except ValueError as exc:
+            raise ConfigError(f"forwarded_allow_ips: {exc}") from None
 
     def _validate_static(self) -> None:
         routes, mounts = tuple(self.static_path_route), tuple(self.static_path_mount)

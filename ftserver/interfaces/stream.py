@@ -53,6 +53,13 @@ class ConnectionInfo:
         self.root_path = root_path
         self.state = state  # ASGI lifespan state of this worker thread, if any
 
+    def copy(self) -> ConnectionInfo:
+        """A copy to change for one request (``--proxy-headers``)."""
+        new = object.__new__(ConnectionInfo)
+        for name in ConnectionInfo.__slots__:
+            setattr(new, name, getattr(self, name))
+        return new
+
 
 class AppHost(Protocol):
     """What an adapter needs of the worker thread it serves (``threads.host.WorkerHost``)."""

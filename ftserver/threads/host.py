@@ -19,9 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.accessformat import AccessFormat
 from ftserver.interfaces import make_adapter
+from ftserver.interfaces.proxy import ProxyHeaders
 from ftserver.interfaces.static import StaticFiles
 from ftserver.interfaces.stream import ClientDisconnected, await_app
-from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, ACCESS_NO_REQUEST, access_line_writer
+from ftserver.logs import (
+    ACCESS_DATEFMT,
+    ACCESS_MESSAGE,
+    ACCESS_NO_REQUEST,
+    access_line_writer,
+)
+from ftserver.net import parse_trusted
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
 
@@ -61,8 +68,12 @@ class WorkerHost:
         self.adapter = make_adapter(config.interface, app, config, self, f" (worker {threading.current_thread().name})")
         if config.static_routes:
             self.adapter = StaticFiles(self.adapter, self, config.static_routes, config.static_path_dir_to_file, config.static_path_expires)
+        if config.proxy_headers:
+            self.adapter = ProxyHeaders(self.adapter, self, parse_trusted(config.forwarded_allow_ips))
         if config.http1 == "h11":
-            from ftserver.protocols.http1.h11_adapter import H11Connection  # only when asked for
+            from ftserver.protocols.http1.h11_adapter import (
+                H11Connection,  # only when asked for
+            )
 
             self.http1_class: type = H11Connection
         else:
@@ -121,6 +132,8 @@ class WorkerHost:
     ) -> None:
         """Write an access-log line: ``request`` is ``None`` for a response the server gave
         to bytes that never made a request (a malformed or stalled head: ``"-"``)."""
+        if request is not None and request.client is not None:
+            client = request.client  # forwarded by a trusted proxy
         if self.access_format is not None:
             duration = time.perf_counter() - started_at if request is not None else 0.0
             line = self.access_format.render(client, request, status, headers, nbytes, duration)
