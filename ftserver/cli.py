@@ -12,7 +12,17 @@ import click
 from click.core import ParameterSource
 
 from ftserver.api import serve
-from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
+from ftserver.config import (
+    ACCEPT_MODES,
+    HTTP1_MODES,
+    INTERFACES,
+    LIFESPAN_MODES,
+    LOG_LEVELS,
+    MODES,
+    Config,
+    ConfigError,
+    default_threads,
+)
 from ftserver.loading import AppImportError
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
@@ -26,6 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "App": ("interface", "factory", "app_dir", "env_file", "lifespan", "root_path"),
     "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
     "Proxies": ("proxy_headers", "forwarded_allow_ips"),
+    "Metrics": ("metrics", "metrics_host", "metrics_port"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
     "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
@@ -165,6 +176,9 @@ def _version_message() -> str:
 @option("--env-file", default=None, metavar="FILE", help="Load environment variables for the app from this dotenv file (NAME=value lines); variables already set win.")
 @option("--proxy-headers/--no-proxy-headers", default=False, show_default=True, help="Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host/-Port or RFC 7239 Forwarded, from trusted peers only (--forwarded-allow-ips); the app and the access log see them. Off by default (Uvicorn turns it on).")
 @option("--forwarded-allow-ips", default=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"), metavar="LIST", show_default="$FORWARDED_ALLOW_IPS, else 127.0.0.1", help="Comma-separated peers trusted with proxy headers: IP addresses, networks (10.0.0.0/8), 'unix' (peers on a Unix socket), '*' (everyone).")
+@option("--metrics/--no-metrics", default=False, show_default=True, help="Serve Prometheus metrics (requests, latency, connections, loop lag, worker restarts; merged across worker processes) at http://METRICS_HOST:METRICS_PORT/metrics.")
+@option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics listener.")
+@option("--metrics-port", default=9090, show_default=True, type=int, help="Port of the metrics listener (0 picks a free one; the log shows it).")
 @option("--static-path-route", "static_path_route", multiple=True, metavar="PATH", envvar="FTSERVE_STATIC_PATH_ROUTE", show_default="/static with one --static-path-mount", help="Serve the files of the matching --static-path-mount under this URL path, without calling the app (repeatable: the n-th route goes with the n-th mount).")
 @option("--static-path-mount", "static_path_mount", multiple=True, metavar="DIR", envvar="FTSERVE_STATIC_PATH_MOUNT", help="A directory of static files (repeatable). GET and HEAD, ranges, ETag/Last-Modified (304); nothing outside the directory is reachable.")
 @option("--static-path-dir-to-file", default=None, metavar="NAME", help="The file served for a directory under a static route (e.g. index.html); without it a directory is 404.")

@@ -180,6 +180,9 @@ class Config:
     static_path_dir_to_file: str | None = None
     static_path_expires: float | None = 86400.0
     proxy_headers: bool = False
+    metrics: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9090
     forwarded_allow_ips: str | tuple[str, ...] = "127.0.0.1"
 
     def __post_init__(self) -> None:
@@ -230,6 +233,8 @@ class Config:
         self._validate_workers()
         self._validate_logging()
         self._validate_static()
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port: must be 0..65535 (0 picks a free port), got {self.metrics_port}")
         try:
             parse_trusted(self.forwarded_allow_ips)
         except ValueError as exc:

@@ -24,7 +24,12 @@ from typing import Any
 
 from ftserver.config import Config, WorkerPlan
 from ftserver.logs import configure_logging_for, reopen_log_files
-from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, name_process
+from ftserver.metrics import count_restart
+from ftserver.mp_fallback.child import (
+    WorkerSpec,
+    ignore_supervisor_signals,
+    name_process,
+)
 from ftserver.mp_fallback.layout import choose_layout
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
@@ -237,6 +242,7 @@ class Supervisor(Listening):
         if worker.recycle_reason is not None or worker.state is not State.SERVING or self.stopping:
             return
         worker.recycle_reason = reason
+        count_restart(reason)
         logger.info("Recycling %r: %s; starting its replacement first", worker, reason)
         self._spawn(replaces=worker)
 
@@ -398,6 +404,7 @@ class Supervisor(Listening):
             self._fail(SupervisorError(f"{worker!r} died ({reason}); stopping the server (--no-respawn-failed-workers)"))
             return
         if self._count_failure(now, f"{worker!r} died ({reason})"):
+            count_restart("died")
             self._spawn()
 
     def _count_failure(self, now: float, what: str) -> bool:

@@ -28,6 +28,7 @@ from ftserver.logs import (
     ACCESS_NO_REQUEST,
     access_line_writer,
 )
+from ftserver.metrics import ThreadMetrics, thread_metrics
 from ftserver.net import parse_trusted
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
@@ -88,6 +89,10 @@ class WorkerHost:
         self.upgrade_warned = False  # an unsupported Upgrade request was logged (once per thread)
         self.stats = stats
         self.access_log = config.access_log
+        index = getattr(threading.current_thread(), "index", 0)
+        self.metrics: ThreadMetrics | None = thread_metrics(index, config.threads or 1) if config.metrics else None
+        #: Something to do with each complete response (the access log, metrics).
+        self.report = self.access_log or self.metrics is not None
         self.access_logger = access_logger
         # Set once the app is imported (its logging configuration may have changed ours).
         self.access_format = AccessFormat(config.access_log_format) if config.access_log_format else None
@@ -111,11 +116,32 @@ class WorkerHost:
         self.now = now = self.loop.time()
         if self.date_header:
             self.date = formatdate(usegmt=True).encode("ascii")
+        if self.metrics is not None:
+            self.metrics.tick(now, self.stats.connections, self.stats.closed)
         timeout = self.keep_alive_timeout
         for protocol in list(self.connections):
             protocol.check_timeouts(now, timeout)
 
     # -- the version-neutral duties of every driver ---------------------------------------
+
+    def report_response(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
+        """A complete response: its access-log line and its metrics."""
+        if self.access_log:
+            self.log_access(exchange, client, started_at)
+        if self.metrics is not None:
+            self.metrics.observe(exchange.request, exchange.status, exchange.response_bytes, time.perf_counter() - started_at)
+
+    def report_error(
+        self, client: tuple[str, int] | None, request: Request | None, status: int, nbytes: int, started_at: float
+    ) -> None:
+        """A response the server made (400, 408, 413...; ``request`` ``None`` when the bytes made none)."""
+        if self.access_log:
+            self.log_response(client, request, status, nbytes, started_at)
+        if self.metrics is not None:
+            if request is None:
+                self.metrics.server_response(status)
+            else:
+                self.metrics.observe(request, status, nbytes, time.perf_counter() - started_at)
 
     def log_access(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
         """Write the access-log line of a complete response."""
