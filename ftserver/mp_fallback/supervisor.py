@@ -3,8 +3,8 @@
 It reads like Gunicorn's arbiter: signal handlers only append the signal number to a
 queue (``signal.set_wakeup_fd`` wakes the loop); one loop in the main thread waits on the
 wake-up pipe and the workers' status pipes, dispatches each signal to a ``handle_<name>``
-method and checks the workers' health. It never starts a thread, so forking is safe.
-The lifecycle (ready, recycling, respawn limits, signals) is told in ``docs/supervisor.md``.
+method and checks the workers' health. Its only other thread (``--metrics``' listener)
+takes no lock a forked child uses, so forking is safe. The lifecycle (ready, recycling, respawn limits, signals) is told in ``docs/supervisor.md``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from typing import Any
 from ftserver.config import Config, WorkerPlan
 from ftserver.logs import configure_logging_for, reopen_log_files
 from ftserver.metrics import count_restart
-from ftserver.mp_fallback.child import (
-    WorkerSpec,
-    ignore_supervisor_signals,
-    name_process,
-)
+from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, name_process
 from ftserver.mp_fallback.layout import choose_layout
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
