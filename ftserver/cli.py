@@ -42,7 +42,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
     "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
-        "timeout_keep_alive", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
+        "timeout_keep_alive", "timeout_header_read", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
         "limit_request_line", "limit_request_headers", "limit_request_fields",
     ),
     "Supervisor": (
@@ -193,6 +193,7 @@ def _version_message() -> str:
 @option("--root-path", default="", help="ASGI root_path: the prefix the app is mounted under behind a proxy.")
 @option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=DURATION, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
 @option("--timeout-keep-alive", default=5.0, show_default=True, type=DURATION, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
+@option("--timeout-header-read", default=10.0, show_default=True, type=DURATION, help="A request head must be complete within this many seconds of its first bytes, however slowly it trickles in (408 otherwise; checked once a second). --timeout-keep-alive, counted from the connection's last response, applies to it too: the first to run out ends it.")
 @option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
 @option("--timeout-io", default=60.0, show_default=True, type=DURATION, help="Seconds a request body may make no progress (the app is told the client went, the client gets 408) and a response may wait for a client that reads none of it (the connection is dropped), on every interface; WSGI: also how long a handler waits for a client that does not read its response.")
 @option("--wsgi-body-buffer", default=65536, show_default=True, type=int, metavar="BYTES", help="WSGI: a request body up to this size is read on the event loop before the app gets a handler thread, so slow uploads hold no thread (a stalled one gets 408 after --timeout-io); larger bodies are handed over after this many bytes. 0: hand every request over at once. At most 262144.")

@@ -136,6 +136,7 @@ class Config:
     root_path: str = ""
     timeout_graceful_shutdown: float = 30.0
     timeout_keep_alive: float = 5.0
+    timeout_header_read: float = 10.0
     blocking_threads: int = 8
     timeout_io: float = 60.0
     wsgi_body_buffer: int = 65536
@@ -210,6 +211,8 @@ class Config:
             raise ConfigError(f"backlog: must be at least 1, got {self.backlog}")
         if self.timeout_graceful_shutdown < 0:
             raise ConfigError(f"timeout_graceful_shutdown: must be >= 0, got {self.timeout_graceful_shutdown}")
+        if not self.timeout_header_read > 0:
+            raise ConfigError(f"timeout_header_read: must be > 0, got {self.timeout_header_read}")
         if self.timeout_keep_alive <= 0:
             raise ConfigError(f"timeout_keep_alive: must be > 0, got {self.timeout_keep_alive}")
         if self.blocking_threads < 1:

@@ -101,6 +101,7 @@ class WorkerHost:
         self.access_second = -1
         self.access_time = ""
         self.keep_alive_timeout = config.timeout_keep_alive
+        self.timeout_header_read = config.timeout_header_read  # a request head from its first bytes
         self.timeout_io = config.timeout_io  # a stalled request body or response (threads/deadlines.py)
         self.tick()
 

@@ -65,6 +65,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         "closed",
         "closing",
         "idle_since",
+        "head_started",
         "started_at",
         "request",
         "pending",
@@ -99,6 +100,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         self.closed = False
         self.closing = False
         self.idle_since = 0.0
+        self.head_started = 0.0  # when the tick first saw the bytes of a request head (deadlines)
         self.started_at = 0.0
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
         self.pending_bytes = 0
