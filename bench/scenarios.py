@@ -66,13 +66,47 @@ SCENARIOS: tuple[Scenario, ...] = (
         access_log=True,
         default=False,
     ),
+    Scenario(
+        "starlette",
+        "Starlette: GET /hello, the last of 11 routes, plain text",
+        "asgi",
+        "bench.frameworks.starlette_app:app",
+        response_bytes=len(HELLO),
+        path="/hello",
+    ),
+    Scenario(
+        "fastapi",
+        "FastAPI: GET /items/42, a typed path parameter, a pydantic model as JSON",
+        "asgi",
+        "bench.frameworks.fastapi_app:app",
+        response_bytes=47,
+        path="/items/42",
+    ),
     Scenario("rsgi_hello", "RSGI twin of hello (response_bytes)", "rsgi", "bench.apps:rsgi_hello", response_bytes=len(HELLO)),
     Scenario("wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO)),
+    Scenario(
+        "flask", "Flask (WSGI): GET /hello", "wsgi", "bench.frameworks.flask_app:app", response_bytes=len(HELLO), path="/hello"
+    ),
+    Scenario(
+        "django",
+        "Django (WSGI): GET /hello, no middleware",
+        "wsgi",
+        "bench.frameworks.django_app:app",
+        response_bytes=len(HELLO),
+        path="/hello",
+    ),
     Scenario(
         "wsgi_cpu",
         "WSGI, ~1 ms of pure-Python CPU work per request",
         "wsgi",
         "bench.apps:wsgi_cpu",
+        response_bytes=CPU_BODY_BYTES,
+    ),
+    Scenario(
+        "wsgi_cpu_small",
+        "wsgi_cpu's twin: the same loop on small ints (threads share nothing)",
+        "wsgi",
+        "bench.apps:wsgi_cpu_small",
         response_bytes=CPU_BODY_BYTES,
     ),
 )
