@@ -22,11 +22,18 @@ async def listing(request: Request) -> Response:
     return JSONResponse([])
 
 
-# The hello route is matched last, so each request walks the route table as a real app's would.
-app = Starlette(
-    routes=[
-        *(Route(f"/api/v1/{name}", listing) for name in ("users", "groups", "orders", "invoices", "items")),
-        *(Route(f"/api/v1/{name}/{{name}}", user) for name in ("users", "groups", "orders", "invoices", "items")),
-        Route("/hello", hello),
-    ]
-)
+def create_app() -> Starlette:
+    """A new app (``--factory``: ``bench.frameworks.starlette_app:create_app``).
+
+    The hello route is matched last, so each request walks the route table as a real app's would."""
+    names = ("users", "groups", "orders", "invoices", "items")
+    return Starlette(
+        routes=[
+            *(Route(f"/api/v1/{name}", listing) for name in names),
+            *(Route(f"/api/v1/{name}/{{name}}", user) for name in names),
+            Route("/hello", hello),
+        ]
+    )
+
+
+app = create_app()
