@@ -36,9 +36,16 @@ class Scenario:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hello", "GET, 200 text/plain, 13-byte body", "asgi", "bench.apps:hello", response_bytes=len(HELLO)),
-    Scenario("json", "GET, JSON serialized per request", "asgi", "bench.apps:json_hello", response_bytes=28),
+    # json, bytes_10k and rsgi_hello follow hello closely; they run with --scenarios (or all), leaving
+    # the default run (~15 min on 2 vCPUs) room for the framework scenarios.
+    Scenario("json", "GET, JSON serialized per request", "asgi", "bench.apps:json_hello", response_bytes=28, default=False),
     Scenario(
-        "bytes_10k", "GET, 10 KiB body in one message", "asgi", "bench.apps:bytes_10k", response_bytes=len(BODY_10K)
+        "bytes_10k",
+        "GET, 10 KiB body in one message",
+        "asgi",
+        "bench.apps:bytes_10k",
+        response_bytes=len(BODY_10K),
+        default=False,
     ),
     Scenario(
         "echo_64k",
@@ -82,7 +89,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         response_bytes=47,
         path="/items/42",
     ),
-    Scenario("rsgi_hello", "RSGI twin of hello (response_bytes)", "rsgi", "bench.apps:rsgi_hello", response_bytes=len(HELLO)),
+    Scenario(
+        "rsgi_hello",
+        "RSGI twin of hello (response_bytes)",
+        "rsgi",
+        "bench.apps:rsgi_hello",
+        response_bytes=len(HELLO),
+        default=False,
+    ),
     Scenario("wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO)),
     Scenario(
         "flask", "Flask (WSGI): GET /hello", "wsgi", "bench.frameworks.flask_app:app", response_bytes=len(HELLO), path="/hello"
@@ -108,6 +122,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "wsgi",
         "bench.apps:wsgi_cpu_small",
         response_bytes=CPU_BODY_BYTES,
+        servers=("ftserve", "ftserve-base", "granian"),
     ),
 )
 

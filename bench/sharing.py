@@ -21,6 +21,7 @@ objects are immortal everywhere. See docs/free-threading.md ("What scales on 3.1
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
@@ -44,6 +45,8 @@ class Point:
 
 SHARED_POINT = Point(3, 4)
 SHARED_TABLE = {"a": 1, "b": 2}
+SHARED_LOCK = threading.Lock()
+THREAD_LOCAL = threading.local()
 
 
 # -- the loop bodies: each takes a per-thread ``state`` made by its setup in the thread -------
@@ -162,6 +165,48 @@ def _one() -> int:
     return 1
 
 
+def thread_local(state: object) -> int:
+    acc = 0
+    local = THREAD_LOCAL
+    for i in range(ITERATIONS):
+        acc += local.x
+    return acc
+
+
+def _set_thread_local() -> None:
+    THREAD_LOCAL.x = 1
+
+
+@functools.lru_cache(maxsize=64)
+def _cached(key: str) -> int:
+    return len(key)
+
+
+def lru_cached_call(state: object) -> int:
+    acc = 0
+    for i in range(ITERATIONS):
+        acc += _cached("key")
+    return acc
+
+
+def shared_lock(state: object) -> int:
+    acc = 0
+    lock = SHARED_LOCK
+    for i in range(ITERATIONS):
+        with lock:
+            acc += 1
+    return acc
+
+
+def own_lock(state: threading.Lock) -> int:
+    acc = 0
+    lock = state
+    for i in range(ITERATIONS):
+        with lock:
+            acc += 1
+    return acc
+
+
 def _nothing() -> None:
     return None
 
@@ -183,6 +228,10 @@ ROWS: tuple[tuple[str, str, Callable[..., int], Callable[[], object]], ...] = (
     ("shared_dict", '`table["a"]`, one module-level dict', shared_dict, _nothing),
     ("own_dict", '`table["a"]`, each thread its own `dict(TABLE)`', own_dict, lambda: dict(SHARED_TABLE)),
     ("module_function", "`_one()`, a module-level function called", module_function, _nothing),
+    ("thread_local", "`local.x`, a module-level `threading.local()`", thread_local, _set_thread_local),
+    ("lru_cache", '`cached("key")`, a `functools.lru_cache` function', lru_cached_call, _nothing),
+    ("shared_lock", "`with lock:`, one module-level `threading.Lock`", shared_lock, _nothing),
+    ("own_lock", "`with lock:`, each thread its own lock", own_lock, threading.Lock),
 )  # fmt: skip
 
 
