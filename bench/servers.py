@@ -46,7 +46,7 @@ class ServerSpec:
     """A server under test."""
 
     name: str
-    python: str  # "ft" or "gil": the interpreter its venv is built on
+    python: str  # "ft", "ft-pgo" or "gil" (envs.KINDS): the interpreter its venv is built on
     requirements: tuple[str, ...]  # pip arguments for bench/.venvs/<name>
     executable: str  # console script in the venv's bin/
     arguments: Callable[[Launch], list[str]]
@@ -257,6 +257,15 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         for name, canned in (("floor", False), ("floor-canned", True))
     ),
 )
+
+
+def on_pgo(spec: ServerSpec) -> ServerSpec:
+    """``spec`` on the PGO+LTO 3.13t (``run.py --pgo``): its own venv there, ftserve included
+    (``-e`` this repository), so no project venv."""
+    if spec.python != "ft":
+        return spec
+    requirements = ("-e", str(REPO), *APP_REQUIREMENTS) if spec.project_venv is not None else spec.requirements
+    return replace(spec, python="ft-pgo", project_venv=None, requirements=requirements)
 
 
 def baseline(import_folder: Path) -> ServerSpec:
