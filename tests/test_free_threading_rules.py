@@ -71,7 +71,7 @@ def test_worker_code_calls_no_locking_method_on_a_module_level_dict(path):
 #
 # On 3.13t a module-level ``threading.local`` is slow to read from every thread (cpython #128691),
 # an ``lru_cache``d function is one shared cache all threads update, and a module-level lock is
-# one lock all threads contend for: ``python bench/sharing.py`` measures each (docs/free-threading.md,
+# one lock all threads contend for (rows of ``python bench/sharing.py``; docs/free-threading.md,
 # "What scales on 3.13t"). Worker code keeps such state per worker thread (``WorkerHost``) instead.
 SHARED_STATE_FACTORIES = {
     "threading.local": "a threading.local",
