@@ -1,10 +1,12 @@
 """What scales on free-threaded CPython and what serializes: total calls/s of small loops.
 
-    python bench/sharing.py [--threads 1,2,4] [--seconds 1.5] [--only NAME,...]
+    python bench/sharing.py [--threads 1,2,4] [--seconds 0.7] [--reps 3] [--only NAME,...]
 
 Each row runs one loop body (``ITERATIONS`` iterations per call) in 1, 2, 4 ... threads at once
-for ``--seconds`` and reports the calls per second of all threads together, and the CPU time
-per call (the process's user+system time over the calls). Where the threads share nothing,
+for ``--seconds`` and reports the calls per second of all threads together, the CPU time per
+call (the process's user+system time over the calls) and the cores the threads kept busy: a
+row whose threads kept fewer cores busy than there were threads lost CPUs to other processes,
+and says little about contention. Where the threads share nothing,
 calls/s grows with the threads (up to the free cores) and CPU per call stays flat; where they
 touch one object that is not immortal, every thread writes that object's shared reference
 count, the cache line bounces between cores and CPU per call grows with the threads.
