@@ -120,10 +120,28 @@ CPU_BODY_BYTES = 16
 
 def wsgi_cpu(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """About 1 ms of pure-Python work per request: handlers only overlap if the server runs
-    Python code in parallel (free-threaded threads, or processes)."""
+    Python code in parallel (free-threaded threads, or processes).
+
+    On 3.13t this loop does not scale with threads: ``0xFFFFFFFF`` is a constant of imported
+    code, so an ordinary (mortal) int, and every iteration's load of it writes its shared
+    reference count from every thread at once (docs/free-threading.md, "What scales on
+    3.13t"; ``python bench/sharing.py``). ``wsgi_cpu_small`` is the same loop without it."""
     acc = 0
     for i in range(CPU_ITERATIONS):
         acc = (acc * 31 + i) & 0xFFFFFFFF
+    return _cpu_response(acc, start_response)
+
+
+def wsgi_cpu_small(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """``wsgi_cpu``'s twin: the same loop and bytecodes with a small-int mask (``255``, immortal),
+    so the threads share nothing and it scales; each iteration costs about 0.6× as much."""
+    acc = 0
+    for i in range(CPU_ITERATIONS):
+        acc = (acc * 31 + i) & 255
+    return _cpu_response(acc, start_response)
+
+
+def _cpu_response(acc: int, start_response: Callable[..., Any]) -> Iterable[bytes]:
     body = b"%016x" % acc
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

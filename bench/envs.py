@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -45,12 +46,20 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+#: Interpreter kinds: ``ft`` (the quick 3.13t build the tests use), ``ft-pgo`` (3.13t built with PGO
+#: and LTO, as uv and the distributions ship it: ``run.py --pgo``) and ``gil``.
+KINDS = ("ft", "ft-pgo", "gil")
+PGO_BUILD_TIMEOUT_S = 3 * 3600
+
+
 @functools.cache
 def interpreter(kind: str) -> Path:
-    """The base interpreter of a kind (``ft`` or ``gil``), found by the project's CI scripts."""
-    script = REPO / "ci" / f"{'ft' if kind == 'ft' else 'gil'}-python.sh"
+    """The base interpreter of a kind (see ``KINDS``), found (or built) by the project's CI scripts."""
+    script = REPO / "ci" / f"{'gil' if kind == 'gil' else 'ft'}-python.sh"
+    env = {**os.environ, "FTSERVER_FT_PGO": "1" if kind == "ft-pgo" else "0"}
+    timeout = PGO_BUILD_TIMEOUT_S if kind == "ft-pgo" else 1200
     try:
-        done = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True, timeout=1200)
+        done = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as exc:
         raise SetupError(f"{script.name} timed out") from exc
     if done.returncode != 0:
@@ -66,9 +75,10 @@ def describe(python: Path) -> str:
 
 
 def ensure_venv(name: str, kind: str, requirements: tuple[str, ...]) -> Env:
-    """Create or reuse ``bench/.venvs/<name>`` on the ``kind`` interpreter with ``requirements``."""
+    """Create or reuse ``bench/.venvs/<name>`` (``<name>-pgo`` on ``ft-pgo``) on the ``kind``
+    interpreter with ``requirements``."""
     base = interpreter(kind)
-    env = Env(VENVS / name)
+    env = Env(VENVS / (f"{name}-pgo" if kind == "ft-pgo" else name))
     stamp_file = env.path / ".bench-stamp"
     stamp = hashlib.sha256("\n".join([describe(base), *requirements]).encode()).hexdigest()[:16]
     if env.python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
@@ -76,10 +86,11 @@ def ensure_venv(name: str, kind: str, requirements: tuple[str, ...]) -> Env:
     print(f"  building venv {env.path.relative_to(REPO)} ({' '.join(requirements)})", flush=True)
     shutil.rmtree(env.path, ignore_errors=True)
     _run_setup([str(base), "-m", "venv", str(env.path)], f"venv {name}")
-    _run_setup(
-        [str(env.python), "-m", "pip", "install", "-q", "--prefer-binary", *requirements],
-        f"pip install {' '.join(requirements)}",
-    )
+    if requirements:
+        _run_setup(
+            [str(env.python), "-m", "pip", "install", "-q", "--prefer-binary", *requirements],
+            f"pip install {' '.join(requirements)}",
+        )
     stamp_file.write_text(stamp + "\n")
     return env
 

@@ -9,6 +9,14 @@ non-main thread.
 
     python bench/opcount.py                 # per function, hello app
     python bench/opcount.py --app stream --lines --top 60
+    python bench/opcount.py --shared        # loads of objects all worker threads share
+
+``--shared`` counts, per request, the loads that take a reference to an object every worker
+thread touches: a mortal object that existed before the worker thread started (made at import
+by the main thread), loaded as a code constant (large ints, bytes, tuples ... of imported
+code), a global, or an attribute of a local (``self.config``). On 3.13t each such load writes
+the object's shared reference count, which is what makes threads contend (docs/free-threading.md,
+"What scales on 3.13t").
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dis
+import gc
+import inspect
 import sys
 import threading
 from pathlib import Path
@@ -32,15 +43,67 @@ from ftserver.threads.host import WorkerHost, WorkerStats  # noqa: E402
 from ftserver.threads.worker import new_driver  # noqa: E402
 
 
-def count(app_name: str, n: int, by_line: bool) -> collections.Counter[str]:
+IMMORTAL = 2**32 - 1  # sys.getrefcount() of an immortal object on 3.13t
+_MISSING = object()
+
+
+def _loads(code: Any) -> dict[int, tuple[str, Any, str | None]]:
+    """Offset -> (opname, argval, the local the previous instruction loaded) for the loads."""
+    table: dict[int, tuple[str, Any, str | None]] = {}
+    previous = None
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_CONST", "LOAD_GLOBAL", "LOAD_ATTR"):
+            table[ins.offset] = (ins.opname, ins.argval, previous)
+        previous = ins.argval if ins.opname == "LOAD_FAST" else None
+    return table
+
+
+def _loaded(frame: FrameType, opname: str, argval: Any, local: str | None) -> Any:
+    """The object the load at hand will push, where it can be found without side effects."""
+    if opname == "LOAD_CONST":
+        return argval
+    if opname == "LOAD_GLOBAL":
+        name = argval
+        value = frame.f_globals.get(name, _MISSING)
+        return frame.f_builtins.get(name, _MISSING) if value is _MISSING else value
+    if local is None:
+        return _MISSING
+    owner = frame.f_locals.get(local, _MISSING)
+    if owner is _MISSING:
+        return _MISSING
+    try:
+        value = inspect.getattr_static(owner, argval)
+    except AttributeError:
+        return _MISSING
+    if type(value).__name__ == "member_descriptor":  # a slot: read it
+        return getattr(owner, argval, _MISSING)
+    return _MISSING if callable(value) or isinstance(value, (property, staticmethod, classmethod)) else value
+
+
+def count(app_name: str, n: int, by_line: bool, shared: bool = False) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
+    loads: dict[Any, dict[int, tuple[str, Any, str | None]]] = {}
+    before: set[int] = set()
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         frame.f_trace_opcodes = True
         if event == "opcode":
             code = frame.f_code
             where = f"{Path(code.co_filename).name}:{code.co_qualname}"
-            counts[f"{where}:{frame.f_lineno}" if by_line else where] += 1
+            if shared:
+                table = loads.get(code)
+                if table is None:
+                    table = loads[code] = _loads(code)
+                load = table.get(frame.f_lasti)
+                if load is None:
+                    return tracer
+                value = _loaded(frame, *load)
+                if value is _MISSING or sys.getrefcount(value) >= IMMORTAL:
+                    return tracer
+                if load[0] != "LOAD_CONST" and (id(value) not in before):
+                    return tracer
+                where = f"{where}:{frame.f_lineno} {load[0]} {load[1]!r:.40} ({type(value).__name__})"
+            counts[f"{where}:{frame.f_lineno}" if by_line and not shared else where] += 1
         return tracer
 
     def thread_main() -> None:
@@ -71,6 +134,8 @@ def count(app_name: str, n: int, by_line: bool) -> collections.Counter[str]:
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
+    if shared:
+        before.update(id(o) for o in gc.get_objects())
     thread = threading.Thread(target=thread_main)
     thread.start()
     thread.join()
@@ -82,10 +147,12 @@ def main() -> None:
     parser.add_argument("--app", choices=sorted(inloop.APPS), default="hello")
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--lines", action="store_true", help="count by source line, not by function")
+    parser.add_argument("--shared", action="store_true", help="count loads of objects all threads share")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
-    counts = count(args.app, args.n, args.lines)
-    print(f"{args.app}: {sum(counts.values()) / args.n:.0f} bytecodes per request")
+    counts = count(args.app, args.n, args.lines, args.shared)
+    what = "loads of shared objects" if args.shared else "bytecodes"
+    print(f"{args.app}: {sum(counts.values()) / args.n:.0f} {what} per request")
     for where, total in counts.most_common(args.top):
         print(f"{total / args.n:8.1f}  {where}")
 

@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: hello only, 1 rep, 3 s (~1 minute)")
     parser.add_argument("--gil", action="store_true", help="also run the peers' best setups on a GIL build")
+    parser.add_argument(
+        "--pgo",
+        action="store_true",
+        help="run the 3.13t servers on a 3.13t built with PGO and LTO (as uv ships it; built once into the cache by "
+        "ci/ft-python.sh if uv has none: about an hour on 2 vCPUs), each in its own bench/.venvs/<name>-pgo",
+    )
     parser.add_argument("--scenarios", help="comma-separated names, or 'all' (default: the default set)")
     parser.add_argument("--servers", help="comma-separated names (default: all 3.13t servers)")
     parser.add_argument("--threads", default="1,2", help="thread/worker counts, e.g. 1,2,4 (default 1,2)")
@@ -97,6 +103,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     try:
         chosen_scenarios = scenarios.select(["hello"] if args.quick and not args.scenarios else names(args.scenarios))
         chosen_servers = servers.select(names(args.servers), args.gil, base)
+        if args.pgo:
+            chosen_servers = [servers.on_pgo(s) for s in chosen_servers]
     except ValueError as exc:
         parser.error(str(exc))
     return Settings(
@@ -340,7 +348,7 @@ def measure_memory(ready: Ready, workers: int) -> MemoryRecord:
     return MemoryRecord(spec.name, workers, memory.rss_mb, memory.pss_mb, memory.processes, memory.threads)
 
 
-def machine_info() -> dict[str, object]:
+def machine_info(settings: Settings) -> dict[str, object]:
     """Facts that make the figures comparable (or not) with another run."""
     model = next(
         (
@@ -368,7 +376,7 @@ def machine_info() -> dict[str, object]:
         "git_commit": git.stdout.strip() or None,
         "PYTHON_GIL": os.environ.get("PYTHON_GIL"),
     }
-    for kind in ("ft", "gil"):
+    for kind in ("ft", "gil", *(["ft-pgo"] if any(s.python == "ft-pgo" for s in settings.servers) else [])):
         try:
             info[f"python_{kind}"] = envs.describe(envs.interpreter(kind))
         except SetupError as exc:
@@ -393,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     started = datetime.datetime.now(datetime.UTC)
     print("Machine:", flush=True)
-    machine = machine_info()
+    machine = machine_info(settings)
     for key, value in machine.items():
         print(f"  {key}: {value}")
     print("Servers:", flush=True)

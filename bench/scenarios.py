@@ -36,9 +36,16 @@ class Scenario:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hello", "GET, 200 text/plain, 13-byte body", "asgi", "bench.apps:hello", response_bytes=len(HELLO)),
-    Scenario("json", "GET, JSON serialized per request", "asgi", "bench.apps:json_hello", response_bytes=28),
+    # json, bytes_10k and rsgi_hello follow hello closely; they run with --scenarios (or all), leaving
+    # the default run (~15 min on 2 vCPUs) room for the framework scenarios.
+    Scenario("json", "GET, JSON serialized per request", "asgi", "bench.apps:json_hello", response_bytes=28, default=False),
     Scenario(
-        "bytes_10k", "GET, 10 KiB body in one message", "asgi", "bench.apps:bytes_10k", response_bytes=len(BODY_10K)
+        "bytes_10k",
+        "GET, 10 KiB body in one message",
+        "asgi",
+        "bench.apps:bytes_10k",
+        response_bytes=len(BODY_10K),
+        default=False,
     ),
     Scenario(
         "echo_64k",
@@ -66,14 +73,56 @@ SCENARIOS: tuple[Scenario, ...] = (
         access_log=True,
         default=False,
     ),
-    Scenario("rsgi_hello", "RSGI twin of hello (response_bytes)", "rsgi", "bench.apps:rsgi_hello", response_bytes=len(HELLO)),
+    Scenario(
+        "starlette",
+        "Starlette: GET /hello, the last of 11 routes, plain text",
+        "asgi",
+        "bench.frameworks.starlette_app:app",
+        response_bytes=len(HELLO),
+        path="/hello",
+    ),
+    Scenario(
+        "fastapi",
+        "FastAPI: GET /items/42, a typed path parameter, a pydantic model as JSON",
+        "asgi",
+        "bench.frameworks.fastapi_app:app",
+        response_bytes=47,
+        path="/items/42",
+    ),
+    Scenario(
+        "rsgi_hello",
+        "RSGI twin of hello (response_bytes)",
+        "rsgi",
+        "bench.apps:rsgi_hello",
+        response_bytes=len(HELLO),
+        default=False,
+    ),
     Scenario("wsgi_hello", "WSGI twin of hello", "wsgi", "bench.apps:wsgi_hello", response_bytes=len(HELLO)),
+    Scenario(
+        "flask", "Flask (WSGI): GET /hello", "wsgi", "bench.frameworks.flask_app:app", response_bytes=len(HELLO), path="/hello"
+    ),
+    Scenario(
+        "django",
+        "Django (WSGI): GET /hello, no middleware",
+        "wsgi",
+        "bench.frameworks.django_app:app",
+        response_bytes=len(HELLO),
+        path="/hello",
+    ),
     Scenario(
         "wsgi_cpu",
         "WSGI, ~1 ms of pure-Python CPU work per request",
         "wsgi",
         "bench.apps:wsgi_cpu",
         response_bytes=CPU_BODY_BYTES,
+    ),
+    Scenario(
+        "wsgi_cpu_small",
+        "wsgi_cpu's twin: the same loop on small ints (threads share nothing)",
+        "wsgi",
+        "bench.apps:wsgi_cpu_small",
+        response_bytes=CPU_BODY_BYTES,
+        servers=("ftserve", "ftserve-base", "granian"),
     ),
 )
 

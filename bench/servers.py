@@ -16,6 +16,18 @@ from envs import REPO
 REFERENCE = "ftserve"
 BASELINE = "ftserve-base"
 
+#: The frameworks of the framework scenarios (``bench/frameworks/``), installed into every peer's venv
+#: at the versions the project's own test venvs hold (ftserve runs from those). pydantic-core has
+#: cp313t wheels up to 2.41.x only; ``--only-binary`` keeps pip from trying a Rust source build.
+APP_REQUIREMENTS = (
+    "starlette==1.10.0",
+    "fastapi==0.165.0",
+    "pydantic==2.12.3",
+    "--only-binary=pydantic-core",
+    "flask==3.1.3",
+    "django==6.1.3",
+)
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -34,7 +46,7 @@ class ServerSpec:
     """A server under test."""
 
     name: str
-    python: str  # "ft" or "gil": the interpreter its venv is built on
+    python: str  # "ft", "ft-pgo" or "gil" (envs.KINDS): the interpreter its venv is built on
     requirements: tuple[str, ...]  # pip arguments for bench/.venvs/<name>
     executable: str  # console script in the venv's bin/
     arguments: Callable[[Launch], list[str]]
@@ -131,7 +143,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="uvicorn",
         python="ft",
-        requirements=("uvicorn",),  # pure Python: h11 and asyncio (httptools/uvloop have no cp313t wheels)
+        requirements=("uvicorn", *APP_REQUIREMENTS),  # pure Python: h11 and asyncio (httptools/uvloop have no cp313t wheels)
         executable="uvicorn",
         arguments=_uvicorn_h11,
         interfaces=frozenset({"asgi"}),
@@ -143,7 +155,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         name="granian",
         python="ft",
         # 2.7.9 is the last release with cp313t wheels. It aborts on SIGINT on 3.13t: procs stops with SIGTERM.
-        requirements=("granian==2.7.9",),
+        requirements=("granian==2.7.9", *APP_REQUIREMENTS),
         executable="granian",
         arguments=_granian("asyncio"),
         interfaces=frozenset({"asgi", "wsgi", "rsgi"}),
@@ -154,7 +166,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="hypercorn",
         python="ft",
-        requirements=("hypercorn",),
+        requirements=("hypercorn", *APP_REQUIREMENTS),
         executable="hypercorn",
         arguments=_hypercorn,
         interfaces=frozenset({"asgi", "wsgi"}),
@@ -180,7 +192,7 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="uvicorn-gil",
         python="gil",
-        requirements=("uvicorn", "httptools", "uvloop"),
+        requirements=("uvicorn", "httptools", "uvloop", *APP_REQUIREMENTS),
         executable="uvicorn",
         arguments=_uvicorn_fast,
         interfaces=frozenset({"asgi"}),
@@ -191,7 +203,7 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="granian-gil",
         python="gil",
-        requirements=("granian[uvloop]",),
+        requirements=("granian[uvloop]", *APP_REQUIREMENTS),
         executable="granian",
         arguments=_granian("uvloop"),
         interfaces=frozenset({"asgi", "wsgi", "rsgi"}),
@@ -202,7 +214,7 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="gunicorn-gthread",
         python="gil",
-        requirements=("gunicorn",),
+        requirements=("gunicorn", *APP_REQUIREMENTS),
         executable="gunicorn",
         arguments=_gunicorn_gthread,
         interfaces=frozenset({"wsgi"}),
@@ -245,6 +257,15 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         for name, canned in (("floor", False), ("floor-canned", True))
     ),
 )
+
+
+def on_pgo(spec: ServerSpec) -> ServerSpec:
+    """``spec`` on the PGO+LTO 3.13t (``run.py --pgo``): its own venv there, ftserve included
+    (``-e`` this repository), so no project venv."""
+    if spec.python != "ft":
+        return spec
+    requirements = ("-e", str(REPO), *APP_REQUIREMENTS) if spec.project_venv is not None else spec.requirements
+    return replace(spec, python="ft-pgo", project_venv=None, requirements=requirements)
 
 
 def baseline(import_folder: Path) -> ServerSpec:

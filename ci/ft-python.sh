@@ -7,11 +7,23 @@
 #   3. the cache ($FTSERVER_CACHE, default ~/.cache/ftserver) from an earlier build;
 #   4. build CPython 3.13.5 with --disable-gil from Debian's source package into the cache (~7 min).
 # All progress goes to stderr; stdout carries only the interpreter path.
+#
+# FTSERVER_FT_PGO=1 asks for an interpreter built with PGO and LTO, as uv and the distributions
+# ship it (bench/run.py --pgo): uv's managed 3.13t (python-build-standalone builds that way), else
+# the cache's python-3.13.5t-pgo, else a build with --enable-optimizations --with-lto into it
+# (it runs CPython's test suite for the profile: roughly an hour on 2 vCPUs).
 set -euo pipefail
 
 CACHE=${FTSERVER_CACHE:-$HOME/.cache/ftserver}
 VERSION=3.13.5
-PREFIX=$CACHE/python-${VERSION}t
+PGO=${FTSERVER_FT_PGO:-0}
+if [ "$PGO" = 1 ]; then
+    PREFIX=$CACHE/python-${VERSION}t-pgo
+    OPTIMIZE=(--enable-optimizations --with-lto)
+else
+    PREFIX=$CACHE/python-${VERSION}t
+    OPTIMIZE=()
+fi
 
 log() { echo "ft-python: $*" >&2; }
 
@@ -21,16 +33,18 @@ is_free_threaded() {
 
 found() { log "using $1"; echo "$1"; exit 0; }
 
-if [ -n "${FTSERVER_FT_PYTHON:-}" ]; then
+if [ -n "${FTSERVER_FT_PYTHON:-}" ] && [ "$PGO" != 1 ]; then
     is_free_threaded "$FTSERVER_FT_PYTHON" || { log "FTSERVER_FT_PYTHON=$FTSERVER_FT_PYTHON is not a free-threaded CPython >= 3.13"; exit 1; }
     found "$FTSERVER_FT_PYTHON"
 fi
 
 candidates=()
-command -v python3.13t >/dev/null 2>&1 && candidates+=("$(command -v python3.13t)")
-for d in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*t; do
-    [ -d "$d" ] && candidates+=("$d/bin/python3.13t")
-done
+if [ "$PGO" != 1 ]; then  # how these were built is unknown: only uv's are known to be PGO+LTO
+    command -v python3.13t >/dev/null 2>&1 && candidates+=("$(command -v python3.13t)")
+    for d in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*t; do
+        [ -d "$d" ] && candidates+=("$d/bin/python3.13t")
+    done
+fi
 if command -v uv >/dev/null 2>&1; then
     p=$(uv python find 3.13t 2>/dev/null || true)
     [ -n "$p" ] && candidates+=("$p")
@@ -40,7 +54,7 @@ for c in "${candidates[@]}"; do
     if is_free_threaded "$c"; then found "$c"; fi
 done
 
-log "no free-threaded CPython found; building $VERSION into $PREFIX"
+log "no free-threaded CPython found; building $VERSION${OPTIMIZE[*]:+ (${OPTIMIZE[*]})} into $PREFIX"
 mkdir -p "$CACHE"
 exec 9>"$CACHE/build.lock"
 flock 9
@@ -49,6 +63,8 @@ if is_free_threaded "$PREFIX/bin/python3.13t"; then found "$PREFIX/bin/python3.1
 work=$CACHE/build
 mkdir -p "$work"
 tarball=$work/python3.13_${VERSION}.orig.tar.xz
+logs=$work${OPTIMIZE[*]:+/pgo}
+mkdir -p "$logs"
 if [ ! -s "$tarball" ]; then
     # Debian's source package carries the upstream tarball unchanged. Use a private apt
     # state so the machine's own apt configuration is left untouched.
@@ -80,16 +96,16 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-src=$work/Python-$VERSION
+src=$logs/Python-$VERSION
 rm -rf "$src"
-tar -C "$work" -xf "$tarball"
+tar -C "$logs" -xf "$tarball"
 cd "$src"
-log "configuring (--disable-gil)"
-./configure --disable-gil --prefix="$PREFIX" --with-ensurepip=install >"$work/configure.log" 2>&1 \
-    || { tail -n 30 "$work/configure.log" >&2; exit 1; }
-log "compiling (this takes several minutes)"
-make -j"$(nproc)" >"$work/make.log" 2>&1 || { tail -n 40 "$work/make.log" >&2; exit 1; }
-make install >"$work/install.log" 2>&1 || { tail -n 40 "$work/install.log" >&2; exit 1; }
+log "configuring (--disable-gil ${OPTIMIZE[*]})"
+./configure --disable-gil "${OPTIMIZE[@]}" --prefix="$PREFIX" --with-ensurepip=install >"$logs/configure.log" 2>&1 \
+    || { tail -n 30 "$logs/configure.log" >&2; exit 1; }
+log "compiling (several minutes; with PGO and LTO about an hour)"
+make -j"$(nproc)" >"$logs/make.log" 2>&1 || { tail -n 40 "$logs/make.log" >&2; exit 1; }
+make install >"$logs/install.log" 2>&1 || { tail -n 40 "$logs/install.log" >&2; exit 1; }
 rm -rf "$src"
 is_free_threaded "$PREFIX/bin/python3.13t" || { log "build finished but $PREFIX/bin/python3.13t is not free-threaded"; exit 1; }
 found "$PREFIX/bin/python3.13t"
