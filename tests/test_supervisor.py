@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from tests.ftserve_process import (
     Load,
     get,
     read_response,
+    refused,
     send_request,
     start_ftserve,
     wait_accepted,
@@ -267,6 +269,35 @@ def test_sigint_drains_in_flight_requests(ftserve):
     assert read_response(sock)[0] == 200
     assert served.proc.wait(10) == 0
     assert served.workers() == set()
+
+
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_new_connections_are_refused_while_the_workers_drain(ftserve, accept):
+    """Before, the listener stayed open until the workers had drained: a new client was
+    queued, waited, and was reset at the end."""
+    served = ftserve("--accept", accept, *TWO_WORKERS)
+    served.wait_workers(2)
+    sock = send_request(served.port, "/sleep?4")
+    wait_accepted(served.pid, sock)
+    served.signal(signal.SIGTERM)
+    served.wait_log("Received SIGTERM")
+    wait_for(lambda: refused(served.port), 10, "new connections to be refused")
+    assert select.select([sock], [], [], 0)[0] == []  # refused while the request is in flight
+    assert read_response(sock)[0] == 200
+    assert served.proc.wait(10) == 0
+
+
+def test_sighup_with_reuseport_listeners_fails_no_request(ftserve):
+    """Each old worker's own listeners refuse new connections, and what is queued on them
+    is served before they close (closing resets queued connections)."""
+    served = ftserve("--accept", "reuseport", *TWO_WORKERS)
+    old = served.wait_workers(2)
+    with Load(served.port, clients=3) as load:
+        time.sleep(0.3)
+        served.signal(signal.SIGHUP)
+        new = served.wait_workers(2, timeout=15, exclude=old)
+        wait_for(lambda: all(load.served[pid] > 0 for pid in new), 10, "both new workers to serve")
+    assert load.failures == []
 
 
 def test_second_sigint_forces_and_exits_1(ftserve):

@@ -28,7 +28,7 @@ from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, na
 from ftserver.mp_fallback.layout import choose_layout
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
-from ftserver.net import close_listeners, reserve_port
+from ftserver.net import close_listeners, reserve_port, stop_listening
 from ftserver.runtime import GILReport, free_threaded_build
 from ftserver.startup import (
     EXIT_FORCED,
@@ -516,6 +516,9 @@ class Supervisor(Listening):
         if self.stopping:
             return
         self.stopping = True
+        if self.config.fd is None:  # (an inherited listener stays open for the next server)
+            # New clients are refused at once, not queued to be reset once the workers are done.
+            stop_listening(self.listeners, settle=bool(self.workers))
         for worker in self.workers:
             self._stop_worker(worker)
 
