@@ -136,10 +136,9 @@ class Server(Listening):
         logger.error("Exception in application startup", exc_info=exc)
 
     def _startup(self) -> None:
-        config = self.config
-        self.app, self.gil, self.interface = load_app(config)
-        self._bind()
-        for index in range(config.threads):
+        self.app, self.gil, self.interface = load_app(self.config)
+        self._bind()  # (a worker process may change its thread count there, see child.py)
+        for index in range(self.config.threads):
             self.workers.append(self._new_worker(index))
         for worker in self.workers:
             worker.start()

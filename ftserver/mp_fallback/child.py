@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftserver.config import Config
+from ftserver.config import Config, WorkerPlan
 from ftserver.logs import reopen_log_files
 from ftserver.mp_fallback.heartbeat import Heartbeat
 from ftserver.server import Server
@@ -51,6 +51,9 @@ class WorkerSpec:
     #: The loads of the processes sharing ``listeners``, and this process's slot there.
     loads: ProcessLoads | None = None
     load_slot: int | None = None
+    #: ``--mode auto``, the first worker: run this plan's one thread instead if importing
+    #: the app turned the GIL on (``Layout.plan_if_gil``; the supervisor starts the rest).
+    plan_if_gil: WorkerPlan | None = None
 
 
 class StatusChannel:
@@ -86,6 +89,7 @@ class WorkerProcessServer(Server):
         self._ready_sent = False
         self._retire_pending: str | None = None  # reached before "ready": sent right after it
         self._stopping = False
+        self.processes = spec.processes
         #: The app's start-up exception, for the supervisor to log once for all processes.
         self.startup_traceback: str | None = None
 
@@ -95,6 +99,10 @@ class WorkerProcessServer(Server):
         self.startup_traceback = "".join(traceback.format_exception(exc))[-32768:]
 
     def _bind(self) -> None:
+        plan = self.spec.plan_if_gil
+        if plan is not None and self.gil is not None and self.gil.after:  # (the app is loaded)
+            self.config = self.config.replace(threads=plan.threads)
+            self.processes = plan.processes
         if not self.spec.listeners:
             super()._bind()  # --accept reuseport: this process's own listeners
             return
@@ -106,7 +114,7 @@ class WorkerProcessServer(Server):
 
     def _new_worker(self, index: int) -> WorkerThread:
         worker = super()._new_worker(index)
-        worker.multiprocess = self.spec.processes > 1
+        worker.multiprocess = self.processes > 1
         return worker
 
     def _banner(self) -> None:
