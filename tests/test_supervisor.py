@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -180,6 +181,44 @@ def test_max_requests_hands_new_connections_to_the_replacement(ftserve):
             assert kept.recv(1) == b""
         except ConnectionError:
             pass  # closed while idle (reset or end of file): also no more requests there
+
+
+def test_max_requests_counts_keep_alive_requests_as_they_are_served(ftserve):
+    """Keep-alive clients open no new connection to count at: the limit is seen at the
+    request that reaches it. Before, the worker looked twice a second and served hundreds
+    to thousands of requests past the limit."""
+    limit, clients = 300, 3
+    served = ftserve("--workers", "1", "--threads", "2", "--max-requests", str(limit), "--max-requests-jitter", "0")
+    (first,) = served.wait_workers(1)
+    counters = [Counter[int]() for _ in range(clients)]  # one per thread: no shared writes
+    stop = threading.Event()
+
+    def client(counter: Counter[int]) -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+                    while not stop.is_set():
+                        head, pid = keep_alive_get(sock)
+                        counter[int(pid)] += 1
+                        if b"connection: close" in head:
+                            break
+            except (OSError, ValueError):  # closed while idle, or by the old worker's stop
+                pass
+
+    threads = [threading.Thread(target=client, args=(counter,), daemon=True) for counter in counters]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: sum(c[pid] for c in counters for pid in c if pid != first) > 50, 30, "the replacement to serve")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    by_first = sum(counter[first] for counter in counters)
+    # At most the requests in progress on its connections when the limit was reached.
+    assert limit <= by_first <= limit + 2 * clients, by_first
+    seen = int(served.wait_log(r"--max-requests reached \((\d+) requests served\)").group(1))
+    assert limit <= seen <= limit + clients
 
 
 def test_workers_lifetime_recycles_without_failing_a_request(ftserve):
