@@ -117,6 +117,16 @@ class SectionedCommand(click.Command):
                 formatter.write_dl(list(records.values()))
 
 
+def naming_the_variable(ctx: click.Context, message: str) -> str:
+    """A ``Config`` error (``"name: why"``) about a value that came from an ``FTSERVE_*``
+    variable names the variable, as click's own errors do (``EnvOption``)."""
+    name, sep, why = message.partition(": ")
+    param = next((p for p in ctx.command.params if p.name == name), None)
+    if sep and isinstance(param, EnvOption) and ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT:
+        return f"{param.get_error_hint(ctx)}: {why}"
+    return message
+
+
 def web_concurrency() -> int | None:
     """``WEB_CONCURRENCY`` (set by Heroku and other platforms), or ``None`` when unset."""
     value = os.environ.get("WEB_CONCURRENCY", "").strip()
@@ -224,14 +234,18 @@ def cli(app: str, threads: int | None, **options: Any) -> None:
     worker process, SIGUSR1 reopens the log files. With --reload (development) the
     server restarts whenever a watched file changes.
     """
+    ctx = click.get_current_context()
+    from_env = ctx.get_parameter_source("threads") is ParameterSource.ENVIRONMENT
+    options["threads_from"] = "FTSERVE_THREADS" if from_env else "--threads"
     if threads is None and options["workers"] is None:
         threads = web_concurrency()  # only when neither --threads nor --workers is given (nor their FTSERVE_*)
+        options["threads_from"] = "WEB_CONCURRENCY"
     if threads is not None:
         options["threads"] = threads
     try:
         config = Config(app=app, **options)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(naming_the_variable(ctx, str(exc))) from None
     try:
         code = serve(config)  # the reloader, the supervisor or this process (see ftserver.api)
     except STARTUP_FAILURES as exc:

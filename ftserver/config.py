@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import InitVar, dataclass, fields, replace
 from typing import Any, Literal
 
 from ftserver.accessformat import AccessFormat, AccessFormatError
@@ -42,14 +42,19 @@ class ConfigError(ValueError):
 def default_threads() -> int:
     """The CPUs this process may use: its CPU affinity, lowered to a cgroup CPU quota
     (a container's ``--cpus``) rounded up."""
+    return cpu_budget()[0]
+
+
+def cpu_budget() -> tuple[int, str]:
+    """``default_threads()``, and where the number comes from (for the banner)."""
     try:
-        count = len(os.sched_getaffinity(0))
+        count, origin = len(os.sched_getaffinity(0)), "the CPU affinity"
     except (AttributeError, OSError):
-        count = os.cpu_count() or 1
+        count, origin = os.cpu_count() or 1, "the CPU count"
     quota = cgroup_cpu_quota()
-    if quota is not None:
-        count = min(count, math.ceil(quota))
-    return max(1, count)
+    if quota is not None and math.ceil(quota) < count:
+        count, origin = math.ceil(quota), f"the cgroup CPU quota ({quota:g} CPUs)"
+    return max(1, count), origin
 
 
 def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cgroup") -> float | None:
@@ -117,6 +122,8 @@ class Config:
     ``threads`` is the number of threads per worker process. Left at ``None`` it becomes
     the number of CPUs, or 1 when ``workers`` is given; after construction it is always an
     int. How many processes run is decided by :meth:`plan` once the GIL state is known.
+    ``threads_from`` says where a given ``threads`` came from (the CLI passes
+    ``"--threads"``, ``"FTSERVE_THREADS"`` or ``"WEB_CONCURRENCY"``); the banner shows it.
     """
 
     app: str | Callable[..., Any]
@@ -185,8 +192,10 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9090
     forwarded_allow_ips: str | tuple[str, ...] = "127.0.0.1"
+    #: Not an option: where ``threads`` came from (see the class docstring).
+    threads_from: InitVar[str | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, threads_from: str | None) -> None:
         if isinstance(self.app, str):
             module, sep, attr = self.app.partition(":")
             if not sep or not module or not attr:
@@ -196,10 +205,11 @@ class Config:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port}")
         if self.threads is None:
-            # Frozen: resolve the default once, here (1 per process when --workers is given).
-            object.__setattr__(self, "threads", 1 if self.workers is not None else default_threads())
+            threads, threads_from = (1, "the default with --workers") if self.workers is not None else cpu_budget()
+            object.__setattr__(self, "threads", threads)
         elif self.threads < 1:
             raise ConfigError(f"threads: must be at least 1, got {self.threads}")
+        object.__setattr__(self, "threads_from", threads_from or "the threads option")  # (replace() passes it on)
         _choice("interface", self.interface, INTERFACES)
         _choice("http1", self.http1, HTTP1_MODES)
         _choice("accept", self.accept, ACCEPT_MODES)

@@ -1,16 +1,19 @@
 """Listening sockets: TCP (optionally one per worker with SO_REUSEPORT) and Unix sockets,
-``AcceptBackoff`` (what an accept loop does when accept() fails for want of descriptors) and
+``AcceptBackoff`` (what an accept loop does when accept() fails for want of descriptors),
+``refuse_new_connections`` (the first step of closing a listener without a reset) and
 ``TrustedPeers`` (the peers trusted with proxy headers).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 import os
 import socket
 import stat
+import struct
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +27,25 @@ REPORT_EVERY = 5.0
 #: accept() errors about the one connection taken (Linux passes its pending network
 #: errors on, see accept(2)), not about the listener: the next one is accepted at once.
 CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+#: How long a listener that refuses new connections is still accepted from before it is
+#: closed: connections whose handshake was under way complete within a round trip.
+SETTLE = 0.05
+
+# A classic BPF socket filter that drops TCP segments with SYN set and lets the rest in.
+# A socket filter on a TCP socket sees the segment from its TCP header on; byte 13 holds
+# the flags. (ldb [13]; jset #SYN, drop, keep; drop: ret #0; keep: ret #-1)
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+_DROP_SYN = ((0x30, 0, 0, 13), (0x45, 0, 1, 0x02), (0x06, 0, 0, 0), (0x06, 0, 0, 0xFFFFFFFF))
+
+
+@functools.cache
+def _drop_syn_program() -> tuple[object, bytes]:
+    """``struct sock_fprog`` for ``_DROP_SYN``, and the buffer it points to (kept alive)."""
+    import ctypes  # only a stopping server needs it
+
+    code = b"".join(struct.pack("HBBI", *insn) for insn in _DROP_SYN)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    return buffer, struct.pack("HL", len(_DROP_SYN), ctypes.addressof(buffer))
 
 
 class AcceptBackoff:
@@ -162,6 +184,43 @@ def listener_from_fd(fd: int) -> socket.socket:
         raise BindError(22, f"cannot listen on fd {fd}: not a listening stream socket")
     sock.setblocking(False)
     return sock
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Let no new connection into the listener ``sock``; those already queued stay, to be
+    accepted before it is closed (closing a listener resets the connections still queued).
+
+    TCP: a socket filter drops the SYNs that reach it, while the last ACK of a handshake
+    under way still gets through (so accept for ``SETTLE`` seconds more). A client whose
+    SYN was dropped sends it again a second later, to find the port closed (refused at
+    once) or, in a ``SO_REUSEPORT`` group, another listener. A Unix socket: its file is
+    removed, so connect() fails at once (ENOENT). False if neither applies (not Linux).
+    """
+    if sock.family == socket.AF_UNIX:
+        path = sock.getsockname()
+        if not isinstance(path, str) or not path or path.startswith("\0"):
+            return False  # unnamed or abstract: no file to remove
+        try:
+            os.unlink(path)
+        except OSError:
+            return False
+        return True
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _drop_syn_program()[1])
+    except OSError as exc:
+        logger.debug("cannot filter SYNs on the listener: %s", exc)
+        return False
+    return True
+
+
+def stop_listening(listeners: list[socket.socket], settle: bool) -> None:
+    """Close this process's copies of ``listeners`` shared with other processes, which
+    accept the connections queued there: first they refuse new connections, then (with
+    ``settle``) those others get ``SETTLE`` seconds to take the handshakes under way."""
+    if any([refuse_new_connections(sock) for sock in listeners]) and settle:
+        time.sleep(SETTLE)
+    for sock in listeners:
+        sock.close()
 
 
 def close_listeners(listeners: list[socket.socket], uds: str | None = None) -> None:

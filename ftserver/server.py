@@ -136,10 +136,9 @@ class Server(Listening):
         logger.error("Exception in application startup", exc_info=exc)
 
     def _startup(self) -> None:
-        config = self.config
-        self.app, self.gil, self.interface = load_app(config)
-        self._bind()
-        for index in range(config.threads):
+        self.app, self.gil, self.interface = load_app(self.config)
+        self._bind()  # (a worker process may change its thread count there, see child.py)
+        for index in range(self.config.threads):
             self.workers.append(self._new_worker(index))
         for worker in self.workers:
             worker.start()
@@ -166,7 +165,7 @@ class Server(Listening):
             self.listeners = [bind_listener(config)]
         self.take_address(self.listeners[0], inherited=config.fd is not None)
         if config.accept == "queue":
-            self._acceptor = AcceptQueue(self.listeners[0], self.workers)
+            self._acceptor = AcceptQueue(self.listeners[0], self.workers, owns_listener=config.fd is None)
         elif config.fd is not None:
             self._bind_beside(self.listeners[0])
 
@@ -186,7 +185,9 @@ class Server(Listening):
             else:  # a replacement for a crashed worker: its socket went with its loop
                 listener = bind_tcp(self.config.host, self.port, self.config.backlog, reuse_port=True)
                 self.listeners[index] = listener
-        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener)
+        # An inherited socket (--fd: thread 0's, see _bind_beside) outlives this server.
+        owns = listener is not None and (self.config.fd is None or listener is not self.listeners[0])
+        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener, owns_listener=owns)
 
     def _banner(self) -> None:
         plan = WorkerPlan(mode="threads", processes=1, threads=self.config.threads)
@@ -234,10 +235,11 @@ class Server(Listening):
 
     def _shutdown(self, force: bool) -> None:
         if self._acceptor is not None and self._acceptor.is_alive():
-            self._acceptor.stop()
+            self._acceptor.stop(force)  # (it takes what is queued first, see AcceptQueue)
             self._acceptor.join(5)
         if self._acceptor is not None:
-            # Connections still in the backlog were never accepted: close the listener now.
+            # Closed now, not after the drain: new clients are refused at once (or go to
+            # another instance) instead of waiting in the backlog to be reset.
             for listener in self.listeners:
                 listener.close()
         if not force:

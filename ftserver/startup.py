@@ -160,13 +160,15 @@ def log_banner(
     if worker_pids is not None:
         workers = f", worker{'' if len(worker_pids) == 1 else 's'} {', '.join(map(str, worker_pids))}"
     logger.info(
-        "ftserver %s | %s | %s | %s | mode: %s | %s (%s) | http1: %s | pid %d%s",
+        "ftserver %s | %s | %s | %s | mode: %s | %s (threads: %d, from %s; %s) | http1: %s | pid %d%s",
         __version__,
         python_build(),
         gil.describe() if gil else "",
         interface.upper(),
         plan.mode,
         plan.describe(),
+        config.threads,
+        config.threads_from,
         accept,
         config.http1,
         os.getpid(),

@@ -220,6 +220,20 @@ def read_response(sock: socket.socket) -> tuple[int, str]:
     return int(head[9:12]), body.decode()
 
 
+def refused(port: int) -> bool:
+    """True if a connect to ``port`` is refused now (False: it was taken, or not answered).
+
+    A stopping server's listener drops SYNs for a moment before it closes (``SETTLE``):
+    such a connect times out here, and the next call finds the port closed."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except ConnectionRefusedError:
+        return True
+    except TimeoutError:
+        pass
+    return False
+
+
 def get(port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
     """One request on a fresh connection (``connection: close``); (status, body)."""
     return read_response(send_request(port, path, timeout))

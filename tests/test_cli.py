@@ -305,6 +305,25 @@ def test_an_invalid_variable_is_named_in_the_error(variable, value, hint):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FTSERVE_BACKLOG", "0", "FTSERVE_BACKLOG (--backlog): must be at least 1, got 0"),
+        ("FTSERVE_THREADS", "0", "FTSERVE_THREADS (--threads): must be at least 1, got 0"),
+        ("FTSERVE_ROOT_PATH", "api", "FTSERVE_ROOT_PATH (--root-path): must start with '/'"),
+    ],
+)
+def test_a_value_config_refuses_names_its_variable(variable, value, message):
+    """Config's own checks (not click's) name the variable too, when the value came from one."""
+    proc = run_cli("tests.apps.basic:hello", env={variable: value})
+    assert proc.returncode == 2
+    assert f"Error: {message}" in proc.stderr
+    option = variable.removeprefix("FTSERVE_").lower().replace("_", "-")
+    proc = run_cli(f"--{option}", value, "tests.apps.basic:hello")
+    assert proc.returncode == 2
+    assert variable not in proc.stderr  # given on the command line: named as before
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("30", 30.0), ("0.5", 0.5), ("250ms", 0.25), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0), (" 2 s ", 2.0)])
 def test_durations_take_units(text, seconds):
     from ftserver.cli import DURATION
@@ -331,9 +350,14 @@ def test_duration_options_serve_with_units():
 
 @pytest.mark.parametrize(
     ("args", "banner"),
-    [((), "| 3 threads ("), (("--threads", "2"), "| 2 threads ("), (("--workers", "1"), "| 1 thread (")],
+    [
+        ((), "| 3 threads (threads: 3, from WEB_CONCURRENCY;"),
+        (("--threads", "2"), "| 2 threads (threads: 2, from --threads;"),
+        (("--workers", "1"), "| 1 thread (threads: 1, from the default with --workers;"),
+    ],
 )
 def test_web_concurrency_sets_threads_unless_threads_or_workers_given(args, banner):
+    """The banner says where the thread count came from."""
     proc, _ = start("--mode", "threads", *args, "tests.apps.basic:hello", env={"WEB_CONCURRENCY": "3"})
     try:
         assert banner in proc.output[0]
@@ -344,7 +368,7 @@ def test_web_concurrency_sets_threads_unless_threads_or_workers_given(args, bann
 def test_web_concurrency_yields_to_ftserve_threads():
     proc, _ = start("--mode", "threads", "tests.apps.basic:hello", env={"WEB_CONCURRENCY": "3", "FTSERVE_THREADS": "2"})
     try:
-        assert "| 2 threads (" in proc.output[0]
+        assert "| 2 threads (threads: 2, from FTSERVE_THREADS;" in proc.output[0]
     finally:
         assert stop(proc) == 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ftserver.config import cgroup_cpu_quota
+from ftserver.config import Config, cgroup_cpu_quota
 
 
 def _write(path, text):
@@ -40,3 +40,16 @@ def test_cgroup_v1(tmp_path):
 
 def test_no_cgroup_files(tmp_path):
     assert cgroup_cpu_quota(str(tmp_path / "none"), str(tmp_path / "none")) is None
+
+
+def test_config_says_where_the_thread_count_came_from(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr("ftserver.config.cgroup_cpu_quota", lambda: None)
+    assert Config(app="m:a").threads_from in ("the CPU affinity", "the CPU count")
+    monkeypatch.setattr("ftserver.config.cgroup_cpu_quota", lambda: 0.5)
+    config = Config(app="m:a")
+    assert (config.threads, config.threads_from) == (1, "the cgroup CPU quota (0.5 CPUs)")
+    assert config.replace(port=0).threads_from == config.threads_from  # kept through replace()
+    assert Config(app="m:a", workers=2).threads_from == "the default with --workers"
+    assert Config(app="m:a", threads=3).threads_from == "the threads option"
+    assert Config(app="m:a", threads=3, threads_from="--threads").threads_from == "--threads"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -21,6 +23,7 @@ from tests.ftserve_process import (
     Load,
     get,
     read_response,
+    refused,
     send_request,
     start_ftserve,
     wait_accepted,
@@ -67,8 +70,11 @@ def test_threads_mode_process_is_respawned_and_the_backlog_waits_for_it(ftserve)
     assert "mode: threads | 2 threads" in served.output
 
 
-def test_sighup_reloads_every_worker_without_failing_a_request(ftserve):
-    served = ftserve(*TWO_WORKERS)
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_sighup_reloads_every_worker_without_failing_a_request(ftserve, accept):
+    """With --accept reuseport each old worker empties its own listeners before it closes
+    them (closing resets the connections queued there: requests failed before)."""
+    served = ftserve("--accept", accept, *TWO_WORKERS)
     old = served.wait_workers(2)
     with Load(served.port, clients=3) as load:
         time.sleep(0.3)
@@ -177,6 +183,46 @@ def test_max_requests_hands_new_connections_to_the_replacement(ftserve):
             pass  # closed while idle (reset or end of file): also no more requests there
 
 
+def test_max_requests_counts_keep_alive_requests_as_they_are_served(ftserve):
+    """Keep-alive clients open no new connection to count at: the limit is seen at the
+    request that reaches it. Before, the worker looked twice a second and served hundreds
+    to thousands of requests past the limit."""
+    limit, clients = 300, 3
+    served = ftserve("--workers", "1", "--threads", "2", "--max-requests", str(limit), "--max-requests-jitter", "0")
+    (first,) = served.wait_workers(1)
+    counters = [Counter[int]() for _ in range(clients)]  # one per thread: no shared writes
+    stop = threading.Event()
+
+    def client(counter: Counter[int]) -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+                    while not stop.is_set():
+                        head, pid = keep_alive_get(sock)
+                        counter[int(pid)] += 1
+                        if b"connection: close" in head:
+                            break
+            except (OSError, ValueError):  # closed while idle, or by the old worker's stop
+                pass
+
+    threads = [threading.Thread(target=client, args=(counter,), daemon=True) for counter in counters]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: sum(c[pid] for c in counters for pid in c if pid != first) > 50, 30, "the replacement to serve")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+    by_first = sum(counter[first] for counter in counters)
+    # The requests in progress on its connections when the limit was reached, and those
+    # its loops serve before they run the close (usually 1-2 per connection; more on a
+    # loaded machine). Before: at least what a client sends in half a second.
+    assert limit <= by_first <= limit + 10 * clients, by_first
+    seen = int(served.wait_log(r"--max-requests reached \((\d+) requests served\)").group(1))
+    assert limit <= seen <= limit + 10 * clients
+
+
 def test_workers_lifetime_recycles_without_failing_a_request(ftserve):
     served = ftserve(*TWO_WORKERS, "--workers-lifetime", "1", "--workers-lifetime-jitter", "0")
     first = served.wait_workers(2)
@@ -267,6 +313,22 @@ def test_sigint_drains_in_flight_requests(ftserve):
     assert read_response(sock)[0] == 200
     assert served.proc.wait(10) == 0
     assert served.workers() == set()
+
+
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_new_connections_are_refused_while_the_workers_drain(ftserve, accept):
+    """Before, the listener stayed open until the workers had drained: a new client was
+    queued, waited, and was reset at the end."""
+    served = ftserve("--accept", accept, *TWO_WORKERS)
+    served.wait_workers(2)
+    sock = send_request(served.port, "/sleep?4")
+    wait_accepted(served.pid, sock)
+    served.signal(signal.SIGTERM)
+    served.wait_log("Received SIGTERM")
+    wait_for(lambda: refused(served.port), 10, "new connections to be refused")
+    assert select.select([sock], [], [], 0)[0] == []  # refused while the request is in flight
+    assert read_response(sock)[0] == 200
+    assert served.proc.wait(10) == 0
 
 
 def test_second_sigint_forces_and_exits_1(ftserve):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -39,6 +40,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("ftserver.error")
+#: Apps said not to support lifespan, by id (kept alive, so no id is reused): each worker
+#: thread runs the lifespan scope and finds it out, the log says it once per process.
+#: Used at start-up only, under the lock.
+_lifespan_unsupported: dict[int, object] = {}
+_lifespan_lock = threading.Lock()
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
@@ -363,7 +369,11 @@ class Lifespan:
                 raise
             if not self._startup_done.done():
                 if self.mode == "auto":
-                    logger.info("ASGI 'lifespan' protocol appears unsupported by the app (%s: %s)", type(exc).__name__, exc)
+                    with _lifespan_lock:
+                        first = id(self.app) not in _lifespan_unsupported
+                        _lifespan_unsupported[id(self.app)] = self.app
+                    if first:
+                        logger.info("ASGI 'lifespan' protocol appears unsupported by the app (%s: %s)", type(exc).__name__, exc)
                     self._startup_done.set_result({"type": "unsupported"})
                 else:
                     # Not logged here, once per worker thread: the server logs the first

@@ -36,6 +36,10 @@ class Heartbeat:
         """The oldest stamp (0.0 while some thread has not beaten yet)."""
         return min(struct.unpack_from(self._format, self.memory))
 
+    def resize(self, slots: int) -> None:
+        """Read the first ``slots`` slots only (the process runs fewer threads than planned)."""
+        self._format = f"{min(slots, self.slots)}d"
+
     def start(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
         """Beat slot ``slot`` from ``loop`` from now on; call from any thread."""
         loop.call_soon_threadsafe(_Beat, loop, self.memory, slot)

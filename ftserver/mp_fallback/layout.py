@@ -1,33 +1,23 @@
 """Before the first fork: how many worker processes of how many threads (``Config.plan``).
 
-With ``--preload`` (or an app object) the supervisor imports the app itself; with
-``--mode auto`` on a free-threaded build it imports it in a throw-away *probe* process,
-to learn whether the import turns the GIL on without keeping the app's modules. psutil
-(``--workers-max-rss``) is imported here too, watched the same way: workers inherit it.
+With ``--preload`` (or an app object) the supervisor imports the app itself. With
+``--mode auto`` on a free-threaded build the layout depends on whether the app's import
+turns the GIL on: the first worker process imports it and decides (``Layout.plan_if_gil``),
+so the app is imported once, not once more in a probe. psutil (``--workers-max-rss``) is
+imported here, watched the same way: workers inherit it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import selectors
-import signal
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ftserver.config import Config, ConfigError, WorkerPlan
-from ftserver.loading import AppImportError, AppLoadError
+from ftserver.config import Config, WorkerPlan
 from ftserver.runtime import GILReport, free_threaded_build, gil_enabled, watch_gil
-from ftserver.startup import EXIT_FORCED, SupervisorError, load_app
+from ftserver.startup import SupervisorError, load_app
 
 logger = logging.getLogger("ftserver.error")
-
-#: How often the probe's wait checks for a stop signal.
-POLL_INTERVAL = 0.25
 
 
 @dataclass
@@ -37,39 +27,41 @@ class Layout:
     plan: WorkerPlan
     #: The preloaded app (``--preload``, or an app object), else ``None``.
     app: Any = None
-    #: What importing the app did to the GIL, when it was imported here or in the probe.
+    #: What importing the app did to the GIL, when it was imported here.
     gil: GILReport | None = None
     interface: str | None = None
     #: (level, message) logged right after the banner: why ``--mode auto`` chose processes.
     note: tuple[int, str] | None = None
+    #: Not decided yet: ``plan`` holds if the app's import leaves the GIL off, this one if
+    #: it turns it on. The first worker process imports the app and runs the one that
+    #: holds (one thread, of this plan's processes, if the GIL came on); the supervisor
+    #: learns which from its ``ready`` message and starts the other processes then.
+    plan_if_gil: WorkerPlan | None = None
 
 
-def choose_layout(config: Config, *, in_child: Callable[[], None], interrupted: Callable[[], bool]) -> Layout:
-    """Import the app here (``--preload``), in a probe process (when the mode depends on
-    what the import does to the GIL) or not at all, and plan the workers.
-
-    ``in_child`` runs first thing in the probe process; ``interrupted`` says whether a stop
-    signal arrived meanwhile (the probe is killed then).
-    """
+def choose_layout(config: Config) -> Layout:
+    """Import the app here (``--preload``) or not at all, and plan the workers."""
     if config.workers_max_rss is not None:
         import_psutil()
     gil_at_start = gil_enabled()
-    app: Any = None
-    gil: GILReport | None = None
-    interface: str | None = None
     if config.preload or not isinstance(config.app, str):
         app, gil, interface = load_app(config)
-    elif config.mode == "auto" and config.workers is None and free_threaded_build() and not gil_at_start:
-        gil, interface = probe_app(config, in_child=in_child, interrupted=interrupted)
-    plan = config.plan(gil.after if gil is not None else gil_at_start)
-    note = None
-    if config.mode == "auto" and plan.mode == "processes" and config.workers is None:
-        if free_threaded_build():
-            report = gil or GILReport(before=True, after=True)
-            note = (logging.WARNING, f"{report.describe()}: running {plan.describe()} (--mode auto; --mode threads keeps one process)")
-        else:
-            note = (logging.INFO, f"Regular (GIL) build of CPython: running {plan.describe()} (--mode auto)")
-    return Layout(plan, app, gil, interface, note)
+        plan = config.plan(gil.after)
+        return Layout(plan, app, gil, interface, mode_note(config, plan, gil))
+    if config.mode == "auto" and config.workers is None and free_threaded_build() and not gil_at_start:
+        return Layout(config.plan(False), plan_if_gil=config.plan(True))
+    plan = config.plan(gil_at_start)
+    return Layout(plan, note=mode_note(config, plan, None))
+
+
+def mode_note(config: Config, plan: WorkerPlan, gil: GILReport | None) -> tuple[int, str] | None:
+    """Why ``--mode auto`` chose processes (logged after the banner), if it did."""
+    if config.mode != "auto" or plan.mode != "processes" or config.workers is not None:
+        return None
+    if free_threaded_build():
+        report = gil or GILReport(before=True, after=True)
+        return (logging.WARNING, f"{report.describe()}: running {plan.describe()} (--mode auto; --mode threads keeps one process)")
+    return (logging.INFO, f"Regular (GIL) build of CPython: running {plan.describe()} (--mode auto)")
 
 
 def import_psutil() -> None:
@@ -86,59 +78,3 @@ def import_psutil() -> None:
             "install a psutil with free-threading support (7.1 or newer)",
             report.describe(),
         )
-
-
-def probe_app(config: Config, *, in_child: Callable[[], None], interrupted: Callable[[], bool]) -> tuple[GILReport, str]:
-    """Import the app in a throw-away child to learn whether it turns the GIL on, and its
-    interface.
-
-    The supervisor itself stays free of the app's modules, so that every worker it forks
-    later imports the code afresh (what SIGHUP relies on).
-    """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            in_child()
-            try:
-                loaded = load_app(config)
-                payload: dict[str, Any] = {"gil": loaded.gil.as_dict(), "interface": loaded.interface}
-            except (AppLoadError, ConfigError) as exc:
-                payload = {"error": str(exc)}
-            except BaseException as exc:  # noqa: BLE001 - the app's own import-time bug
-                payload = {"error": str(AppImportError(config.app, exc)).rstrip("\n")}
-            os.write(write_fd, json.dumps(payload).encode())
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    deadline = time.monotonic() + config.startup_timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(read_fd, selectors.EVENT_READ)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or interrupted():
-                os.kill(pid, signal.SIGKILL)
-                break
-            if sel.select(min(left, POLL_INTERVAL)):
-                data = os.read(read_fd, 65536)
-                if not data:
-                    break
-                chunks.append(data)
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    if interrupted():
-        raise SupervisorError("interrupted while importing the app", EXIT_FORCED)
-    if not chunks:
-        code = os.waitstatus_to_exitcode(status)
-        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-        if time.monotonic() >= deadline:
-            how = f"not done within --startup-timeout {config.startup_timeout:g} s"
-        raise SupervisorError(f"importing the app failed ({how})")
-    result = json.loads(b"".join(chunks))
-    if "error" in result:
-        raise SupervisorError(result["error"])
-    return GILReport.from_dict(result["gil"]), result["interface"]

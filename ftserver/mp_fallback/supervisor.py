@@ -26,10 +26,10 @@ from ftserver.config import Config, WorkerPlan
 from ftserver.logs import configure_logging_for, reopen_log_files
 from ftserver.metrics import count_restart
 from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, name_process
-from ftserver.mp_fallback.layout import choose_layout
+from ftserver.mp_fallback.layout import choose_layout, mode_note
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
-from ftserver.net import close_listeners, reserve_port
+from ftserver.net import close_listeners, reserve_port, stop_listening
 from ftserver.runtime import GILReport, free_threaded_build
 from ftserver.startup import (
     EXIT_FORCED,
@@ -74,7 +74,7 @@ class Supervisor(Listening):
         self.port_holder: socket.socket | None = None
         self.loads: ProcessLoads | None = None  # with a shared listener: its acceptors take turns
         self.plan: WorkerPlan | None = None
-        self.gil: GILReport | None = None  # from the preload or probe import, if any
+        self.gil: GILReport | None = None  # from the preload import, or the first worker's
         self.interface: str | None = None
         self.app: Any = None  # the preloaded app
         self.booted = False  # every initial worker has been ready once
@@ -91,6 +91,7 @@ class Supervisor(Listening):
         self._restore_signals: Callable[[], None] = lambda: None
         self._gil_warned = False
         self._mode_note: tuple[int, str] | None = None
+        self._plan_if_gil: WorkerPlan | None = None  # --mode auto: the first worker decides
 
     # -- public ------------------------------------------------------------------------
 
@@ -128,29 +129,24 @@ class Supervisor(Listening):
         listener = bind_listener(config)
         self.take_address(listener, inherited=config.fd is not None)
         if config.accept == "reuseport":
-            # Inherited: each worker adopts the descriptor for its thread 0 and binds the
-            # other threads' listeners beside it (Server._bind); it stays open here.
+            # Inherited: each worker's thread 0 adopts it, the others bind beside it (Server._bind).
             self.port_holder = listener
         else:
             self.listeners = [listener]
             self.loads = ProcessLoads()
 
     def _load(self) -> None:
-        """Decide the layout, importing the app here (``--preload``) or in a probe process
-        when the mode depends on whether the import turns the GIL on."""
-        layout = choose_layout(self.config, in_child=lambda: self._reset_signals_in_child(worker=False), interrupted=self._stop_requested)
-        self.plan = layout.plan
+        """Decide the layout (``layout.py``), importing the app here with ``--preload``."""
+        layout = choose_layout(self.config)
+        self.plan, self._plan_if_gil = layout.plan, layout.plan_if_gil
         self.app, self.gil, self.interface = layout.app, layout.gil, layout.interface
         self._mode_note = layout.note
-
-    def _stop_requested(self) -> bool:
-        return any(s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT) for s in self._signals)
 
     def _boot(self) -> None:
         assert self.plan is not None
         logger.debug("starting %s", self.plan.describe())
-        for _ in range(self.plan.processes):
-            self._spawn()
+        for _ in range(1 if self._plan_if_gil else self.plan.processes):
+            self._spawn()  # (with _plan_if_gil, the others once the first has decided)
 
     def _on_booted(self) -> None:
         """Every initial worker is ready: tell the user."""
@@ -175,24 +171,21 @@ class Supervisor(Listening):
         child_config = config.replace(
             threads=plan.threads,
             port=self.port,
-            # The supervisor owns the Unix socket (it binds and unlinks it): to the worker
-            # it is just an inherited listener.
-            uds=None,
+            uds=None,  # the supervisor binds and unlinks it: to the worker, an inherited listener
             fd=config.fd if config.accept == "reuseport" else None,
             app=self.app if self.app is not None else config.app,
             factory=config.factory if self.app is None else False,
             pid_file=None,
         )
-        max_requests = None
-        if config.max_requests is not None:
-            max_requests = config.max_requests + random.randint(0, config.max_requests_jitter)
+        jitter = random.randint(0, config.max_requests_jitter)
         spec = WorkerSpec(
             config=child_config,
             listeners=tuple(self.listeners),
-            max_requests=max_requests,
+            max_requests=None if config.max_requests is None else config.max_requests + jitter,
             supervisor_pid=os.getpid(),
             processes=plan.processes,
             loads=self.loads,
+            plan_if_gil=self._plan_if_gil,
             load_slot=self.loads.free_slot({w.spec.load_slot for w in self.workers}) if self.loads else None,
         )
         worker = WorkerProcess(next(self._numbers), spec)
@@ -207,7 +200,13 @@ class Supervisor(Listening):
 
     def _in_child(self, me: WorkerProcess) -> None:
         """Right after fork, in the worker: drop what belongs to the supervisor."""
-        self._reset_signals_in_child(worker=True)
+        signal.set_wakeup_fd(-1)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        ignore_supervisor_signals()  # until the worker installs its own (mp_fallback/child.py)
         if self._selector is not None:
             self._selector.close()
         for other in self.workers:
@@ -216,18 +215,6 @@ class Supervisor(Listening):
                 other.heartbeat.close()
         if self.port_holder is not None and self.config.fd is None:
             self.port_holder.close()  # (an inherited descriptor stays: the worker adopts it)
-
-    def _reset_signals_in_child(self, worker: bool) -> None:
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        if worker:  # until the worker installs its own handlers (see mp_fallback/child.py)
-            ignore_supervisor_signals()
-        else:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _active(self) -> list[WorkerProcess]:
         """Workers that count towards the worker total (not stopping, not a replacement)."""
@@ -314,6 +301,8 @@ class Supervisor(Listening):
             jitter = self.config.workers_lifetime_jitter
             jitter = lifetime / 10 if jitter is None else jitter
             worker.lifetime_deadline = now + lifetime + random.uniform(0, jitter)
+        if self._plan_if_gil is not None:
+            self._decided(worker, info)  # and start the other workers
         self._check_worker_gil(worker, info)
         old = worker.replaces
         if old is not None:
@@ -327,6 +316,17 @@ class Supervisor(Listening):
             logger.info("%r is ready", worker)
         elif all(w.state is State.SERVING for w in self.workers):
             self._on_booted()
+
+    def _decided(self, first: WorkerProcess, info: dict[str, Any]) -> None:
+        """The first worker runs the plan that holds (``Layout``): start the others."""
+        self.gil = GILReport.from_dict(info["gil"]) if info.get("gil") else None
+        plan_if_gil, self._plan_if_gil = self._plan_if_gil, None
+        if self.gil is not None and self.gil.after and plan_if_gil is not None:
+            self.plan = plan_if_gil
+            first.heartbeat.resize(plan_if_gil.threads)
+            self._mode_note = mode_note(self.config, plan_if_gil, self.gil)
+        for _ in range(self.plan.processes - len(self._active())):  # type: ignore[union-attr]
+            self._spawn()
 
     def _check_worker_gil(self, worker: WorkerProcess, info: dict[str, Any]) -> None:
         """Threads mode decided the GIL was off; say so if this worker found it on."""
@@ -519,6 +519,9 @@ class Supervisor(Listening):
         if self.stopping:
             return
         self.stopping = True
+        if self.config.fd is None:  # (an inherited listener stays open for the next server)
+            # New clients are refused at once, not queued to be reset once the workers are done.
+            stop_listening(self.listeners, settle=bool(self.workers))
         for worker in self.workers:
             self._stop_worker(worker)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
+from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_connections
 
 if TYPE_CHECKING:
     from ftserver.threads.worker import WorkerThread
@@ -24,6 +24,9 @@ STALE_LOOP = 2.5
 PAUSE = 0.25
 #: How long an acceptor over its share (``ProcessLoads``) leaves the listener to the others.
 SHARE_PAUSE = 0.05
+#: At most this many connections are taken from the queue on stop (Linux caps a listen
+#: backlog at net.core.somaxconn: 4096 by default).
+MAX_QUEUED = 4096
 
 
 class ProcessLoads:
@@ -113,6 +116,14 @@ class AcceptQueue(threading.Thread):
     process served before each accept (once per connection, not per request); at the
     limit it calls ``on_limit`` and stops accepting for good (``retire``): the connections
     waiting are left to the other processes and to the replacement.
+
+    On a graceful ``stop`` it takes the connections still queued before it returns (the
+    server closes the listener next, which would reset them) and gives them to its workers,
+    blocked or not: they are served during the drain. With ``owns_listener`` it first makes
+    the listener refuse new connections (``refuse_new_connections``) and keeps accepting for
+    ``SETTLE`` seconds; a listener shared with other processes is the supervisor's to close
+    (it refuses new connections on it before it stops the workers), and one inherited
+    (``--fd``) outlives this server: its queue waits for the next one.
     """
 
     def __init__(
@@ -122,6 +133,7 @@ class AcceptQueue(threading.Thread):
         share: ProcessShare | None = None,
         limit: int | None = None,
         on_limit: Callable[[int], None] | None = None,
+        owns_listener: bool = False,
     ) -> None:
         super().__init__(name="ftserver-acceptor", daemon=True)
         self.listener = listener
@@ -129,13 +141,17 @@ class AcceptQueue(threading.Thread):
         self.share = share
         self.limit = limit
         self.on_limit = on_limit
+        self.owns_listener = owns_listener
         self.retired = False
         self.sent: dict[int, int] = {}
         self.backoff = AcceptBackoff()
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
+        self._force = False
 
-    def stop(self) -> None:
+    def stop(self, force: bool = False) -> None:
+        """Stop accepting; unless ``force``, take what is queued first (see the class)."""
+        self._force = force
         self._stopping = True
         self._wake()
 
@@ -176,6 +192,8 @@ class AcceptQueue(threading.Thread):
                     if any(key is listener for key, _ in sel.select()):
                         pause = self._accept_burst()
                 sel.unregister(self.listener)
+            if not self._force and (self.owns_listener or not self.retired):
+                self._empty_queue()  # (retired: the replacement takes them from a shared one)
         finally:
             if share is not None:
                 share.withdraw()
@@ -218,17 +236,51 @@ class AcceptQueue(threading.Thread):
                 return self.backoff.failed(exc)  # EMFILE and friends
             if self.backoff.since:
                 self.backoff.recovered()
-            sent = self.sent
-            index = worker.index
-            sent[index] = sent[index] + 1 if index in sent else 1
-            # Hand over the bare descriptor: the worker wraps it in a socket object of its
-            # own, so the object used on every recv/send is owned by the thread using it
-            # (a socket created here would be a shared instance on 3.13t's hot path).
-            worker.adopt(sock.detach(), listener.family)
+            self._hand_over(sock, worker)
         return 0.0
 
-    def _pick(self, now: float) -> tuple[WorkerThread | None, int]:
-        """The least loaded worker that can take a connection, and this process's load."""
+    def _hand_over(self, sock: socket.socket, worker: WorkerThread) -> None:
+        sent = self.sent
+        index = worker.index
+        sent[index] = sent[index] + 1 if index in sent else 1
+        # Hand over the bare descriptor: the worker wraps it in a socket object of its
+        # own, so the object used on every recv/send is owned by the thread using it
+        # (a socket created here would be a shared instance on 3.13t's hot path).
+        worker.adopt(sock.detach(), self.listener.family)
+
+    def _empty_queue(self) -> None:
+        """Stopping: hand the connections still queued on the listener to the workers."""
+        listener = self.listener
+        settle_until = time.monotonic() + SETTLE if self.owns_listener and refuse_new_connections(listener) else 0.0
+        taken = 0
+        while taken < MAX_QUEUED:  # a bound: a shared listener still takes new connections
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                left = settle_until - time.monotonic()
+                if left <= 0:
+                    return
+                self._wait_readable(left)
+                continue
+            except OSError as exc:
+                if exc.errno in CONNECTION_ERRORS:
+                    continue
+                return
+            worker, _load = self._pick(0.0, stopping=True)
+            if worker is None:
+                sock.close()
+                continue
+            taken += 1
+            self._hand_over(sock, worker)
+
+    def _wait_readable(self, timeout: float) -> None:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.listener, selectors.EVENT_READ)
+            sel.select(timeout)
+
+    def _pick(self, now: float, stopping: bool = False) -> tuple[WorkerThread | None, int]:
+        """The least loaded worker that can take a connection, and this process's load
+        (``stopping``: blocked loops too; what is queued is served once they run again)."""
         best = None
         best_load = 0
         total = 0
@@ -242,7 +294,7 @@ class AcceptQueue(threading.Thread):
             if not worker.accepting:
                 continue
             ctx = worker.ctx
-            if ctx is None or now - ctx.now > STALE_LOOP:
+            if ctx is None or (now - ctx.now > STALE_LOOP and not stopping):
                 continue  # its loop is blocked
             if best is None or load < best_load:
                 best, best_load = worker, load

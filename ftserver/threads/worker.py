@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.stream import InterfaceStartupFailed
-from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
+from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_connections
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
@@ -40,15 +40,26 @@ class WorkerThread(threading.Thread):
     """One worker: a thread running its own event loop.
 
     ``listener`` is this worker's own ``SO_REUSEPORT`` socket, or ``None`` when
-    connections are handed over by the server's ``AcceptQueue`` (``adopt``).
+    connections are handed over by the server's ``AcceptQueue`` (``adopt``). On a graceful
+    stop it closes a listener it ``owns_listener`` without resetting the connections queued
+    there (``_close_listener``); an inherited one (``--fd``) is left open for the next server.
     """
 
-    def __init__(self, index: int, app: Any, config: Config, listener: socket.socket | None, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        app: Any,
+        config: Config,
+        listener: socket.socket | None,
+        ssl_context: ssl.SSLContext | None = None,
+        owns_listener: bool = False,
+    ) -> None:
         super().__init__(name=f"ftserver-worker-{index}", daemon=True)
         self.index = index
         self.app = app
         self.config = config
         self.listener = listener
+        self.owns_listener = owns_listener
         self.ssl_context = ssl_context
         self.stats = WorkerStats()
         self.ready = threading.Event()
@@ -154,7 +165,7 @@ class WorkerThread(threading.Thread):
         if server is not None:
             server.close()
         elif listener is not None:
-            loop.remove_reader(listener.fileno())
+            await self._close_listener(ctx, listener)
         await self._drain(ctx)
         tick.cancel()
         await ctx.adapter.shutdown()
@@ -180,6 +191,21 @@ class WorkerThread(threading.Thread):
         ctx.stepper.cancel_all()
         await asyncio.sleep(0)
 
+    async def _close_listener(self, ctx: WorkerHost, listener: socket.socket) -> None:
+        """Stop taking connections on this worker's own listener, and close it unless it is
+        inherited. Closing resets the connections queued there, so first the listener is
+        made to refuse new ones (``refuse_new_connections``); for ``SETTLE`` seconds the
+        reader stays (handshakes under way complete), then what is left is accepted. All of
+        them are served like the open connections during the drain."""
+        loop = ctx.loop
+        if self.owns_listener and not self._force and refuse_new_connections(listener):
+            await asyncio.sleep(SETTLE)
+            while not self._accept(ctx, listener):
+                pass
+        loop.remove_reader(listener.fileno())
+        if self.owns_listener:
+            listener.close()
+
     def _adopt(self, fd: int, family: socket.AddressFamily) -> None:
         ctx = self.ctx
         if ctx is None or not self.accepting:
@@ -193,14 +219,15 @@ class WorkerThread(threading.Thread):
         else:
             ctx.loop.create_task(self._connect(ctx, sock))
 
-    def _accept(self, ctx: WorkerHost, listener: socket.socket) -> None:
-        """This worker's own SO_REUSEPORT listener is readable: take what is queued."""
+    def _accept(self, ctx: WorkerHost, listener: socket.socket) -> bool:
+        """This worker's own SO_REUSEPORT listener is readable: take what is queued (a
+        batch); True once nothing more is to be taken now."""
         backoff = self.backoff
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                return True
             except OSError as exc:
                 if exc.errno in CONNECTION_ERRORS:
                     continue
@@ -208,11 +235,12 @@ class WorkerThread(threading.Thread):
                 # readable: retrying now would spin); the open connections are served.
                 ctx.loop.remove_reader(listener.fileno())
                 ctx.loop.call_later(backoff.failed(exc), self._watch, ctx, listener)
-                return
+                return True
             if backoff.since:
                 backoff.recovered()
             sock.setblocking(False)
             self._serve(ctx, sock)
+        return False
 
     def _watch(self, ctx: WorkerHost, listener: socket.socket) -> None:
         """Accept on this worker's own listener again (after a pause), unless stopping."""

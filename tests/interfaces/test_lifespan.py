@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import httpx
@@ -59,6 +60,17 @@ async def no_lifespan_app(scope, receive, send):
 def test_lifespan_auto_tolerates_apps_without_it():
     with serve(no_lifespan_app, lifespan="auto") as server:
         assert httpx.get(server.url).status_code == 204
+
+
+def test_an_app_without_lifespan_is_logged_once_not_once_per_thread(caplog):
+    async def app(scope, receive, send):  # a fresh app: not said before in this process
+        await no_lifespan_app(scope, receive, send)
+
+    caplog.set_level(logging.INFO, logger="ftserver.error")
+    with serve(app, threads=4, lifespan="auto", log_level="info") as server:
+        assert httpx.get(server.url).status_code == 204
+    said = [r for r in caplog.records if "'lifespan' protocol appears unsupported" in r.getMessage()]
+    assert len(said) == 1, said
 
 
 def test_lifespan_on_with_unsupporting_app_fails():

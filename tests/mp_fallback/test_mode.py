@@ -4,6 +4,7 @@ the options; the worker processes it leads to, counted with psutil."""
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -14,6 +15,7 @@ import psutil
 import pytest
 
 from ftserver.config import Config, ConfigError, WorkerPlan
+from ftserver.mp_fallback.heartbeat import Heartbeat
 from tests.ftserve_process import FREE_THREADED, FTSERVE, ROOT, get
 
 # -- the layout rule (Config.plan) ---------------------------------------------------------
@@ -138,6 +140,51 @@ def test_module_that_turns_the_gil_on_means_processes(ftserve, tmp_path):
     assert "GIL re-enabled while importing the app: gilext is not free-threading safe: running 2 workers x 1 thread" in served.output
     assert "mode: processes" in served.output
     assert int(get(served.port)[1]) in workers
+
+
+def _counting_app(directory, base: str = "tests.apps.lifecycle") -> Path:
+    """``countapp:app``, which writes the pid of each process importing it to the file returned."""
+    imports = directory / "imports.txt"
+    (directory / "countapp.py").write_text(
+        f"import os\nwith open({str(imports)!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\nfrom {base} import app\n"
+    )
+    return imports
+
+
+def test_auto_mode_imports_the_app_once_per_worker(ftserve, tmp_path):
+    """Before, --mode auto on 3.13t imported the app in a probe process first, to learn
+    whether the import turns the GIL on: import-time side effects ran twice."""
+    imports = _counting_app(tmp_path)
+    served = ftserve("--threads", "2", "--app-dir", str(tmp_path), app="countapp:app")
+    workers = served.wait_workers(1 if FREE_THREADED else 2)
+    assert get(served.port)[0] == 200
+    pids = [int(line) for line in imports.read_text().split()]
+    assert sorted(pids) == sorted(workers)  # each worker once, nobody else
+
+
+@pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded build")
+def test_the_first_worker_decides_processes_and_imports_once(ftserve, tmp_path):
+    _build_gil_extension(tmp_path)
+    (tmp_path / "gilapp.py").write_text("import gilext\nfrom countapp import app\n")
+    imports = _counting_app(tmp_path)
+    served = ftserve("--threads", "3", "--app-dir", str(tmp_path), app="gilapp:app")
+    workers = served.wait_workers(3)
+    served.wait_log("mode: processes | 3 workers x 1 thread")
+    pids = [int(line) for line in imports.read_text().split()]
+    assert sorted(pids) == sorted(workers)
+    for pid in workers:
+        assert _threads_of(pid) <= 3  # one loop (+ the main thread and the acceptor)
+
+
+def test_a_first_worker_running_fewer_threads_is_not_taken_for_a_wedged_one():
+    """Its heartbeat has a slot per planned thread; the slots of threads it does not run
+    would stay at 0.0 (never beaten) and the supervisor would replace it."""
+    heartbeat = Heartbeat(3)
+    struct.pack_into("d", heartbeat.memory, 0, 5.0)
+    assert heartbeat.oldest() == 0.0
+    heartbeat.resize(1)
+    assert heartbeat.oldest() == 5.0
+    heartbeat.close()
 
 
 @pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded build")

@@ -1,0 +1,75 @@
+"""A graceful stop closes the listener at once, without resetting what is queued there:
+new clients are refused (not left hanging, then reset), connections already queued (the
+kernel completed their handshake, no worker accepted them yet) are served."""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import threading
+
+import pytest
+
+from ftserver.testing import serve
+from ftserver.threads.accept import AcceptQueue
+from tests.ftserve_process import read_response, refused, send_request, wait_for
+
+release = threading.Event()
+
+
+async def app(scope, receive, send):
+    """``/hold`` answers once the test sets ``release``; anything else at once."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/hold":
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def pause_accepting(server) -> None:
+    """Stop every accept path of ``server`` without stopping the server: what connects
+    next stays queued in the kernel (a test hook; nothing in ftserver does this)."""
+    if server.config.accept == "queue":
+        (acceptor,) = [t for t in threading.enumerate() if isinstance(t, AcceptQueue)]
+        acceptor.retire()
+        return
+    for worker in server.workers:
+        done = threading.Event()
+        worker.loop.call_soon_threadsafe(worker.loop.remove_reader, worker.listener.fileno())
+        worker.loop.call_soon_threadsafe(done.set)
+        assert done.wait(10)
+
+
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_connections_queued_when_the_stop_begins_are_served(accept):
+    with serve(app, threads=2, accept=accept) as running:
+        pause_accepting(running.server)
+        clients = [send_request(running.port, "/", timeout=30) for _ in range(8)]
+        stopper = threading.Thread(target=running.server.stop)
+        stopper.start()
+        answers = [read_response(client) for client in clients]  # ConnectionResetError before
+        stopper.join(30)
+        assert not stopper.is_alive()
+    assert answers == [(200, "ok")] * 8
+
+
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_new_connections_are_refused_while_requests_drain(accept):
+    release.clear()
+    with serve(app, threads=2, accept=accept) as running:
+        held = send_request(running.port, "/hold", timeout=30)
+        wait_for(lambda: running.stats()["open_connections"] == 1, 10, "the request in flight")
+        stopper = threading.Thread(target=running.server.stop)
+        stopper.start()
+        try:
+            # Before: with --accept reuseport the connect succeeded and hung until the
+            # drain was over, then was reset.
+            wait_for(lambda: refused(running.port), 10, "new connections to be refused")
+            assert select.select([held], [], [], 0)[0] == []  # still in flight meanwhile
+        finally:
+            release.set()
+        assert read_response(held) == (200, "ok")
+        stopper.join(30)
+        assert not stopper.is_alive()
