@@ -34,6 +34,7 @@ from ftserver.startup import (
 )
 from ftserver.threads.accept import AcceptQueue
 from ftserver.threads.worker import WorkerThread
+from ftserver.tls import ServerContext, server_context
 
 __all__ = ["Server", "StartupError"]
 
@@ -74,6 +75,7 @@ class Server(Listening):
         self.exit_code = EXIT_OK
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._acceptor: AcceptQueue | None = None
+        self.ssl_context: ServerContext | None = None  # built in _startup: in each worker process, after the fork
         self._thread: threading.Thread | None = None
         self._signals_seen = 0
 
@@ -137,6 +139,7 @@ class Server(Listening):
 
     def _startup(self) -> None:
         config = self.config
+        self.ssl_context = server_context(config)  # (the h2 driver's branch passes http2=...)
         self.app, self.gil, self.interface = load_app(config)
         self._bind()
         for index in range(config.threads):
@@ -186,7 +189,7 @@ class Server(Listening):
             else:  # a replacement for a crashed worker: its socket went with its loop
                 listener = bind_tcp(self.config.host, self.port, self.config.backlog, reuse_port=True)
                 self.listeners[index] = listener
-        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener)
+        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener, self.ssl_context)
 
     def _banner(self) -> None:
         plan = WorkerPlan(mode="threads", processes=1, threads=self.config.threads)

@@ -75,6 +75,8 @@ def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
     state = info.state
     if state is not None:
         scope["state"] = state.copy()
+    if info.tls is not None:  # the ASGI TLS extension: only on TLS connections
+        scope["extensions"] = {"tls": info.tls.asgi.copy()}
     return scope
 
 

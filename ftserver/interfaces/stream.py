@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ftserver.protocols.events import Request
+    from ftserver.tls import TLSInfo
 
 #: A response body sent in parts yields to the loop each time it crosses a multiple of
 #: 2**19 bytes (512 KiB) (``pace``).
@@ -35,7 +36,7 @@ class ClientDisconnected(OSError):
 class ConnectionInfo:
     """Per-connection constants every request on the connection shares."""
 
-    __slots__ = ("client", "server", "scheme", "root_path", "state")
+    __slots__ = ("client", "server", "scheme", "root_path", "state", "tls")
 
     def __init__(
         self,
@@ -44,12 +45,14 @@ class ConnectionInfo:
         scheme: str,
         root_path: str,
         state: dict[str, Any] | None,
+        tls: TLSInfo | None = None,
     ) -> None:
         self.client = client
         self.server = server
         self.scheme = scheme
         self.root_path = root_path
         self.state = state  # ASGI lifespan state of this worker thread, if any
+        self.tls = tls  # what a TLS connection tells the apps (None: plain HTTP)
 
 
 class AppHost(Protocol):

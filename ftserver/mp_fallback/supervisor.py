@@ -40,6 +40,7 @@ from ftserver.startup import (
     log_banner,
 )
 from ftserver.threads.accept import ProcessLoads
+from ftserver.tls import server_context
 
 logger = logging.getLogger("ftserver.error")
 
@@ -104,6 +105,7 @@ class Supervisor(Listening):
             self._selector = selectors.DefaultSelector()
             self._install_signal_handlers()
             try:
+                server_context(config)  # TLS files checked before any fork: one line if unusable
                 self._bind()
                 self._load()
                 self._boot()

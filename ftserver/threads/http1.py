@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces.stream import ConnectionInfo, Exchange
+from ftserver.interfaces.stream import Exchange
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
@@ -119,12 +119,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         w = self.w
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
-        server = (sock[0], sock[1]) if isinstance(sock, tuple) else (sock, None) if sock else None
-        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
-        self.info = ConnectionInfo(client, server, scheme, w.root_path, w.lifespan_state)
+        self.info = w.connection_info(transport)
         self.idle_since = w.now
         w.connections.add(self)
         w.stats.connections += 1

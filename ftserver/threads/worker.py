@@ -61,6 +61,7 @@ class WorkerThread(threading.Thread):
         self.backoff = AcceptBackoff()  # of the own listener's accept(), used by this thread
         self._stop: asyncio.Event | None = None
         self._force = False
+        self._handshakes: set[asyncio.Task[None]] = set()  # TLS connections not set up yet
 
     # -- called from other threads ---------------------------------------------------
 
@@ -136,22 +137,16 @@ class WorkerThread(threading.Thread):
             self.startup_error = exc
             self.ready.set()
             return
-        server = None
         listener = self.listener
         if listener is not None:
-            if self.ssl_context is None:
-                loop.add_reader(listener.fileno(), self._accept, ctx, listener)
-            else:
-                server = await loop.create_server(partial(new_driver, ctx), sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
+            loop.add_reader(listener.fileno(), self._accept, ctx, listener)
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
         tick = _Ticker(loop, ctx)
         await self._stop.wait()
         self.accepting = False
-        if server is not None:
-            server.close()
-        elif listener is not None:
+        if listener is not None:
             loop.remove_reader(listener.fileno())
         await self._drain(ctx)
         tick.cancel()
@@ -175,6 +170,8 @@ class WorkerThread(threading.Thread):
             logger.warning("%s: %d request(s) in progress cut, %d connection(s) closed", why, in_flight, len(left))
         for protocol in left:
             protocol.abort()
+        for handshake in list(self._handshakes):  # connections still in their TLS handshake
+            handshake.cancel()
         ctx.stepper.cancel_all()
         await asyncio.sleep(0)
 
@@ -186,10 +183,7 @@ class WorkerThread(threading.Thread):
         proto = socket.IPPROTO_TCP if family != socket.AF_UNIX else 0
         sock = socket.socket(family, socket.SOCK_STREAM, proto, fileno=fd)
         sock.setblocking(False)
-        if self.ssl_context is None:
-            self._serve(ctx, sock)
-        else:
-            ctx.loop.create_task(self._connect(ctx, sock))
+        self._serve(ctx, sock)
 
     def _accept(self, ctx: WorkerHost, listener: socket.socket) -> None:
         """This worker's own SO_REUSEPORT listener is readable: take what is queued."""
@@ -218,7 +212,13 @@ class WorkerThread(threading.Thread):
             ctx.loop.add_reader(listener.fileno(), self._accept, ctx, listener)
 
     def _serve(self, ctx: WorkerHost, sock: socket.socket) -> None:
-        """A plain connection: our own transport, straight on the selector."""
+        """A new connection: plain, our own transport straight on the selector; TLS, its
+        handshake first (``_handshake``)."""
+        if self.ssl_context is not None:
+            task = ctx.loop.create_task(self._handshake(ctx, sock))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+            return
         if sock.family != socket.AF_UNIX:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio does
@@ -230,17 +230,32 @@ class WorkerThread(threading.Thread):
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
 
-    async def _connect(self, ctx: WorkerHost, sock: socket.socket) -> None:
+    async def _handshake(self, ctx: WorkerHost, sock: socket.socket) -> None:
+        """A TLS connection: asyncio's SSL transport does the handshake on this loop, without
+        blocking it, within ``--ssl-handshake-timeout``; the driver starts once it is done.
+        A handshake that fails or times out (a plain HTTP request, a client refused by the
+        options, one that stalls) costs this connection only and is logged at debug."""
+        timeout = self.config.ssl_handshake_timeout
+        peer = _peer(sock) if logger.isEnabledFor(logging.DEBUG) else None
         try:
-            await ctx.loop.connect_accepted_socket(partial(new_driver, ctx), sock, ssl=self.ssl_context)
-        except (OSError, ssl.SSLError) as exc:
-            logger.debug("connection dropped before it was set up: %r", exc)
+            await ctx.loop.connect_accepted_socket(
+                partial(new_driver, ctx), sock, ssl=self.ssl_context, ssl_handshake_timeout=timeout, ssl_shutdown_timeout=timeout
+            )
+        except OSError as exc:  # ssl.SSLError, a reset, the timeout (ConnectionAbortedError)
+            logger.debug("TLS handshake with %s failed: %r", peer, exc)
             sock.close()
 
     def _request_stop(self, force: bool) -> None:
         self._force = self._force or force
         if self._stop is not None:
             self._stop.set()
+
+
+def _peer(sock: socket.socket) -> Any:
+    try:
+        return sock.getpeername()
+    except OSError:
+        return None
 
 
 class _Ticker:
