@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ READ_LOW_WATER = 64 * 1024
 MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
+#: Bytes of a file read and written at a time where ``sendfile`` cannot be used (TLS).
+FILE_PIECE = 64 * 1024
 #: Body events handled in one pass over received bytes: a body of many tiny chunks is
 #: parsed in slices, each from a fresh loop callback, so other connections get the loop.
 EVENTS_PER_PASS = 256
@@ -393,7 +396,29 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         transport = self.transport
         if isinstance(transport, SocketTransport):
             return await transport.sendfile(file, offset, count)
-        return await self.w.loop.sendfile(transport, file, offset, count)  # type: ignore[arg-type]
+        return await self._copy_file(file, offset, count)
+
+    async def _copy_file(self, file: Any, offset: int, count: int) -> int:
+        """``send_file`` on a transport without ``sendfile`` (TLS: the bytes must be
+        encrypted): read and write ``FILE_PIECE`` bytes at a time, waiting for the transport
+        to drain whenever it is paused, so a slow client holds one piece, not the file;
+        asyncio's own fallback would swap the driver out of the transport meanwhile."""
+        sent = 0
+        fd = file.fileno()
+        transport = self.transport
+        paused = False
+        while sent < count and not self.closed:
+            data = os.pread(fd, min(FILE_PIECE, count - sent), offset + sent)
+            if not data:
+                break  # the file is shorter than it was
+            transport.write(data)  # type: ignore[union-attr]
+            sent += len(data)
+            if self.write_paused:
+                paused = True
+                await self.drain()
+        if not paused:
+            await asyncio.sleep(0)  # a client that takes everything at once: let the others in
+        return sent
 
     def want_body(self, cycle: Exchange) -> None:
         request = self.request
