@@ -406,3 +406,14 @@ def test_worker_processes_serve_tls(certs, ftserve):
             with httpx.Client(verify=certs.client_context()) as fresh:  # new connections: both workers take some
                 assert fresh.get(served.url + "/").text == "Hello, world!"
         assert client.get(served.url + "/").status_code == 200
+
+
+def test_reloader_child_gets_the_password_in_its_environment(certs):
+    from ftserver.reloader import Reloader, server_command
+
+    config = Config(app="m:app", reload=True, ssl_certfile=certs.server, ssl_keyfile=certs.encrypted_key, ssl_keyfile_password=PASSWORD, ssl_crl=(certs.crl,), ssl_ca_certs=certs.ca, ssl_cert_reqs="optional")
+    command = server_command(config)
+    assert command[command.index("--ssl-keyfile") + 1] == certs.encrypted_key
+    assert command[command.index("--ssl-crl") + 1] == certs.crl
+    assert PASSWORD not in command and "--ssl-keyfile-password" not in command
+    assert Reloader(config).env["FTSERVE_SSL_KEYFILE_PASSWORD"] == PASSWORD
