@@ -26,14 +26,31 @@ logger = logging.getLogger("ftserver.error")
 ACCEPT_BATCH = 64
 
 
-def new_driver(host: WorkerHost) -> asyncio.Protocol:
-    """The protocol driver for a new connection.
+def new_driver(host: WorkerHost, alpn: str | None = None) -> asyncio.Protocol:
+    """The protocol driver for a new connection; ``alpn``: the protocol a TLS handshake agreed on.
 
     HTTP/1.1 is the only one yet. HTTP/2 is chosen here by ALPN on TLS connections; on
     cleartext ones the HTTP/1.1 driver hands over on the ``PRI *`` preface or an
     ``Upgrade: h2c``, as it will hand a WebSocket ``Upgrade`` to the adapter's exchange.
     """
     return HTTP1Driver(host)
+
+
+class TLSHandshake(asyncio.Protocol):
+    """The protocol of a TLS connection until its handshake is done: then it hands the
+    transport to the driver ``new_driver`` picks by ALPN's answer (asyncio creates the
+    protocol before the handshake, when that answer is not known yet)."""
+
+    __slots__ = ("host",)
+
+    def __init__(self, host: WorkerHost) -> None:
+        self.host = host
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        driver = new_driver(self.host, ssl_object.selected_alpn_protocol() if ssl_object is not None else None)
+        transport.set_protocol(driver)
+        driver.connection_made(transport)
 
 
 class WorkerThread(threading.Thread):
@@ -239,7 +256,7 @@ class WorkerThread(threading.Thread):
         peer = _peer(sock) if logger.isEnabledFor(logging.DEBUG) else None
         try:
             await ctx.loop.connect_accepted_socket(
-                partial(new_driver, ctx), sock, ssl=self.ssl_context, ssl_handshake_timeout=timeout, ssl_shutdown_timeout=timeout
+                partial(TLSHandshake, ctx), sock, ssl=self.ssl_context, ssl_handshake_timeout=timeout, ssl_shutdown_timeout=timeout
             )
         except OSError as exc:  # ssl.SSLError, a reset, the timeout (ConnectionAbortedError)
             logger.debug("TLS handshake with %s failed: %r", peer, exc)

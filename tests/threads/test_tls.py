@@ -417,3 +417,25 @@ def test_reloader_child_gets_the_password_in_its_environment(certs):
     assert command[command.index("--ssl-crl") + 1] == certs.crl
     assert PASSWORD not in command and "--ssl-keyfile-password" not in command
     assert Reloader(config).env["FTSERVE_SSL_KEYFILE_PASSWORD"] == PASSWORD
+
+
+def test_the_driver_is_chosen_after_the_handshake_with_alpns_answer(certs, monkeypatch):
+    from ftserver.threads import worker
+
+    seen = []
+    chosen = worker.new_driver
+
+    def recording(host, alpn=None):
+        seen.append(alpn)
+        return chosen(host, alpn)
+
+    monkeypatch.setattr(worker, "new_driver", recording)
+    with serve(basic.hello, **tls_options(certs)) as server:
+        for offer in (["http/1.1"], None):  # (httpx always offers http/1.1: a plain ssl client)
+            context = certs.client_context()
+            if offer:
+                context.set_alpn_protocols(offer)
+            with context.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10), server_hostname="localhost") as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    assert seen == ["http/1.1", None]
