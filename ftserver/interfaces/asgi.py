@@ -72,11 +72,12 @@ def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
         "client": info.client,
         "server": info.server,
     }
-    state = info.state
-    if state is not None:
-        scope["state"] = state.copy()
-    if info.tls is not None:  # the ASGI TLS extension: only on TLS connections
-        scope["extensions"] = {"tls": info.tls.asgi.copy()}
+    if info.extended:  # (one test for both, on the per-request path)
+        state = info.state
+        if state is not None:
+            scope["state"] = state.copy()
+        if info.tls is not None:  # the ASGI TLS extension: only on TLS connections
+            scope["extensions"] = {"tls": info.tls.asgi.copy()}
     return scope
 
 

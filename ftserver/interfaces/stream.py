@@ -36,7 +36,7 @@ class ClientDisconnected(OSError):
 class ConnectionInfo:
     """Per-connection constants every request on the connection shares."""
 
-    __slots__ = ("client", "server", "scheme", "root_path", "state", "tls")
+    __slots__ = ("client", "server", "scheme", "root_path", "state", "tls", "extended")
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class ConnectionInfo:
         self.root_path = root_path
         self.state = state  # ASGI lifespan state of this worker thread, if any
         self.tls = tls  # what a TLS connection tells the apps (None: plain HTTP)
+        self.extended = state is not None or tls is not None  # a scope gets more than the basics
 
 
 class AppHost(Protocol):
