@@ -394,7 +394,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         if not count or self.closed:
             return 0
         transport = self.transport
-        if isinstance(transport, SocketTransport):
+        if type(transport) is SocketTransport:  # (not TLS: the bytes must be encrypted)
             return await transport.sendfile(file, offset, count)
         return await self._copy_file(file, offset, count)
 

@@ -16,6 +16,7 @@ from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
+from ftserver.threads.tls_transport import TLSTransport
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -34,23 +35,6 @@ def new_driver(host: WorkerHost, alpn: str | None = None) -> asyncio.Protocol:
     ``Upgrade: h2c``, as it will hand a WebSocket ``Upgrade`` to the adapter's exchange.
     """
     return HTTP1Driver(host)
-
-
-class TLSHandshake(asyncio.Protocol):
-    """The protocol of a TLS connection until its handshake is done: then it hands the
-    transport to the driver ``new_driver`` picks by ALPN's answer (asyncio creates the
-    protocol before the handshake, when that answer is not known yet)."""
-
-    __slots__ = ("host",)
-
-    def __init__(self, host: WorkerHost) -> None:
-        self.host = host
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        driver = new_driver(self.host, ssl_object.selected_alpn_protocol() if ssl_object is not None else None)
-        transport.set_protocol(driver)
-        driver.connection_made(transport)
 
 
 class WorkerThread(threading.Thread):
@@ -78,7 +62,7 @@ class WorkerThread(threading.Thread):
         self.backoff = AcceptBackoff()  # of the own listener's accept(), used by this thread
         self._stop: asyncio.Event | None = None
         self._force = False
-        self._handshakes: set[asyncio.Task[None]] = set()  # TLS connections not set up yet
+        self._handshakes: set[TLSTransport] = set()  # TLS connections in their handshake
 
     # -- called from other threads ---------------------------------------------------
 
@@ -187,8 +171,8 @@ class WorkerThread(threading.Thread):
             logger.warning("%s: %d request(s) in progress cut, %d connection(s) closed", why, in_flight, len(left))
         for protocol in left:
             protocol.abort()
-        for handshake in list(self._handshakes):  # connections still in their TLS handshake
-            handshake.cancel()
+        for transport in list(self._handshakes):  # connections still in their TLS handshake
+            transport.abort()
         ctx.stepper.cancel_all()
         await asyncio.sleep(0)
 
@@ -229,37 +213,26 @@ class WorkerThread(threading.Thread):
             ctx.loop.add_reader(listener.fileno(), self._accept, ctx, listener)
 
     def _serve(self, ctx: WorkerHost, sock: socket.socket) -> None:
-        """A new connection: plain, our own transport straight on the selector; TLS, its
-        handshake first (``_handshake``)."""
-        if self.ssl_context is not None:
-            task = ctx.loop.create_task(self._handshake(ctx, sock))
-            self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
-            return
+        """A new connection, driven straight from the selector by our own transport; over
+        TLS its handshake comes first, on the same events, within ``--ssl-handshake-timeout``
+        (``TLSTransport``: a failed or abandoned handshake costs that connection only and is
+        logged at debug), and the driver is chosen by ALPN's answer (``new_driver``)."""
         if sock.family != socket.AF_UNIX:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio does
             except OSError:
                 pass
+        context = self.ssl_context
         try:
-            SocketTransport(ctx.loop, sock, new_driver(ctx)).start()  # type: ignore[arg-type]
+            if context is None:
+                SocketTransport(ctx.loop, sock, new_driver(ctx)).start()  # type: ignore[arg-type]
+                return
+            handshakes = self._handshakes
+            transport = TLSTransport(ctx.loop, sock, context, partial(new_driver, ctx), self.config.ssl_handshake_timeout, handshakes.discard)  # type: ignore[arg-type]
+            handshakes.add(transport)
+            transport.start()
         except OSError as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
-            sock.close()
-
-    async def _handshake(self, ctx: WorkerHost, sock: socket.socket) -> None:
-        """A TLS connection: asyncio's SSL transport does the handshake on this loop, without
-        blocking it, within ``--ssl-handshake-timeout``; the driver starts once it is done.
-        A handshake that fails or times out (a plain HTTP request, a client refused by the
-        options, one that stalls) costs this connection only and is logged at debug."""
-        timeout = self.config.ssl_handshake_timeout
-        peer = _peer(sock) if logger.isEnabledFor(logging.DEBUG) else None
-        try:
-            await ctx.loop.connect_accepted_socket(
-                partial(TLSHandshake, ctx), sock, ssl=self.ssl_context, ssl_handshake_timeout=timeout, ssl_shutdown_timeout=timeout
-            )
-        except OSError as exc:  # ssl.SSLError, a reset, the timeout (ConnectionAbortedError)
-            logger.debug("TLS handshake with %s failed: %r", peer, exc)
             sock.close()
 
     def _request_stop(self, force: bool) -> None:
