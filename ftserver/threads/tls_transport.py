@@ -32,7 +32,7 @@ class TLSTransport(SocketTransport):
     ``start()`` begins the handshake; once it is done, ``make_protocol(alpn)`` gives the
     protocol (the driver ALPN's answer calls for), which then gets ``connection_made``. A
     handshake that fails, or is not done within ``timeout`` seconds, closes the socket, is
-    logged at debug and calls ``on_handshake_done(self)`` as a success does (``pending`` bookkeeping).
+    logged at debug; either way ``on_handshake_done(self)`` is called once it is over.
     No ``sendfile`` (the bytes must be encrypted) and no half-close (``can_write_eof``).
     """
 
@@ -70,7 +70,10 @@ class TLSTransport(SocketTransport):
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(exc) if self._handshaking else self._force_close(exc)
+            if self._handshaking:
+                self._fail(exc)
+            else:
+                self._force_close(exc)
             return
         if not data:
             if self._handshaking:
@@ -86,7 +89,9 @@ class TLSTransport(SocketTransport):
         self._deliver()
 
     def _deliver(self) -> None:
-        """Decrypt what has been received and hand the plaintext to the protocol."""
+        """Decrypt every record received whole and hand the plaintext to the protocol (what
+        stays in the BIO is the start of a record: only more bytes from the socket complete it,
+        so pausing and resuming reading needs nothing more than a plain connection does)."""
         read = self._ssl.read
         try:
             data = read(READ_SIZE)
@@ -94,10 +99,17 @@ class TLSTransport(SocketTransport):
                 self._eof()
                 return
             try:
-                while more := read(READ_SIZE):
-                    data += more
+                more = read(READ_SIZE)  # (one record at a time: a large read holds several)
             except _WANT:
                 pass
+            else:
+                chunks = [data, more]
+                try:
+                    while more := read(READ_SIZE):
+                        chunks.append(more)
+                except _WANT:
+                    pass
+                data = b"".join(chunks)
         except _WANT:
             data = b""
         except ssl.SSLZeroReturnError:
@@ -147,7 +159,6 @@ class TLSTransport(SocketTransport):
         peer = self._extra.get("peername")
         logger.debug("TLS handshake with %s failed: %r", peer, exc)
         self._cancel_timer()
-        self._on_handshake_done(self)
         self._force_close(exc if isinstance(exc, (ConnectionError, TimeoutError)) else ConnectionError(str(exc)))
 
     def _cancel_timer(self) -> None:
@@ -199,20 +210,10 @@ class TLSTransport(SocketTransport):
             self._send_records()
         super().close()
 
-    def resume_reading(self) -> None:
-        super().resume_reading()
-        if self._incoming.pending and not self._handshaking:
-            # Records received while reading was paused wait in the BIO, not in the kernel:
-            # no read event will come for them.
-            self._loop.call_soon(self._deliver_unless_paused)
-
-    def _deliver_unless_paused(self) -> None:
-        if self._reading and not self._closing and self._incoming.pending:
-            self._deliver()
-
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_timer()
         if self._protocol is None:  # the handshake never completed: no protocol was made
+            self._on_handshake_done(self)
             self._sock.close()
             return
         super()._call_connection_lost(exc)

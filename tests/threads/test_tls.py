@@ -439,3 +439,42 @@ def test_the_driver_is_chosen_after_the_handshake_with_alpns_answer(certs, monke
                 sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
                 assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
     assert seen == ["http/1.1", None]
+
+
+async def slow_echo(scope, receive, send):
+    """Reads its body slowly: the driver pauses and resumes reading many times."""
+    size = 0
+    while True:
+        message = await receive()
+        size += len(message.get("body", b""))
+        await asyncio.sleep(0.001)
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": str(size).encode()})
+
+
+def test_large_upload_read_slowly(certs):
+    """A large TLS upload while reading is paused and resumed many times: every byte arrives."""
+    body = os.urandom(4 * 1024 * 1024 + 3)
+    with serve(slow_echo, **tls_options(certs)) as server:
+        with httpx.Client(base_url=https(server), verify=certs.client_context(), timeout=60) as client:
+            assert client.post("/", content=body).text == str(len(body))
+            assert client.post("/", content=iter([body[:100_000]] * 5)).text == "500000"
+
+
+def test_client_that_reads_nothing_is_dropped(certs):
+    """The send timeout (--timeout-io) over TLS: a client that takes none of a large response."""
+    with serve(big, timeout_io=1, **tls_options(certs)) as server:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with certs.client_context().wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            deadline = time.monotonic() + 25
+            while not server.stats()["open_connections"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert server.stats()["open_connections"] == 1
+            while server.stats()["open_connections"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert server.stats()["open_connections"] == 0
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")  # it had begun, then was cut
