@@ -98,7 +98,7 @@ class Deadlines:
         them for ``--timeout-io`` seconds cost the connection (dropped, logged at info),
         whatever the interface or the state of the exchange. True when it was dropped."""
         transport = self.transport
-        if isinstance(transport, SocketTransport):  # plain or TLS (TLSTransport)
+        if type(transport) is SocketTransport:
             waiting = transport.write_waiting()
             mark = transport.write_progress() if waiting else 0
         else:  # asyncio's transports (TLS): the buffer shrinking is the progress

@@ -100,9 +100,9 @@ class TLSTransport(SocketTransport):
                 return
             try:
                 more = read(READ_SIZE)  # (one record at a time: a large read holds several)
-            except _WANT:
-                pass
-            else:
+            except (ssl.SSLZeroReturnError, *_WANT):
+                more = b""  # (a close_notify after data: the next read event sees the EOF)
+            if more:
                 chunks = [data, more]
                 try:
                     while more := read(READ_SIZE):
