@@ -8,6 +8,7 @@ signals that group and nothing else.
 from __future__ import annotations
 
 import http.client
+import ssl
 import os
 import signal
 import socket
@@ -102,6 +103,13 @@ def group_memory(pgid: int) -> Memory:
     )
 
 
+def connection(host: str, port: int, tls: bool, timeout: float) -> http.client.HTTPConnection:
+    """An HTTP connection, or an HTTPS one that takes the run's self-signed certificate."""
+    if not tls:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl._create_unverified_context())
+
+
 def free_port(host: str) -> int:
     """A TCP port nobody listens on right now (a fresh one per start avoids TIME_WAIT clashes)."""
     with socket.socket() as sock:
@@ -141,13 +149,13 @@ class ServerProcess:
             return "(no log)"
         return lines[-1][:200] if lines else "(no output)"
 
-    def wait_ready(self, host: str, port: int, timeout_s: float) -> None:
-        """Poll until a GET / is answered with any HTTP response."""
+    def wait_ready(self, host: str, port: int, timeout_s: float, tls: bool = False) -> None:
+        """Poll until a GET / is answered with any HTTP response (over TLS with ``tls``)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
                 raise NotReady(f"exited with code {self._popen.returncode}: {self.log_tail()}")
-            conn = http.client.HTTPConnection(host, port, timeout=2)
+            conn = connection(host, port, tls, timeout=2)
             try:
                 conn.request("GET", "/")
                 conn.getresponse().read()

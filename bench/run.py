@@ -37,6 +37,7 @@ READY_TIMEOUT_S = 30.0
 MEMORY_READY_TIMEOUT_S = 90.0
 MEMORY_REQUESTS = 16
 LOGS = BENCH / ".logs"
+TLS_FOLDER = BENCH / ".tls"
 CHART_REQUIREMENTS = ("matplotlib",)
 
 
@@ -183,14 +184,29 @@ def describe_pinning(workers: tuple[int, ...]) -> str:
     return "; ".join(parts)
 
 
+def tls_files() -> tuple[str, str]:
+    """A self-signed certificate for ``HOST`` and its key (PKCS#8, as Granian wants), made once
+    with the ``openssl`` command in ``bench/.tls/``."""
+    cert, key = TLS_FOLDER / "cert.pem", TLS_FOLDER / "key.pem"
+    if not cert.exists() or not key.exists():
+        TLS_FOLDER.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-days", "365", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+             "-addext", f"subjectAltName=DNS:localhost,IP:{HOST}"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    return str(cert), str(key)
+
+
 def start(
-    ready: Ready, app: str, interface: str, workers: int, cpus: str | None, log_name: str, access_log: bool = False
+    ready: Ready, app: str, interface: str, workers: int, cpus: str | None, log_name: str, access_log: bool = False, tls: bool = False
 ) -> tuple[procs.ServerProcess, int]:
     """Start a server on a fresh port (pinned to ``cpus`` via taskset when given)."""
     port = procs.free_port(HOST)
     argv = [
         str(ready.env.bin(ready.spec.executable)),
-        *ready.spec.arguments(Launch(app, interface, HOST, port, workers, access_log)),
+        *ready.spec.arguments(Launch(app, interface, HOST, port, workers, access_log, tls_files() if tls else None)),
     ]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
@@ -202,7 +218,7 @@ def check_response(port: int, scenario: Scenario) -> str | None:
 
     wrk counts any 2xx as a success; this catches a server that answers fast but wrong.
     """
-    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+    conn = procs.connection(HOST, port, scenario.tls, timeout=5)
     try:
         conn.request(scenario.method, scenario.path, body=b"x" * scenario.request_bytes or None)
         response = conn.getresponse()
@@ -232,10 +248,11 @@ def measure(ready: Ready, scenario: Scenario, workers: int, rep: int, settings: 
         server_cpus,
         f"{ready.spec.name}-{scenario.name}-{workers}",
         scenario.access_log,
+        scenario.tls,
     )
     with server:
         try:
-            server.wait_ready(HOST, port, READY_TIMEOUT_S)
+            server.wait_ready(HOST, port, READY_TIMEOUT_S, tls=scenario.tls)
         except procs.NotReady as exc:
             return replace(record, error=f"did not start: {exc}")
         wrong = check_response(port, scenario)
@@ -246,7 +263,7 @@ def measure(ready: Ready, scenario: Scenario, workers: int, rep: int, settings: 
         def load(duration_s: int) -> loadgen.LoadResult:
             return run_load(
                 loadgen.LoadSpec(
-                    url=f"http://{HOST}:{port}{scenario.path}",
+                    url=f"{'https' if scenario.tls else 'http'}://{HOST}:{port}{scenario.path}",
                     duration_s=duration_s,
                     connections=settings.connections,
                     threads=1,
@@ -291,7 +308,7 @@ def benchmark(ready: dict[str, Ready], infos: list[ServerInfo], settings: Settin
         for scenario in settings.scenarios
         for workers in settings.workers
         for spec in (settings.servers if rep % 2 else settings.servers[::-1])
-        if scenario.applies_to(spec.name, spec.interfaces)
+        if scenario.applies_to(spec.name, spec.interfaces, spec.tls)
     ]
     reasons = {i.name: i.reason for i in infos if i.reason}
     todo = [p for p in plan if p[3].name in ready]

@@ -28,10 +28,11 @@ class Scenario:
     servers: tuple[str, ...] | None = None  # None: every server that speaks `interface`
     default: bool = True  # part of a run when no --scenarios is given
     access_log: bool = False  # servers log every request (at --log-level info), as in production
+    tls: bool = False  # over HTTPS (a self-signed certificate made for the run, bench/.tls/)
 
-    def applies_to(self, server: str, interfaces: frozenset[str]) -> bool:
-        """Whether ``server`` (speaking ``interfaces``) takes part in this scenario."""
-        return self.interface in interfaces and (self.servers is None or server in self.servers)
+    def applies_to(self, server: str, interfaces: frozenset[str], tls: bool = True) -> bool:
+        """Whether ``server`` (speaking ``interfaces``, and TLS if ``tls``) takes part in this scenario."""
+        return self.interface in interfaces and (tls or not self.tls) and (self.servers is None or server in self.servers)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -72,6 +73,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         servers=("ftserve", "ftserve-base", "uvicorn", "granian", "hypercorn"),
         access_log=True,
         default=False,
+    ),
+    Scenario(
+        "tls_hello",
+        "hello over TLS 1.3 (HTTP/1.1, keep-alive)",
+        "asgi",
+        "bench.apps:hello",
+        response_bytes=len(HELLO),
+        tls=True,
     ),
     Scenario(
         "starlette",

@@ -39,6 +39,14 @@ class Launch:
     port: int
     workers: int  # threads for ftserve, processes (or Granian's workers) for the peers
     access_log: bool = False  # log every request (and run at log level info so it shows)
+    tls: tuple[str, str] | None = None  # (certificate, key) PEM files: serve HTTPS
+
+
+def _tls(launch: Launch, cert_option: str, key_option: str) -> list[str]:
+    """The server's certificate and key options, when the run is over TLS."""
+    if launch.tls is None:
+        return []
+    return [cert_option, launch.tls[0], key_option, launch.tls[1]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class ServerSpec:
     unit: str  # what --threads/--workers N counts: "thread" or "worker"
     project_venv: Path | None = None  # used instead of bench/.venvs/<name> when it has `executable`
     import_first: Path | None = None  # put before the repository on PYTHONPATH (ftserve-base: the old ftserver)
+    tls: bool = True  # serves HTTPS (Launch.tls)
 
 
 def _logging(launch: Launch, on: list[str], off: list[str]) -> list[str]:
@@ -66,7 +75,8 @@ def _logging(launch: Launch, on: list[str], off: list[str]) -> list[str]:
 def _ftserve(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--threads", str(launch.workers),
-        "--interface", launch.interface, *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
+        "--interface", launch.interface, *_logging(launch, ["--access-log"], ["--no-access-log"]),
+        *_tls(launch, "--ssl-certfile", "--ssl-keyfile"), launch.app,
     ]  # fmt: skip
 
 
@@ -87,14 +97,16 @@ def _floor(canned: bool) -> Callable[[Launch], list[str]]:
 def _uvicorn_h11(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
-        "--http", "h11", "--loop", "asyncio", *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
+        "--http", "h11", "--loop", "asyncio", *_logging(launch, ["--access-log"], ["--no-access-log"]),
+        *_tls(launch, "--ssl-certfile", "--ssl-keyfile"), launch.app,
     ]  # fmt: skip
 
 
 def _uvicorn_fast(launch: Launch) -> list[str]:
     return [
         "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
-        "--http", "httptools", "--loop", "uvloop", *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
+        "--http", "httptools", "--loop", "uvloop", *_logging(launch, ["--access-log"], ["--no-access-log"]),
+        *_tls(launch, "--ssl-certfile", "--ssl-keyfile"), launch.app,
     ]  # fmt: skip
 
 
@@ -103,7 +115,8 @@ def _granian(loop: str) -> Callable[[Launch], list[str]]:
         return [
             "--interface", launch.interface, "--host", launch.host, "--port", str(launch.port),
             "--workers", str(launch.workers), "--loop", loop,
-            *_logging(launch, ["--access-log"], ["--no-access-log"]), launch.app,
+            *_logging(launch, ["--access-log"], ["--no-access-log"]),
+            *_tls(launch, "--ssl-certificate", "--ssl-keyfile"), launch.app,
         ]  # fmt: skip
 
     return arguments
@@ -116,6 +129,7 @@ def _hypercorn(launch: Launch) -> list[str]:
         "--workers",
         str(launch.workers),
         *_logging(launch, ["--access-logfile", "-"], []),
+        *_tls(launch, "--certfile", "--keyfile"),
         launch.app,
     ]
 
@@ -123,7 +137,8 @@ def _hypercorn(launch: Launch) -> list[str]:
 def _gunicorn_gthread(launch: Launch) -> list[str]:
     return [
         "--bind", f"{launch.host}:{launch.port}", "--workers", str(launch.workers),
-        "--worker-class", "gthread", "--threads", "4", *_logging(launch, ["--access-logfile", "-"], []), launch.app,
+        "--worker-class", "gthread", "--threads", "4", *_logging(launch, ["--access-logfile", "-"], []),
+        *_tls(launch, "--certfile", "--keyfile"), launch.app,
     ]  # fmt: skip
 
 
@@ -253,6 +268,7 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
             modules=(),
             unit="thread",
             project_venv=REPO / ".venv" / "ft",
+            tls=False,
         )
         for name, canned in (("floor", False), ("floor-canned", True))
     ),

@@ -19,6 +19,8 @@ from ftserver.config import (
     LIFESPAN_MODES,
     LOG_LEVELS,
     MODES,
+    SSL_CERT_REQS,
+    SSL_PROTOCOLS,
     Config,
     ConfigError,
     default_threads,
@@ -40,6 +42,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
     "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
+    "TLS": (
+        "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password", "ssl_protocol_min", "ssl_ciphers",
+        "ssl_ca_certs", "ssl_cert_reqs", "ssl_crl", "ssl_handshake_timeout",
+    ),
     "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
         "timeout_keep_alive", "timeout_header_read", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
@@ -221,6 +227,15 @@ def _version_message() -> str:
 @option("--reload-include", "reload_includes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_INCLUDE", show_default='*.py', help="Also watch files matching this glob (repeatable; file names, or relative paths if it has a '/'). Wins over the default excludes.")
 @option("--reload-exclude", "reload_excludes", multiple=True, metavar="GLOB", envvar="FTSERVE_RELOAD_EXCLUDE", help="Ignore files and directories matching this glob (repeatable), besides the defaults: " + " ".join(DEFAULT_EXCLUDES))
 @option("--reload-delay", default=0.25, show_default=True, type=DURATION, help="Seconds between two scans of the watched files (stat polling).")
+@option("--ssl-certfile", default=None, metavar="PATH", help="Serve HTTPS: the server's certificate (PEM; the chain after it; its private key too unless --ssl-keyfile is given).")
+@option("--ssl-keyfile", default=None, metavar="PATH", help="The private key of --ssl-certfile (PEM).")
+@option("--ssl-keyfile-password", default=None, metavar="TEXT", help="The password of an encrypted --ssl-keyfile (better given as FTSERVE_SSL_KEYFILE_PASSWORD: a command line is visible to other users).")
+@option("--ssl-protocol-min", type=click.Choice(SSL_PROTOCOLS), default="tls1.2", show_default=True, help="The oldest TLS version a client may use.")
+@option("--ssl-ciphers", default=None, metavar="LIST", show_default="OpenSSL's secure defaults", help="TLS 1.2 cipher suites, as an OpenSSL cipher list (TLS 1.3's are always OpenSSL's).")
+@option("--ssl-ca-certs", default=None, metavar="PATH", help="CA certificates (PEM file, or a hashed directory) that client certificates are verified against (mTLS, with --ssl-cert-reqs).")
+@option("--ssl-cert-reqs", type=click.Choice(SSL_CERT_REQS), default="none", show_default=True, help="Client certificates: none (not asked for), optional (asked for, verified if sent), required (the handshake fails without a valid one). The app sees the certificate (ASGI 'tls' extension, WSGI SSL_CLIENT_*).")
+@option("--ssl-crl", "ssl_crl", multiple=True, metavar="PATH", envvar="FTSERVE_SSL_CRL", help="A certificate revocation list (PEM) of a client CA (repeatable): a revoked client certificate fails the handshake. Every CA that issues client certificates then needs its CRL here.")
+@option("--ssl-handshake-timeout", default=10.0, show_default=True, type=DURATION, help="Seconds a client gets to complete the TLS handshake (and the closing close_notify exchange).")
 @click.version_option(__version__, "--version", message=_version_message())
 def cli(app: str, threads: int | None, **options: Any) -> None:
     """Serve APP, an ASGI 3, WSGI or RSGI application given as "module:attribute" (e.g. "main:app").

@@ -19,6 +19,8 @@ AcceptMode = Literal["queue", "reuseport"]
 LifespanMode = Literal["auto", "on", "off"]
 Mode = Literal["auto", "threads", "processes"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+SSLProtocol = Literal["tls1.2", "tls1.3"]
+SSLCertReqs = Literal["none", "optional", "required"]
 
 INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi")
 HTTP1_MODES = ("fast", "h11")
@@ -26,6 +28,8 @@ ACCEPT_MODES = ("queue", "reuseport")
 LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MODES = ("auto", "threads", "processes")
+SSL_PROTOCOLS = ("tls1.2", "tls1.3")
+SSL_CERT_REQS = ("none", "optional", "required")
 
 #: The largest ``wsgi_body_buffer``: what a connection reads ahead of the app (the driver's
 #: read window, ``READ_HIGH_WATER`` in ``ftserver/threads/http1.py``).
@@ -194,6 +198,16 @@ class Config:
     forwarded_allow_ips: str | tuple[str, ...] = "127.0.0.1"
     #: Not an option: where ``threads`` came from (see the class docstring).
     threads_from: InitVar[str | None] = None
+    # -- TLS (ftserver/tls.py, docs/tls.md) -----------------------------------------------------------
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_protocol_min: SSLProtocol = "tls1.2"
+    ssl_ciphers: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: SSLCertReqs = "none"
+    ssl_crl: tuple[str, ...] = ()
+    ssl_handshake_timeout: float = 10.0
 
     def __post_init__(self, threads_from: str | None) -> None:
         if isinstance(self.app, str):
@@ -246,6 +260,7 @@ class Config:
         self._validate_workers()
         self._validate_logging()
         self._validate_static()
+        self._validate_tls()
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port: must be 0..65535 (0 picks a free port), got {self.metrics_port}")
         try:
@@ -359,6 +374,38 @@ class Config:
                 parent = os.path.dirname(os.path.abspath(path))
                 if not path or os.path.isdir(path) or not os.path.isdir(parent):
                     raise ConfigError(f"{name}: {path!r} must be a file path in an existing directory")
+
+    def _validate_tls(self) -> None:
+        """The TLS options' values and how they combine; the files are read by
+        ``ftserver.tls.server_context`` at start-up (one line for each problem there)."""
+        _choice("ssl_protocol_min", self.ssl_protocol_min, SSL_PROTOCOLS)
+        _choice("ssl_cert_reqs", self.ssl_cert_reqs, SSL_CERT_REQS)
+        if isinstance(self.ssl_crl, str) or not all(isinstance(item, str) and item for item in self.ssl_crl):
+            raise ConfigError(f"ssl_crl: must be a sequence of file paths, got {self.ssl_crl!r}")
+        object.__setattr__(self, "ssl_crl", tuple(self.ssl_crl))  # frozen: normalise lists once, here
+        if not self.ssl_handshake_timeout > 0:
+            raise ConfigError(f"ssl_handshake_timeout: must be > 0 seconds, got {self.ssl_handshake_timeout}")
+        for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+            if getattr(self, name) == "":
+                raise ConfigError(f"{name}: must be a file path, got ''")
+        if self.ssl_certfile is None:
+            given = [name for name in ("ssl_keyfile", "ssl_keyfile_password", "ssl_ciphers", "ssl_ca_certs", "ssl_crl") if getattr(self, name)]
+            if self.ssl_cert_reqs != "none":
+                given.append("ssl_cert_reqs")
+            if given:
+                raise ConfigError(f"{given[0]}: TLS options need the server's certificate: add --ssl-certfile (and --ssl-keyfile)")
+            return
+        if self.ssl_keyfile_password is not None and self.ssl_keyfile is None:
+            raise ConfigError("ssl_keyfile_password: the password of --ssl-keyfile, which is missing")
+        if self.ssl_cert_reqs != "none" and self.ssl_ca_certs is None:
+            raise ConfigError(f"ssl_cert_reqs: {self.ssl_cert_reqs!r} verifies client certificates against --ssl-ca-certs, which is missing")
+        if self.ssl_crl and self.ssl_cert_reqs == "none":
+            raise ConfigError("ssl_crl: revocation lists check client certificates: add --ssl-cert-reqs optional or required (and --ssl-ca-certs)")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (``ssl_certfile`` given)."""
+        return self.ssl_certfile is not None
 
     def plan(self, gil_enabled: bool) -> WorkerPlan:
         """The process/thread layout, given whether the GIL is on once the app is imported.

@@ -242,11 +242,11 @@ def format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def listen_url(host: str, port: int, uds: str | None = None) -> str:
-    """How the log and the Python API name a listening address."""
+def listen_url(host: str, port: int, uds: str | None = None, scheme: str = "http") -> str:
+    """How the log and the Python API name a listening address (``scheme``: ``https`` over TLS)."""
     if uds:
         return f"unix:{uds}"
-    return f"http://{format_host(host)}:{port}"
+    return f"{scheme}://{format_host(host)}:{port}"
 
 
 class TrustedPeers:

@@ -33,6 +33,8 @@ DEFAULT_EXCLUDES = (".*", "*.py[cod]", "__pycache__", ".venv*", "venv", "site-pa
 
 # Options that belong to the reloader, or that the child replaces with --fd.
 PARENT_ONLY_OPTIONS = frozenset({"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "host", "port", "uds", "fd"})
+#: Options the child gets in its environment, not on its command line (which any user can read).
+SECRET_OPTIONS = ("ssl_keyfile_password",)
 
 Snapshot = dict[str, tuple[int, int]]
 
@@ -154,7 +156,7 @@ def server_command(config: Config) -> list[str]:
     for field in fields(Config):
         name = field.name
         value = getattr(config, name)
-        if name == "app" or name in PARENT_ONLY_OPTIONS or value is None or value == getattr(defaults, name):
+        if name == "app" or name in PARENT_ONLY_OPTIONS or name in SECRET_OPTIONS or value is None or value == getattr(defaults, name):
             continue
         option = "--" + name.replace("_", "-")
         if isinstance(value, bool):
@@ -196,6 +198,9 @@ class Reloader(Listening):
         self.config = config
         self.command = server_command(config) if command is None else list(command)
         self.env = child_environment() if env is None else env
+        for name in SECRET_OPTIONS:
+            if getattr(config, name) is not None:
+                self.env[f"FTSERVE_{name.upper()}"] = getattr(config, name)
         self.watcher = FileWatcher.from_config(config)
         self.listener: socket.socket | None = None
         self.process: subprocess.Popen[bytes] | None = None

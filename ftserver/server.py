@@ -34,6 +34,7 @@ from ftserver.startup import (
 )
 from ftserver.threads.accept import AcceptQueue
 from ftserver.threads.worker import WorkerThread
+from ftserver.tls import ServerContext, server_context
 
 __all__ = ["Server", "StartupError"]
 
@@ -74,6 +75,7 @@ class Server(Listening):
         self.exit_code = EXIT_OK
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._acceptor: AcceptQueue | None = None
+        self.ssl_context: ServerContext | None = None  # built in _startup: in each worker process, after the fork
         self._thread: threading.Thread | None = None
         self._signals_seen = 0
 
@@ -136,9 +138,11 @@ class Server(Listening):
         logger.error("Exception in application startup", exc_info=exc)
 
     def _startup(self) -> None:
-        self.app, self.gil, self.interface = load_app(self.config)
+        config = self.config
+        self.ssl_context = server_context(config)  # (the h2 driver's branch passes http2=...)
+        self.app, self.gil, self.interface = load_app(config)
         self._bind()  # (a worker process may change its thread count there, see child.py)
-        for index in range(self.config.threads):
+        for index in range(config.threads):
             self.workers.append(self._new_worker(index))
         for worker in self.workers:
             worker.start()
@@ -187,7 +191,7 @@ class Server(Listening):
                 self.listeners[index] = listener
         # An inherited socket (--fd: thread 0's, see _bind_beside) outlives this server.
         owns = listener is not None and (self.config.fd is None or listener is not self.listeners[0])
-        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener, owns_listener=owns)
+        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener, self.ssl_context, owns_listener=owns)
 
     def _banner(self) -> None:
         plan = WorkerPlan(mode="threads", processes=1, threads=self.config.threads)

@@ -109,10 +109,11 @@ class Listening:
         self.host = config.host
         self.port = config.port
         self.uds = config.uds
+        self.scheme = "https" if config.tls else "http"
 
     @property
     def url(self) -> str:
-        return listen_url(self.host, self.port, self.uds)
+        return listen_url(self.host, self.port, self.uds, self.scheme)
 
     def take_address(self, sock: socket.socket, *, inherited: bool) -> None:
         """The port that port 0 picked; the whole address of an ``inherited`` socket."""

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from tests.ftserve_process import ftserve  # noqa: F401 - the fixture: ftserve as a subprocess
+from tests.tls_certs import certs  # noqa: F401 - the fixture: test certificates, made with openssl
 
 
 class RawClient:

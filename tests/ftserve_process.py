@@ -142,7 +142,7 @@ def start_ftserve(*args: str, env: dict[str, str] | None = None, app: str | None
     def collect() -> None:
         for line in proc.stdout:  # type: ignore[union-attr]
             lines.append(line)
-            match = re.search(r"Listening on (http://\S+|unix:\S+)", line)
+            match = re.search(r"Listening on (https?://\S+|unix:\S+)", line)
             if match and not served.url:
                 served.url = match.group(1)
                 if served.url.startswith("http"):

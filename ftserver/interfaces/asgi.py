@@ -81,9 +81,12 @@ def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
         "server": info.server,
         "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
     }
-    state = info.state
-    if state is not None:
-        scope["state"] = state.copy()
+    if info.extended:  # (one test for both, on the per-request path)
+        state = info.state
+        if state is not None:
+            scope["state"] = state.copy()
+        if info.tls is not None:  # the ASGI TLS extension: only on TLS connections
+            scope["extensions"]["tls"] = info.tls.asgi.copy()
     return scope
 
 

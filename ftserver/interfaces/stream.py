@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ftserver.protocols.events import Request
+    from ftserver.tls import TLSInfo
 
 #: A response body sent in parts yields to the loop each time it crosses a multiple of
 #: 2**19 bytes (512 KiB) (``pace``).
@@ -37,7 +38,7 @@ class ClientDisconnected(OSError):
 class ConnectionInfo:
     """Per-connection constants every request on the connection shares."""
 
-    __slots__ = ("client", "server", "scheme", "root_path", "state")
+    __slots__ = ("client", "server", "scheme", "root_path", "state", "tls", "extended")
 
     def __init__(
         self,
@@ -46,12 +47,15 @@ class ConnectionInfo:
         scheme: str,
         root_path: str,
         state: dict[str, Any] | None,
+        tls: TLSInfo | None = None,
     ) -> None:
         self.client = client
         self.server = server
         self.scheme = scheme
         self.root_path = root_path
         self.state = state  # ASGI lifespan state of this worker thread, if any
+        self.tls = tls  # what a TLS connection tells the apps (None: plain HTTP)
+        self.extended = state is not None or tls is not None  # a scope gets more than the basics
 
     def copy(self) -> ConnectionInfo:
         """A copy to change for one request (``--proxy-headers``)."""

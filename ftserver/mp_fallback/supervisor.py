@@ -31,16 +31,9 @@ from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
 from ftserver.net import close_listeners, reserve_port, stop_listening
 from ftserver.runtime import GILReport, free_threaded_build
-from ftserver.startup import (
-    EXIT_FORCED,
-    EXIT_OK,
-    Listening,
-    SupervisorError,
-    bind_listener,
-    install_signal_handlers,
-    log_banner,
-)
+from ftserver.startup import EXIT_FORCED, EXIT_OK, Listening, SupervisorError, bind_listener, install_signal_handlers, log_banner
 from ftserver.threads.accept import ProcessLoads
+from ftserver.tls import server_context
 
 logger = logging.getLogger("ftserver.error")
 
@@ -106,6 +99,7 @@ class Supervisor(Listening):
             self._selector = selectors.DefaultSelector()
             self._install_signal_handlers()
             try:
+                server_context(config)  # TLS files checked before any fork: one line if unusable
                 self._bind()
                 self._load()
                 self._boot()

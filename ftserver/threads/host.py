@@ -21,7 +21,7 @@ from ftserver.accessformat import AccessFormat
 from ftserver.interfaces import make_adapter
 from ftserver.interfaces.proxy import ProxyHeaders
 from ftserver.interfaces.static import StaticFiles
-from ftserver.interfaces.stream import ClientDisconnected, await_app
+from ftserver.interfaces.stream import ClientDisconnected, ConnectionInfo, await_app
 from ftserver.logs import (
     ACCESS_DATEFMT,
     ACCESS_MESSAGE,
@@ -32,6 +32,7 @@ from ftserver.metrics import ThreadMetrics, thread_metrics
 from ftserver.net import parse_trusted
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
+from ftserver.tls import TLSInfo
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -104,6 +105,19 @@ class WorkerHost:
         self.timeout_header_read = config.timeout_header_read  # a request head from its first bytes
         self.timeout_io = config.timeout_io  # a stalled request body or response (threads/deadlines.py)
         self.tick()
+
+    def connection_info(self, transport: asyncio.BaseTransport) -> ConnectionInfo:
+        """The ``ConnectionInfo`` of a new connection (once per connection, for every driver):
+        its addresses, its scheme and, over TLS, its ``TLSInfo``."""
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
+        server = (sock[0], sock[1]) if isinstance(sock, tuple) else (sock, None) if sock else None
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return ConnectionInfo(client, server, "http", self.root_path, self.lifespan_state)
+        tls = TLSInfo(ssl_object, transport.get_extra_info("sslcontext"))
+        return ConnectionInfo(client, server, "https", self.root_path, self.lifespan_state, tls)
 
     def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
         """Run an application coroutine (or other awaitable) on this thread's loop, stepped

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces.stream import ConnectionInfo, Exchange
+from ftserver.interfaces.stream import Exchange
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
@@ -32,6 +33,8 @@ READ_LOW_WATER = 64 * 1024
 MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
+#: Bytes of a file read and written at a time where ``sendfile`` cannot be used (TLS).
+FILE_PIECE = 64 * 1024
 #: Body events handled in one pass over received bytes: a body of many tiny chunks is
 #: parsed in slices, each from a fresh loop callback, so other connections get the loop.
 EVENTS_PER_PASS = 256
@@ -121,12 +124,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         w = self.w
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
-        server = (sock[0], sock[1]) if isinstance(sock, tuple) else (sock, None) if sock else None
-        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
-        self.info = ConnectionInfo(client, server, scheme, w.root_path, w.lifespan_state)
+        self.info = w.connection_info(transport)
         self.idle_since = w.now
         w.connections.add(self)
         w.stats.connections += 1
@@ -398,9 +396,31 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         if not count or self.closed:
             return 0
         transport = self.transport
-        if isinstance(transport, SocketTransport):
+        if type(transport) is SocketTransport:  # (not TLS: the bytes must be encrypted)
             return await transport.sendfile(file, offset, count)
-        return await self.w.loop.sendfile(transport, file, offset, count)  # type: ignore[arg-type]
+        return await self._copy_file(file, offset, count)
+
+    async def _copy_file(self, file: Any, offset: int, count: int) -> int:
+        """``send_file`` on a transport without ``sendfile`` (TLS: the bytes must be
+        encrypted): read and write ``FILE_PIECE`` bytes at a time, waiting for the transport
+        to drain whenever it is paused, so a slow client holds one piece, not the file;
+        asyncio's own fallback would swap the driver out of the transport meanwhile."""
+        sent = 0
+        fd = file.fileno()
+        transport = self.transport
+        paused = False
+        while sent < count and not self.closed:
+            data = os.pread(fd, min(FILE_PIECE, count - sent), offset + sent)
+            if not data:
+                break  # the file is shorter than it was
+            transport.write(data)  # type: ignore[union-attr]
+            sent += len(data)
+            if self.write_paused:
+                paused = True
+                await self.drain()
+        if not paused:
+            await asyncio.sleep(0)  # a client that takes everything at once: let the others in
+        return sent
 
     def want_body(self, cycle: Exchange) -> None:
         request = self.request

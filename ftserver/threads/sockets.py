@@ -66,7 +66,7 @@ class WorkerLoop(asyncio.SelectorEventLoop):
     def _process_events(self, event_list: list[Any]) -> None:
         for key, mask in event_list:
             data = key.data
-            if type(data) is SocketTransport:
+            if type(data) is not tuple:  # our transports (SocketTransport, TLSTransport)
                 try:
                     # Only what is still registered: an earlier callback in this batch may
                     # have paused reading or closed the connection.

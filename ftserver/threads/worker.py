@@ -16,6 +16,7 @@ from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_co
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
+from ftserver.threads.tls_transport import TLSTransport
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -26,8 +27,8 @@ logger = logging.getLogger("ftserver.error")
 ACCEPT_BATCH = 64
 
 
-def new_driver(host: WorkerHost) -> asyncio.Protocol:
-    """The protocol driver for a new connection.
+def new_driver(host: WorkerHost, alpn: str | None = None) -> asyncio.Protocol:
+    """The protocol driver for a new connection; ``alpn``: the protocol a TLS handshake agreed on.
 
     HTTP/1.1 is the only one yet. HTTP/2 is chosen here by ALPN on TLS connections; on
     cleartext ones the HTTP/1.1 driver hands over on the ``PRI *`` preface or an
@@ -72,6 +73,7 @@ class WorkerThread(threading.Thread):
         self.backoff = AcceptBackoff()  # of the own listener's accept(), used by this thread
         self._stop: asyncio.Event | None = None
         self._force = False
+        self._handshakes: set[TLSTransport] = set()  # TLS connections in their handshake
 
     # -- called from other threads ---------------------------------------------------
 
@@ -149,22 +151,16 @@ class WorkerThread(threading.Thread):
             self.startup_error = exc
             self.ready.set()
             return
-        server = None
         listener = self.listener
         if listener is not None:
-            if self.ssl_context is None:
-                loop.add_reader(listener.fileno(), self._accept, ctx, listener)
-            else:
-                server = await loop.create_server(partial(new_driver, ctx), sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
+            loop.add_reader(listener.fileno(), self._accept, ctx, listener)
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
         tick = _Ticker(loop, ctx)
         await self._stop.wait()
         self.accepting = False
-        if server is not None:
-            server.close()
-        elif listener is not None:
+        if listener is not None:
             await self._close_listener(ctx, listener)
         await self._drain(ctx)
         tick.cancel()
@@ -188,6 +184,8 @@ class WorkerThread(threading.Thread):
             logger.warning("%s: %d request(s) in progress cut, %d connection(s) closed", why, in_flight, len(left))
         for protocol in left:
             protocol.abort()
+        for transport in list(self._handshakes):  # connections still in their TLS handshake
+            transport.abort()
         ctx.stepper.cancel_all()
         await asyncio.sleep(0)
 
@@ -214,10 +212,7 @@ class WorkerThread(threading.Thread):
         proto = socket.IPPROTO_TCP if family != socket.AF_UNIX else 0
         sock = socket.socket(family, socket.SOCK_STREAM, proto, fileno=fd)
         sock.setblocking(False)
-        if self.ssl_context is None:
-            self._serve(ctx, sock)
-        else:
-            ctx.loop.create_task(self._connect(ctx, sock))
+        self._serve(ctx, sock)
 
     def _accept(self, ctx: WorkerHost, listener: socket.socket) -> bool:
         """This worker's own SO_REUSEPORT listener is readable: take what is queued (a
@@ -248,22 +243,25 @@ class WorkerThread(threading.Thread):
             ctx.loop.add_reader(listener.fileno(), self._accept, ctx, listener)
 
     def _serve(self, ctx: WorkerHost, sock: socket.socket) -> None:
-        """A plain connection: our own transport, straight on the selector."""
+        """A new connection, driven straight from the selector by our own transport; over
+        TLS its handshake comes first, on the same events, within ``--ssl-handshake-timeout``
+        (``TLSTransport``: a failed or abandoned handshake costs that connection only and is
+        logged at debug), and the driver is chosen by ALPN's answer (``new_driver``)."""
         if sock.family != socket.AF_UNIX:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio does
             except OSError:
                 pass
+        context = self.ssl_context
         try:
-            SocketTransport(ctx.loop, sock, new_driver(ctx)).start()  # type: ignore[arg-type]
+            if context is None:
+                SocketTransport(ctx.loop, sock, new_driver(ctx)).start()  # type: ignore[arg-type]
+                return
+            handshakes = self._handshakes
+            transport = TLSTransport(ctx.loop, sock, context, partial(new_driver, ctx), self.config.ssl_handshake_timeout, handshakes.discard)  # type: ignore[arg-type]
+            handshakes.add(transport)
+            transport.start()
         except OSError as exc:
-            logger.debug("connection dropped before it was set up: %r", exc)
-            sock.close()
-
-    async def _connect(self, ctx: WorkerHost, sock: socket.socket) -> None:
-        try:
-            await ctx.loop.connect_accepted_socket(partial(new_driver, ctx), sock, ssl=self.ssl_context)
-        except (OSError, ssl.SSLError) as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
 
@@ -271,6 +269,13 @@ class WorkerThread(threading.Thread):
         self._force = self._force or force
         if self._stop is not None:
             self._stop.set()
+
+
+def _peer(sock: socket.socket) -> Any:
+    try:
+        return sock.getpeername()
+    except OSError:
+        return None
 
 
 class _Ticker:

@@ -200,4 +200,6 @@ class HandlerContext:
         if client is not None:
             environ["REMOTE_ADDR"] = client[0]
             environ["REMOTE_PORT"] = str(client[1])
+        if info.tls is not None:  # HTTPS=on and mod_ssl's SSL_* keys
+            environ.update(info.tls.environ)
         return environ
