@@ -115,7 +115,7 @@ def test_big_streamed_response_and_scope(certs):
 def test_plain_http_has_no_tls_extension():
     with serve(basic.scope_json) as server:
         scope = httpx.get(server.url + "/").json()
-    assert scope["scheme"] == "http" and "extensions" not in scope
+    assert scope["scheme"] == "http" and "tls" not in scope["extensions"]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
