@@ -18,7 +18,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces import make_adapter
-from ftserver.interfaces.stream import ClientDisconnected, await_app
+from ftserver.interfaces.stream import ClientDisconnected, ConnectionInfo, await_app
 from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, ACCESS_NO_REQUEST, access_line_writer
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
@@ -64,6 +64,10 @@ class WorkerHost:
         else:
             self.http1_class = HTTP11Connection
         self.limits: Limits = config.limits
+        self.http_mode = config.http  # "auto", "1" (no HTTP/2) or "2" (HTTP/2 only)
+        self.http2 = config.h2_settings  # None with --http 1
+        self.h2_ping_interval = config.h2_ping_interval or 0.0
+        self.h2_ping_timeout = config.h2_ping_timeout
         self.server_header: bytes | None = b"ftserver" if config.server_header else None
         self.date_header = config.date_header
         self.date: bytes | None = None
@@ -82,6 +86,15 @@ class WorkerHost:
         self.keep_alive_timeout = config.timeout_keep_alive
         self.timeout_io = config.timeout_io  # a stalled request body or response (threads/deadlines.py)
         self.tick()
+
+    def connection_info(self, transport: asyncio.BaseTransport) -> ConnectionInfo:
+        """The per-connection constants of a new connection (any protocol)."""
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
+        server = (sock[0], sock[1]) if isinstance(sock, tuple) else (sock, None) if sock else None
+        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        return ConnectionInfo(client, server, scheme, self.root_path, self.lifespan_state)
 
     def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
         """Run an application coroutine (or other awaitable) on this thread's loop, stepped

@@ -12,12 +12,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces.stream import ConnectionInfo, Exchange
+from ftserver.interfaces.stream import Exchange
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
 from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
+from ftserver.threads.h2c import PREFACE_HEAD, h2c_upgrade_wanted, hand_over_to_h2, switch_to_h2c
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         "backlog",
         "body_mark",
         "body_since",
+        "h2c_body",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -112,6 +114,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         # (0.0: not yet seen; -1.0: the exchange was told of the timeout).
         self.body_mark = 0
         self.body_since = 0.0
+        self.h2c_body: list[bytes] | None = None  # the body of an Upgrade: h2c request
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -119,12 +122,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         w = self.w
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
-        server = (sock[0], sock[1]) if isinstance(sock, tuple) else (sock, None) if sock else None
-        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
-        self.info = ConnectionInfo(client, server, scheme, w.root_path, w.lifespan_state)
+        self.info = w.connection_info(transport)
         self.idle_since = w.now
         w.connections.add(self)
         w.stats.connections += 1
@@ -194,8 +192,8 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 kind = type(event)
                 if kind is H1Request:
                     start = event  # type: ignore[assignment]
-                    if conn.upgrade is not None and not self.w.upgrade_warned:
-                        self._unsupported_upgrade(conn.upgrade)
+                    if conn.upgrade is not None and self._upgrade(start):  # type: ignore[arg-type]
+                        continue  # h2c: the request goes to HTTP/2 once its body is read
                     self._on_request(start)  # type: ignore[arg-type]
                 elif event is END_OF_MESSAGE:
                     self._on_body_end()
@@ -230,6 +228,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             return
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
+
+    def _upgrade(self, request: H1Request) -> bool:
+        """An ``Upgrade`` request: True when it is taken as HTTP/2's (``h2c``, threads/h2c.py);
+        otherwise it is served as plain HTTP/1.1 (said once per worker thread)."""
+        if h2c_upgrade_wanted(self, request):
+            return True
+        if not self.w.upgrade_warned:
+            self._unsupported_upgrade(self.conn.upgrade)
+        return False
 
     def _unsupported_upgrade(self, protocols: bytes) -> None:
         """Say, once per worker thread, that an ``Upgrade`` request (WebSocket, h2c) is
@@ -280,7 +287,9 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def _on_body(self, data: bytes) -> None:
         if self.discarding:
             self.discarded += len(data)
-            if self.discarded > MAX_DISCARD:
+            if self.h2c_body is not None:
+                self.h2c_body.append(data)  # (bounded: h2c_upgrade_wanted checked its length)
+            elif self.discarded > MAX_DISCARD:
                 self._close()
             return
         cycle = self.cycle
@@ -300,6 +309,9 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self.body_since = 0.0  # (_check_body) the next body starts afresh
         if self.discarding:
             self.discarding = False
+            if self.h2c_body is not None:
+                self.w.loop.call_soon(switch_to_h2c, self)
+                return
             self._next_cycle()
             return
         cycle = self.cycle
@@ -502,6 +514,11 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     # -- errors, timeouts, closing ---------------------------------------------------
 
     def _protocol_error(self, exc: ProtocolError) -> None:
+        if self.cycle is None and self.w.http2 is not None and self.conn.trailing_data.startswith(PREFACE_HEAD):
+            # HTTP/2 with prior knowledge (RFC 9113 §3.3): its preface reads as a request
+            # for HTTP/2.0, which the parser refuses; nothing is paid on HTTP/1.1 requests.
+            hand_over_to_h2(self, self.conn.trailing_data)
+            return
         logger.info("invalid HTTP request from %s: %s", self.info.client, exc)
         cycle = self.cycle
         if cycle is not None and not cycle.complete:

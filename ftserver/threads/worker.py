@@ -15,6 +15,7 @@ from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.net import CONNECTION_ERRORS, AcceptBackoff
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
+from ftserver.threads.http2 import HTTP2Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
 
 if TYPE_CHECKING:
@@ -26,14 +27,41 @@ logger = logging.getLogger("ftserver.error")
 ACCEPT_BATCH = 64
 
 
-def new_driver(host: WorkerHost) -> asyncio.Protocol:
+def new_driver(host: WorkerHost, tls: bool = False) -> asyncio.Protocol:
     """The protocol driver for a new connection.
 
-    HTTP/1.1 is the only one yet. HTTP/2 is chosen here by ALPN on TLS connections; on
-    cleartext ones the HTTP/1.1 driver hands over on the ``PRI *`` preface or an
-    ``Upgrade: h2c``, as it will hand a WebSocket ``Upgrade`` to the adapter's exchange.
+    On TLS, ``ALPNChoice`` picks HTTP/2 or HTTP/1.1 once the handshake is done. On
+    cleartext: HTTP/1.1, whose driver hands over to HTTP/2 on the ``PRI *`` preface or an
+    ``Upgrade: h2c`` (``threads/h2c.py``); with ``--http 2`` HTTP/2 only; with
+    ``--http 1`` HTTP/1.1 only.
     """
+    mode = host.http_mode
+    if tls and mode != "1":
+        return ALPNChoice(host)
+    if mode == "2":
+        return HTTP2Driver(host)
     return HTTP1Driver(host)
+
+
+class ALPNChoice(asyncio.Protocol):
+    """A TLS connection's first protocol: once the handshake is done, the driver ALPN
+    chose (``h2``: HTTP/2; ``http/1.1`` or none: HTTP/1.1, or HTTP/2 with ``--http 2``)
+    takes the connection."""
+
+    def __init__(self, host: WorkerHost) -> None:
+        self.host = host
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        protocol = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        host = self.host
+        driver: asyncio.Protocol
+        if protocol == "h2" or host.http_mode == "2":
+            driver = HTTP2Driver(host)
+        else:
+            driver = HTTP1Driver(host)
+        transport.set_protocol(driver)
+        driver.connection_made(transport)
 
 
 class WorkerThread(threading.Thread):
@@ -142,7 +170,7 @@ class WorkerThread(threading.Thread):
             if self.ssl_context is None:
                 loop.add_reader(listener.fileno(), self._accept, ctx, listener)
             else:
-                server = await loop.create_server(partial(new_driver, ctx), sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
+                server = await loop.create_server(partial(new_driver, ctx, True), sock=listener, backlog=self.config.backlog, ssl=self.ssl_context)
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
@@ -232,7 +260,7 @@ class WorkerThread(threading.Thread):
 
     async def _connect(self, ctx: WorkerHost, sock: socket.socket) -> None:
         try:
-            await ctx.loop.connect_accepted_socket(partial(new_driver, ctx), sock, ssl=self.ssl_context)
+            await ctx.loop.connect_accepted_socket(partial(new_driver, ctx, True), sock, ssl=self.ssl_context)
         except (OSError, ssl.SSLError) as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
