@@ -87,7 +87,7 @@ class H2Stream:
         if self.closed or self.ended:
             return
         if self.head_pending:
-            self._send_head(exchange, None if more else len(body), not more and (not body or self.discard))
+            self._send_head(exchange, None if more else len(body), not more and not body)
             if self.ended:
                 return
         if body and not self.discard:
@@ -103,8 +103,10 @@ class H2Stream:
         status = exchange.status
         if status in NO_CONTENT:
             self.discard = True
-            end = end or self.end_pending
+            end = end or length is not None  # (a known length: the app's last message)
             length = None  # (RFC 9110 §8.6: none on 204; a 304's would describe another response)
+        elif self.discard:  # HEAD
+            end = end or length is not None
         driver = self.driver
         conn = driver.conn
         fields = conn.response_fields(status, exchange.headers, driver.w.date, length)

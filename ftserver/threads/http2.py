@@ -85,8 +85,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         w = self.w
         self.begin(transport, w.connection_info(transport))
         w.stats.connections += 1
-        self.conn.initiate()
-        self.flush()
+        self.conn.initiate()  # (sent once the client's preface is seen: _check_preface)
 
     def begin(self, transport: asyncio.Transport, info: ConnectionInfo) -> None:
         w = self.w
