@@ -10,6 +10,7 @@ import h2.config
 import h2.connection
 import h2.events
 from h2.settings import SettingCodes
+from hyperframe.frame import Frame
 
 
 class H2Client:
@@ -106,6 +107,29 @@ class H2Client:
             if isinstance(event, h2.events.ConnectionTerminated):
                 return event
         return None
+
+    def raw_frames(self, done, limit: float = 10.0) -> list[Any]:
+        """Read the server's frames with hyperframe alone (h2's client refuses every
+        frame after a GOAWAY), until ``done(frames)`` or the connection closes."""
+        frames: list[Any] = []
+        buffer = b""
+        deadline = time.monotonic() + limit
+        while not done(frames) and time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                data = b""
+            if not data:
+                break
+            buffer += data
+            while len(buffer) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(buffer[:9]))
+                if len(buffer) < 9 + length:
+                    break
+                frame.parse_body(memoryview(buffer[9 : 9 + length]))
+                buffer = buffer[9 + length :]
+                frames.append(frame)
+        return frames
 
     def close(self) -> None:
         self.sock.close()

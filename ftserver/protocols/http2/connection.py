@@ -132,6 +132,21 @@ class HeaderBlockCap(FrameBuffer):
         return f
 
 
+class _ServerConnection(H2Connection):
+    """h2's connection, but a request body that does not match its ``content-length`` is
+    a stream error (RFC 9113 §8.1.1: ``request_from_fields`` and the driver check it),
+    where h2 would end the whole connection."""
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream._initialize_content_length = _no_length_check  # noqa: SLF001
+        return stream
+
+
+def _no_length_check(headers: Any) -> None:
+    pass
+
+
 class HTTP2Connection:
     """The server side of one HTTP/2 connection.
 
@@ -152,7 +167,7 @@ class HTTP2Connection:
             validate_outbound_headers=False,  # response_fields() does it
             normalize_outbound_headers=False,
         )
-        h2 = H2Connection(config)
+        h2 = _ServerConnection(config)
         h2.local_settings = Settings(
             client=False,
             initial_values={
