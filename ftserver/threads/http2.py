@@ -320,6 +320,12 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         """The stream is done on both sides."""
         streams = self.streams
         if streams.get(stream.stream_id) is stream:
+            if stream.body_open and not stream.closed:
+                # The response is complete before the request body: the client may stop
+                # sending it (RFC 9113 §8.1), and its window is not held open for nothing.
+                stream.body_open = False
+                self.conn.reset(stream.stream_id, ErrorCodes.NO_ERROR)
+                self.flush_soon()
             del streams[stream.stream_id]
             if not streams:
                 self.idle_since = self.w.now

@@ -298,3 +298,31 @@ def test_keep_alive_ping_and_its_timeout():
         finally:
             answering.close()
             silent.close()
+
+
+def test_streams_beyond_the_limit_are_refused_not_the_connection():
+    with serve(basic.sleepy, h2_max_concurrent_streams=2) as server:
+        client = H2Client(server.port)
+        try:
+            # (sent before the client reads the server's SETTINGS: h2 would not send the third)
+            first, second, third = (client.request("/", end=True) for _ in range(3))
+            assert reset_code(client, third) == ErrorCodes.REFUSED_STREAM
+            assert client.response(first)[1] == b"done" and client.response(second)[1] == b"done"
+            assert client.response(client.request("/"))[1] == b"done"  # room again
+        finally:
+            client.close()
+
+
+def test_a_response_before_the_whole_body_resets_the_rest_with_no_error():
+    with serve(basic.hello) as server:
+        client = H2Client(server.port)
+        try:
+            stream_id = client.request("/", "POST", end=False)
+            send_body(client, stream_id, b"x" * 1000, end=False)
+            headers, body, last = client.response(stream_id)
+            assert body == b"Hello, world!"
+            client.events_until(lambda events: any(isinstance(e, h2.events.StreamReset) and e.stream_id == stream_id for e in events))
+            (reset,) = [e for e in client.events if isinstance(e, h2.events.StreamReset)]
+            assert reset.error_code == ErrorCodes.NO_ERROR
+        finally:
+            client.close()

@@ -133,9 +133,29 @@ class HeaderBlockCap(FrameBuffer):
 
 
 class _ServerConnection(H2Connection):
-    """h2's connection, but a request body that does not match its ``content-length`` is
-    a stream error (RFC 9113 §8.1.1: ``request_from_fields`` and the driver check it),
-    where h2 would end the whole connection."""
+    """h2's connection, with two stream errors where h2 would end the whole connection: a
+    request body that does not match its ``content-length`` (RFC 9113 §8.1.1:
+    ``request_from_fields`` and the driver check it), and a stream beyond
+    ``max_concurrent_streams`` (RFC 9113 §5.1.2: refused, its id in ``refused``)."""
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config)
+        self.refused: set[int] = set()
+        self.counting = True
+
+    @property
+    def open_inbound_streams(self) -> int:
+        return super().open_inbound_streams if self.counting else 0
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        if frame.stream_id not in self.streams:
+            if super().open_inbound_streams >= self.local_settings.max_concurrent_streams:
+                self.refused.add(frame.stream_id)
+            self.counting = False  # (h2's own check would end the connection)
+        try:
+            return super()._receive_headers_frame(frame)
+        finally:
+            self.counting = True
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
@@ -260,8 +280,14 @@ class HTTP2Connection:
         stream_id = event.stream_id
         if event.priority_updated is not None:
             self.empty_frames -= 1  # its PriorityUpdated follows: not a flood frame
+        h2 = self.h2
+        if h2.refused and stream_id in h2.refused:
+            h2.refused.discard(stream_id)
+            self._count("resets", self.settings.max_resets, "refused streams")
+            h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
         if self.goaway_sent and stream_id > self.last_stream_id:
-            self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
+            h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
             return
         try:
             request = request_from_fields(stream_id, event.headers, event.stream_ended is not None)
