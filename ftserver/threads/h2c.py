@@ -32,6 +32,18 @@ _BAD_UPGRADE = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: cl
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
+def prior_knowledge(conn: Any, exc: ProtocolError) -> bytes | None:
+    """The bytes received so far if the HTTP/1.1 parser ``conn`` refused the HTTP/2
+    preface (``exc``), else None. Our parser leaves the refused head in ``trailing_data``;
+    h11 consumed it (a 505 followed by the preface's rest: ``SM``, blank line)."""
+    data = conn.trailing_data
+    if data.startswith(PREFACE_HEAD):
+        return data
+    if exc.status_code == 505 and data.startswith(PREFACE[len(PREFACE_HEAD) :]):
+        return PREFACE_HEAD + data
+    return None
+
+
 def hand_over_to_h2(driver: HTTP1Driver, data: bytes) -> None:
     """The connection starts with the HTTP/2 preface: an ``HTTP2Driver`` takes it, with
     the bytes read so far."""

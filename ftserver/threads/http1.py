@@ -18,7 +18,7 @@ from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
-from ftserver.threads.h2c import PREFACE_HEAD, h2c_upgrade_wanted, hand_over_to_h2, switch_to_h2c
+from ftserver.threads.h2c import h2c_upgrade_wanted, hand_over_to_h2, prior_knowledge, switch_to_h2c
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
@@ -514,11 +514,13 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     # -- errors, timeouts, closing ---------------------------------------------------
 
     def _protocol_error(self, exc: ProtocolError) -> None:
-        if self.cycle is None and self.w.http2 is not None and self.conn.trailing_data.startswith(PREFACE_HEAD):
+        if self.cycle is None and self.w.http2 is not None:
             # HTTP/2 with prior knowledge (RFC 9113 §3.3): its preface reads as a request
             # for HTTP/2.0, which the parser refuses; nothing is paid on HTTP/1.1 requests.
-            hand_over_to_h2(self, self.conn.trailing_data)
-            return
+            preface = prior_knowledge(self.conn, exc)
+            if preface is not None:
+                hand_over_to_h2(self, preface)
+                return
         logger.info("invalid HTTP request from %s: %s", self.info.client, exc)
         cycle = self.cycle
         if cycle is not None and not cycle.complete:

@@ -229,8 +229,6 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
 
     def _open(self, request: Request) -> H2Stream | None:
         w = self.w
-        if self.closing and request.stream_id > self.conn.last_stream_id:
-            return None
         stream = H2Stream(self, request, time.perf_counter() if w.access_log else 0.0)
         self.streams[request.stream_id] = stream
         self.idle_since = 0.0

@@ -326,3 +326,23 @@ def test_a_response_before_the_whole_body_resets_the_rest_with_no_error():
             assert reset.error_code == ErrorCodes.NO_ERROR
         finally:
             client.close()
+
+
+def test_stalled_request_body_gets_408():
+    with serve(basic.echo, timeout_io=1.0) as server:
+        client = H2Client(server.port)
+        try:
+            stream_id = client.request("/", "POST", end=False)
+            send_body(client, stream_id, b"partial", end=False)  # ... and nothing more
+            headers, body, last = client.response(stream_id)
+            assert headers[b":status"] == b"408"
+        finally:
+            client.close()
+
+
+def test_prior_knowledge_with_the_h11_parser():
+    import httpx
+
+    with serve(basic.hello, http1="h11") as server:
+        with httpx.Client(http1=False, http2=True, timeout=10) as client:
+            assert client.get(server.url + "/").text == "Hello, world!"
