@@ -81,26 +81,27 @@ def count(app_name: str, n: int, per_read: int) -> collections.Counter[str]:
             done = loop.create_future()
             loop.call_soon(drive, batches, traced, done)
             loop.run_until_complete(done)
+        ctx.stepper.close()
+        ctx.stepper.cancel_all()
+        loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
-    thread = threading.Thread(target=thread_main)
-    thread.start()
-    thread.join()
+    worker = threading.Thread(target=thread_main)  # (not the main thread, as a worker)
+    worker.start()
+    worker.join()
     return counts
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app", default="hello", choices=sorted(inloop.APPS))
     parser.add_argument("-n", type=int, default=200, help="requests traced")
     parser.add_argument("--streams", type=int, default=1, help="requests per read")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     counts = count(args.app, args.n, args.streams)
-    print(f"{args.app}: {sum(counts.values()) / args.n:.0f} bytecodes per HTTP/2 request ({args.streams} per read)")
-    for name, value in counts.most_common(args.top):
-        print(f"{value / args.n:8.1f}  {name}")
-
+    head = f"{args.app}: {sum(counts.values()) / args.n:.0f} bytecodes per HTTP/2 request ({args.streams} per read)"
+    print("\n".join([head, *(f"{value / args.n:8.1f}  {name}" for name, value in counts.most_common(args.top))]))
 
 if __name__ == "__main__":
     main()

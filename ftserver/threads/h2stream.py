@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from h2.errors import ErrorCodes
 
+from ftserver.interfaces.stream import LoopWaiting
 from ftserver.protocols.http2.connection import NO_CONTENT
 from ftserver.threads.host import report_app_exit
 
@@ -31,8 +32,9 @@ HTTP2Driver = Any
 FILE_PIECE = 64 * 1024
 
 
-class H2Stream:
-    """``HTTPStream`` of one HTTP/2 stream (``ftserver.interfaces.stream``)."""
+class H2Stream(LoopWaiting):
+    """``HTTPStream`` of one HTTP/2 stream (``ftserver.interfaces.stream``); its ``waiter``
+    is the application's ``drain()``."""
 
     __slots__ = (
         "driver",
@@ -47,7 +49,7 @@ class H2Stream:
         "end_pending",
         "ended",
         "trailers",
-        "drain_waiter",
+        "waiter",
         "app_done",
         "body_open",
         "received",
@@ -71,7 +73,7 @@ class H2Stream:
         self.end_pending = False  # the response ends once ``out`` is sent
         self.ended = False  # END_STREAM sent
         self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None  # the app's drain()
         self.app_done = False
         self.body_open = request.has_body
         self.received = 0  # request body bytes received
@@ -164,12 +166,8 @@ class H2Stream:
             driver.flush_soon()
 
     async def drain(self) -> None:
-        if not self.write_paused or self.closed:
-            return
-        waiter = self.drain_waiter
-        if waiter is None:
-            self.drain_waiter = waiter = asyncio.get_running_loop().create_future()
-        await waiter
+        if self.write_paused and not self.closed:
+            await self._wait()
 
     def abort(self) -> None:
         """Reset this stream (the client does not read its response)."""
@@ -199,11 +197,7 @@ class H2Stream:
 
     def wake(self) -> None:
         """The window or the transport let the application write again (or the stream went)."""
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake()
 
     def reset(self, code: int) -> None:
         """End the stream at once: RST_STREAM to the client, the exchange told it went."""

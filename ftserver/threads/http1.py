@@ -575,11 +575,4 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def _close(self) -> None:
         if not self.closed:
             self._flush()
-            self.closed = True
-            transport = self.transport
-            transport.close()  # type: ignore[union-attr]
-            # connection_lost follows from the loop; forget the connection right away so
-            # shutdown does not wait on it, unless bytes still wait for the client: the
-            # tick's send timeout (check_send) must see it.
-            if not transport.get_write_buffer_size():  # type: ignore[union-attr]
-                self.w.connections.discard(self)
+            self.close_transport()

@@ -430,8 +430,4 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
             except Exception:  # noqa: BLE001 - after h2's own GOAWAY for a connection error
                 pass
         self.flush()
-        self.closed = True
-        transport = self.transport
-        transport.close()  # type: ignore[union-attr]
-        if not transport.get_write_buffer_size():  # type: ignore[union-attr]
-            self.w.connections.discard(self)
+        self.close_transport()
