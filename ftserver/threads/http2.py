@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 from h2.events import PingAckReceived
+from h2.exceptions import StreamClosedError
 
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
 from ftserver.protocols.errors import LocalProtocolError
@@ -281,35 +282,41 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
             return
         conn = self.conn
         stream_id = stream.stream_id
-        while out:
-            window = conn.send_window(stream_id)
-            if window <= 0:
-                break
-            chunk = out[0]
-            if len(chunk) <= window:
-                out.popleft()
-                conn.send_data(stream_id, chunk, not out and stream.end_pending and stream.trailers is None)
-                if not out and stream.end_pending and stream.trailers is None:
-                    stream.ended = True
-            else:
-                view = memoryview(chunk)
-                conn.send_data(stream_id, view[:window], False)
-                out[0] = view[window:]
-        if out:
-            if not stream.blocked_since:
-                stream.blocked_since = self.w.now
-            stream.write_paused = True
-        else:
-            stream.blocked_since = 0.0
-            if stream.end_pending and not stream.ended:
-                stream.ended = True
-                if stream.trailers is not None:
-                    conn.send_headers(stream_id, stream.trailers, True)
+        try:
+            while out:
+                window = conn.send_window(stream_id)
+                if window <= 0:
+                    break
+                chunk = out[0]
+                if len(chunk) <= window:
+                    out.popleft()
+                    conn.send_data(stream_id, chunk, not out and stream.end_pending and stream.trailers is None)
+                    if not out and stream.end_pending and stream.trailers is None:
+                        stream.ended = True
                 else:
-                    conn.end_stream(stream_id)
-            stream.write_paused = self.transport_paused
-            if not stream.write_paused:
-                stream.wake()
+                    view = memoryview(chunk)
+                    conn.send_data(stream_id, view[:window], False)
+                    out[0] = view[window:]
+            if out:
+                if not stream.blocked_since:
+                    stream.blocked_since = self.w.now
+                stream.write_paused = True
+            else:
+                stream.blocked_since = 0.0
+                if stream.end_pending and not stream.ended:
+                    stream.ended = True
+                    if stream.trailers is not None:
+                        conn.send_headers(stream_id, stream.trailers, True)
+                    else:
+                        conn.end_stream(stream_id)
+                stream.write_paused = self.transport_paused
+                if not stream.write_paused:
+                    stream.wake()
+        except StreamClosedError:
+            # h2 reset the stream in the frames just read (a WINDOW_UPDATE overflow after
+            # the one that woke us): its StreamGone event follows.
+            stream.gone()
+            return
         self.flush_soon()
         if stream.ended:
             stream.finish_if_done()
