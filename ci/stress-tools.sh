@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the load tools the stress checks and HTTP/2 tests drive (wrk, slowhttptest, h2load and
-# nghttp from nghttp2-client) from Debian's packages if they are missing. Needs root (CI runs as root); otherwise it names the packages.
+# nghttp from nghttp2-client, nginx for the proxy test) from Debian's packages if they are missing. Needs root (CI runs as root); otherwise it names the packages.
 set -euo pipefail
 missing=()
-for tool in wrk slowhttptest h2load:nghttp2-client nghttp:nghttp2-client; do
+for tool in wrk slowhttptest h2load:nghttp2-client nghttp:nghttp2-client nginx:nginx-light; do
     package=${tool#*:}
-    command -v "${tool%%:*}" >/dev/null 2>&1 || [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
+    command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ftserver.config import Config
-from ftserver.logs import configure_logging
+from ftserver.envfile import load_env_file
+from ftserver.logs import configure_logging_for
+from ftserver.metrics import MetricsEndpoint
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.supervisor import Supervisor
 from ftserver.reloader import Reloader
@@ -37,11 +39,25 @@ def serve(config: Config) -> int:
     A start-up failure raises one of ``ftserver.startup.STARTUP_FAILURES`` (the app's own
     error at import as an ``AppImportError``); ``exit_code_for`` gives its exit code.
     """
+    if config.env_file is not None:
+        load_env_file(config.env_file)  # before the app is imported, here or in the workers
     if config.reload:
-        return Reloader(config).run()
+        return Reloader(config).run()  # the server process it runs serves the metrics
+    if not config.metrics:
+        return _serve(config)
+    configure_logging_for(config)  # before the endpoint's first line
+    endpoint = MetricsEndpoint(config.metrics_host, config.metrics_port)
+    try:
+        endpoint.start()
+        return _serve(config)
+    finally:
+        endpoint.close()
+
+
+def _serve(config: Config) -> int:
     if config.supervisor:
         return Supervisor(config).run()
-    configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+    configure_logging_for(config)
     with PidFile(config.pid_file):
         server = Server(config)
         try:

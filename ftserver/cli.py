@@ -12,7 +12,18 @@ import click
 from click.core import ParameterSource
 
 from ftserver.api import serve
-from ftserver.config import ACCEPT_MODES, HTTP1_MODES, HTTP_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
+from ftserver.config import (
+    ACCEPT_MODES,
+    HTTP1_MODES,
+    HTTP_MODES,
+    INTERFACES,
+    LIFESPAN_MODES,
+    LOG_LEVELS,
+    MODES,
+    Config,
+    ConfigError,
+    default_threads,
+)
 from ftserver.loading import AppImportError
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
@@ -23,17 +34,20 @@ ENV_PREFIX = "FTSERVE"
 
 #: ``--help`` shows the options in these sections, in this order; everyday options first.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "App": ("interface", "factory", "app_dir", "lifespan", "root_path"),
+    "App": ("interface", "factory", "app_dir", "env_file", "lifespan", "root_path"),
     "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
+    "Proxies": ("proxy_headers", "forwarded_allow_ips"),
+    "Metrics": ("metrics", "metrics_host", "metrics_port"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http", "http1", "server_header", "date_header", "wsgi_body_buffer"),
     "HTTP/2": (
         "h2_max_concurrent_streams", "h2_initial_window_size", "h2_max_frame_size", "h2_max_header_list_size",
         "h2_ping_interval", "h2_ping_timeout",
     ),
-    "Logging": ("log_level", "access_log", "log_file", "access_log_file"),
+    "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
+    "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
-        "timeout_keep_alive", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
+        "timeout_keep_alive", "timeout_header_read", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
         "limit_request_line", "limit_request_headers", "limit_request_fields",
     ),
     "Supervisor": (
@@ -162,6 +176,18 @@ def _version_message() -> str:
 @option("--pid-file", default=None, help="Write the server's process id to this file (refused if it names a running process; removed at exit).")
 @option("--log-file", default=None, help="Write the server log to this file instead of stderr (reopened on SIGUSR1).")
 @option("--access-log-file", default=None, help="Write the access log to this file instead of stdout (turns the access log on; reopened on SIGUSR1).")
+@option("--access-log-format", default=None, metavar="FORMAT", help='Access-log lines in Gunicorn\'s atoms, e.g. \'%(h)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms\'; %({header}i)s, %({header}o)s and %({variable}e)s too (docs/logging.md). Default: time, client, request line, status, bytes, duration.')
+@option("--log-config", default=None, metavar="FILE", help="Configure logging from this file: JSON or YAML (dictConfig; YAML needs PyYAML), else an .ini fileConfig. It decides handlers and formats; levels it leaves unset come from --log-level and --access-log.")
+@option("--env-file", default=None, metavar="FILE", help="Load environment variables for the app from this dotenv file (NAME=value lines); variables already set win.")
+@option("--proxy-headers/--no-proxy-headers", default=False, show_default=True, help="Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host/-Port or RFC 7239 Forwarded, from trusted peers only (--forwarded-allow-ips); the app and the access log see them. Off by default (Uvicorn turns it on).")
+@option("--forwarded-allow-ips", default=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"), metavar="LIST", show_default="$FORWARDED_ALLOW_IPS, else 127.0.0.1", help="Comma-separated peers trusted with proxy headers: IP addresses, networks (10.0.0.0/8), 'unix' (peers on a Unix socket), '*' (everyone).")
+@option("--metrics/--no-metrics", default=False, show_default=True, help="Serve Prometheus metrics (requests, latency, connections, loop lag, worker restarts; merged across worker processes) at http://METRICS_HOST:METRICS_PORT/metrics.")
+@option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics listener.")
+@option("--metrics-port", default=9090, show_default=True, type=int, help="Port of the metrics listener (0 picks a free one; the log shows it).")
+@option("--static-path-route", "static_path_route", multiple=True, metavar="PATH", envvar="FTSERVE_STATIC_PATH_ROUTE", show_default="/static with one --static-path-mount", help="Serve the files of the matching --static-path-mount under this URL path, without calling the app (repeatable: the n-th route goes with the n-th mount).")
+@option("--static-path-mount", "static_path_mount", multiple=True, metavar="DIR", envvar="FTSERVE_STATIC_PATH_MOUNT", help="A directory of static files (repeatable). GET and HEAD, ranges, ETag/Last-Modified (304); nothing outside the directory is reachable.")
+@option("--static-path-dir-to-file", default=None, metavar="NAME", help="The file served for a directory under a static route (e.g. index.html); without it a directory is 404.")
+@option("--static-path-expires", default=86400.0, show_default=True, type=DURATION, help="Cache-Control max-age of static files; 0: no Cache-Control.")
 @option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3 (apps that cannot be ASGI 3 are refused, naming the fix). asgi3 = asgi; asgi2: an app(scope) returning instance(receive, send).")
 @option("--http", type=click.Choice(HTTP_MODES), default="auto", show_default=True, help="HTTP versions. auto: HTTP/1.1 and HTTP/2 (over TLS by ALPN; on cleartext by prior knowledge or Upgrade: h2c, on the same port). 1: HTTP/1.1 only. 2: HTTP/2 only (cleartext: prior knowledge; an HTTP/1.1 client gets 505 and is closed).")
 @option("--h2-max-concurrent-streams", default=100, show_default=True, type=int, help="HTTP/2: streams a client may have open at once on a connection.")
@@ -179,6 +205,7 @@ def _version_message() -> str:
 @option("--root-path", default="", help="ASGI root_path: the prefix the app is mounted under behind a proxy.")
 @option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=DURATION, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
 @option("--timeout-keep-alive", default=5.0, show_default=True, type=DURATION, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
+@option("--timeout-header-read", default=10.0, show_default=True, type=DURATION, help="A request head must be complete within this many seconds of its first bytes, however slowly it trickles in (408 otherwise; checked once a second). --timeout-keep-alive, counted from the connection's last response, applies to it too: the first to run out ends it.")
 @option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
 @option("--timeout-io", default=60.0, show_default=True, type=DURATION, help="Seconds a request body may make no progress (the app is told the client went, the client gets 408) and a response may wait for a client that reads none of it (the connection is dropped), on every interface; WSGI: also how long a handler waits for a client that does not read its response.")
 @option("--wsgi-body-buffer", default=65536, show_default=True, type=int, metavar="BYTES", help="WSGI: a request body up to this size is read on the event loop before the app gets a handler thread, so slow uploads hold no thread (a stalled one gets 408 after --timeout-io); larger bodies are handed over after this many bytes. 0: hand every request over at once. At most 262144.")

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from ftserver.accessformat import AccessFormat, AccessFormatError
+from ftserver.envfile import EnvFileError, parse_env_file
+from ftserver.net import parse_trusted
 from ftserver.protocols.http2.settings import H2Settings
 from ftserver.protocols.limits import Limits
 
@@ -143,6 +146,7 @@ class Config:
     root_path: str = ""
     timeout_graceful_shutdown: float = 30.0
     timeout_keep_alive: float = 5.0
+    timeout_header_read: float = 10.0
     blocking_threads: int = 8
     timeout_io: float = 60.0
     wsgi_body_buffer: int = 65536
@@ -179,6 +183,18 @@ class Config:
     pid_file: str | None = None
     log_file: str | None = None
     access_log_file: str | None = None
+    access_log_format: str | None = None
+    log_config: str | None = None
+    env_file: str | None = None
+    static_path_route: tuple[str, ...] = ()
+    static_path_mount: tuple[str, ...] = ()
+    static_path_dir_to_file: str | None = None
+    static_path_expires: float | None = 86400.0
+    proxy_headers: bool = False
+    metrics: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9090
+    forwarded_allow_ips: str | tuple[str, ...] = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if isinstance(self.app, str):
@@ -206,6 +222,8 @@ class Config:
             raise ConfigError(f"backlog: must be at least 1, got {self.backlog}")
         if self.timeout_graceful_shutdown < 0:
             raise ConfigError(f"timeout_graceful_shutdown: must be >= 0, got {self.timeout_graceful_shutdown}")
+        if not self.timeout_header_read > 0:
+            raise ConfigError(f"timeout_header_read: must be > 0, got {self.timeout_header_read}")
         if self.timeout_keep_alive <= 0:
             raise ConfigError(f"timeout_keep_alive: must be > 0, got {self.timeout_keep_alive}")
         if self.blocking_threads < 1:
@@ -227,6 +245,60 @@ class Config:
             raise ConfigError(f"fd: must be a file descriptor number >= 0 and not combined with uds, got {self.fd}")
         self._validate_reload()
         self._validate_workers()
+        self._validate_logging()
+        self._validate_static()
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port: must be 0..65535 (0 picks a free port), got {self.metrics_port}")
+        try:
+            parse_trusted(self.forwarded_allow_ips)
+        except ValueError as exc:
+            raise ConfigError(f"forwarded_allow_ips: {exc}") from None
+
+    def _validate_static(self) -> None:
+        routes, mounts = tuple(self.static_path_route), tuple(self.static_path_mount)
+        object.__setattr__(self, "static_path_route", routes)  # frozen: normalise lists once, here
+        object.__setattr__(self, "static_path_mount", mounts)
+        if routes and not mounts:
+            raise ConfigError("static_path_route: needs a --static-path-mount directory for each route")
+        if mounts and not routes:
+            routes = ("/static",) if len(mounts) == 1 else ()
+        if len(routes) != len(mounts):
+            raise ConfigError(f"static_path_mount: {len(mounts)} directories for {len(routes)} routes; give one --static-path-route per --static-path-mount")
+        for route in routes:
+            if not route.startswith("/") or any(char in route for char in "?#%\\"):
+                raise ConfigError(f"static_path_route: must be a path starting with '/', without '?', '#' or '%', got {route!r}")
+        for mount in mounts:
+            if not os.path.isdir(mount):
+                raise ConfigError(f"static_path_mount: {mount!r} is not a directory")
+        index = self.static_path_dir_to_file
+        if index is not None and (not index or "/" in index or index in (".", "..")):
+            raise ConfigError(f"static_path_dir_to_file: must be a file name, got {index!r}")
+        if self.static_path_expires is not None and self.static_path_expires < 0:
+            raise ConfigError(f"static_path_expires: must be >= 0 seconds (0: no Cache-Control), got {self.static_path_expires}")
+
+    @property
+    def static_routes(self) -> tuple[tuple[str, str], ...]:
+        """(route, directory) pairs of the static files served without the app."""
+        routes = self.static_path_route or (("/static",) if self.static_path_mount else ())
+        return tuple(zip(routes, self.static_path_mount))
+
+    def _validate_logging(self) -> None:
+        if self.access_log_format is not None:
+            if not self.access_log:
+                object.__setattr__(self, "access_log", True)  # giving the format asks for the log
+            try:
+                AccessFormat(self.access_log_format)
+            except AccessFormatError as exc:
+                raise ConfigError(f"access_log_format: {exc}") from None
+        if self.log_config is not None and not os.path.isfile(self.log_config):
+            raise ConfigError(f"log_config: {self.log_config!r} is not a file")
+        if self.env_file is not None:
+            try:
+                parse_env_file(self.env_file)
+            except OSError as exc:
+                raise ConfigError(f"env_file: cannot read {self.env_file!r}: {exc.strerror or exc}") from None
+            except EnvFileError as exc:
+                raise ConfigError(f"env_file: {exc}") from None
 
     def _validate_http2(self) -> None:
         if isinstance(self.http, int):

@@ -8,10 +8,13 @@ Worker processes inherit the open files from the supervisor; each process reopen
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.config
 import sys
+from typing import Any
 
-from ftserver.config import ConfigError
+from ftserver.config import Config, ConfigError
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -28,6 +31,8 @@ LEVELS = {
 ERROR_FORMAT = logging.Formatter("%(asctime)s [%(process)d] %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S")
 ACCESS_DATEFMT = "%Y-%m-%d %H:%M:%S"
 ACCESS_FORMAT = logging.Formatter("%(asctime)s %(message)s", ACCESS_DATEFMT)
+#: The access log's formatter with ``--access-log-format`` (the line carries its own time, ``%(t)s``).
+ACCESS_RAW_FORMAT = logging.Formatter("%(message)s")
 #: One access-log line: client, method, target, HTTP version, status, body bytes, duration.
 ACCESS_MESSAGE = '%s - "%s %s HTTP/%s" %d %d %.2fms'
 #: A response the server gave to bytes that never made a request (a malformed or stalled head).
@@ -77,25 +82,53 @@ class ReopenableFileHandler(_LineWriter, logging.FileHandler):
             self.release()
 
 
-def configure_logging(level: str, access_log: bool, log_file: str | None = None, access_log_file: str | None = None) -> None:
+def configure_logging(
+    level: str,
+    access_log: bool,
+    log_file: str | None = None,
+    access_log_file: str | None = None,
+    *,
+    log_config: str | None = None,
+    access_log_format: str | None = None,
+) -> None:
     """Install handlers on our loggers unless the user configured them already.
 
     ``access_log_file`` turns the access log on (there is no point naming a file otherwise).
+    ``log_config`` (``--log-config``) is applied first: it decides the handlers and formats
+    of what it configures; a level it leaves unset on our loggers is ``level`` (the server
+    log) and INFO (the access log, when on), and a logger of ours it leaves with nowhere to
+    write (no handler, none up the hierarchy) gets our own handler, so nothing is lost.
     """
     error = logging.getLogger("ftserver.error")
     access = logging.getLogger("ftserver.access")
-    error.setLevel(LEVELS[level])
-    access.setLevel(logging.INFO if access_log or access_log_file else logging.WARNING)
-    if not error.handlers:
+    if log_config is not None:
+        apply_log_config(log_config)
+    if log_config is None or error.level == logging.NOTSET:
+        error.setLevel(LEVELS[level])
+    if log_config is None or access.level == logging.NOTSET:
+        access.setLevel(logging.INFO if access_log or access_log_file else logging.WARNING)
+    if not (error.hasHandlers() if log_config else error.handlers):
         handler: logging.Handler = _open_log_file(log_file, "log") if log_file else logging.StreamHandler(sys.stderr)
         handler.setFormatter(ERROR_FORMAT)
         error.addHandler(handler)
         error.propagate = False
-    if not access.handlers:
+    if not (access.hasHandlers() if log_config else access.handlers):
         handler = _open_log_file(access_log_file, "access log") if access_log_file else AccessStreamHandler(sys.stdout)
-        handler.setFormatter(ACCESS_FORMAT)
+        handler.setFormatter(ACCESS_RAW_FORMAT if access_log_format else ACCESS_FORMAT)
         access.addHandler(handler)
         access.propagate = False
+
+
+def configure_logging_for(config: Config, files: bool = True) -> None:
+    """``configure_logging`` with a ``Config``'s options (``files=False``: not its log files)."""
+    configure_logging(
+        config.log_level,
+        config.access_log,
+        config.log_file if files else None,
+        config.access_log_file if files else None,
+        log_config=config.log_config,
+        access_log_format=config.access_log_format,
+    )
 
 
 def _open_log_file(path: str, what: str) -> ReopenableFileHandler:
@@ -105,21 +138,55 @@ def _open_log_file(path: str, what: str) -> ReopenableFileHandler:
         raise ConfigError(f"cannot write {what} file {path}: {exc.strerror or exc}") from None
 
 
-def access_line_writer(logger: logging.Logger) -> _LineWriter | None:
+def access_line_writer(logger: logging.Logger, raw: bool = False) -> _LineWriter | None:
     """The handler that workers may write formatted access lines to directly: the one we
     installed, when it is the access logger's only destination. ``None`` when the access
     log is off or the application's logging configuration added handlers, filters or
-    another format: each line then goes through ``logger.info`` as a normal record."""
+    another format: each line then goes through ``logger.info`` as a normal record.
+    ``raw``: the lines come from ``--access-log-format`` (no time prefix)."""
     if not logger.isEnabledFor(logging.INFO) or logger.filters or logger.propagate:
         return None
     if len(logger.handlers) != 1:
         return None
     handler = logger.handlers[0]
-    if not isinstance(handler, _LineWriter) or handler.filters or handler.formatter is not ACCESS_FORMAT:  # type: ignore[attr-defined]
+    expected = ACCESS_RAW_FORMAT if raw else ACCESS_FORMAT
+    if not isinstance(handler, _LineWriter) or handler.filters or handler.formatter is not expected:  # type: ignore[attr-defined]
         return None
     if handler.level > logging.INFO:  # type: ignore[attr-defined]
         return None
     return handler
+
+
+def apply_log_config(path: str) -> None:
+    """Apply ``--log-config``: a ``dictConfig`` in JSON (``.json``) or YAML (``.yaml``,
+    ``.yml``; needs PyYAML), else a ``fileConfig`` (``.ini``, ``.conf``...). A file that
+    cannot be read or applied is a ``ConfigError`` (one line at start-up)."""
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                _dict_config(json.load(file))
+        elif path.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise ConfigError(f"log_config: {path!r} is YAML, which needs PyYAML (pip install pyyaml); or write it as JSON") from None
+            with open(path, encoding="utf-8") as file:
+                _dict_config(yaml.safe_load(file))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - json/yaml/configparser/dictConfig errors alike
+        raise ConfigError(f"log_config: cannot apply {path!r}: {exc}") from None
+
+
+def _dict_config(config: Any) -> None:
+    """``dictConfig``, except that loggers the file does not name keep working
+    (``disable_existing_loggers`` defaults to false here: our own loggers exist already)."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"log_config: must hold a mapping (a dictConfig), got {type(config).__name__}")
+    config.setdefault("disable_existing_loggers", False)
+    logging.config.dictConfig(config)
 
 
 def reopen_log_files() -> int:

@@ -1,15 +1,19 @@
 """Listening sockets: TCP (optionally one per worker with SO_REUSEPORT) and Unix sockets,
-and ``AcceptBackoff``: what an accept loop does when accept() fails for want of descriptors.
+``AcceptBackoff`` (what an accept loop does when accept() fails for want of descriptors) and
+``TrustedPeers`` (the peers trusted with proxy headers).
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import os
 import socket
 import stat
 import time
+from collections.abc import Iterable
+from typing import Any
 
 logger = logging.getLogger("ftserver.error")
 
@@ -184,3 +188,45 @@ def listen_url(host: str, port: int, uds: str | None = None) -> str:
     if uds:
         return f"unix:{uds}"
     return f"http://{format_host(host)}:{port}"
+
+
+class TrustedPeers:
+    """``--forwarded-allow-ips``: addresses, networks (CIDR), ``*`` (everyone) and ``unix``
+    (peers on a Unix domain socket)."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.everyone = False
+        self.unix = False
+        self.networks: list[Any] = []
+        for entry in entries:
+            entry = entry.strip()
+            if entry == "*":
+                self.everyone = True
+            elif entry == "unix":
+                self.unix = True
+            elif entry:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))  # ValueError: not an address
+
+    def __contains__(self, host: str | None) -> bool:
+        if self.everyone:
+            return True
+        if host is None:
+            return self.unix
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+def parse_trusted(value: str | Iterable[str]) -> TrustedPeers:
+    """``TrustedPeers`` from a comma-separated string or a sequence (``ValueError`` names a bad entry)."""
+    entries = value.split(",") if isinstance(value, str) else [part for item in value for part in item.split(",")]
+    for entry in entries:
+        entry = entry.strip()
+        if entry and entry not in ("*", "unix"):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address, a network, '*' or 'unix'") from None
+    return TrustedPeers(entries)

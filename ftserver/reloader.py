@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ftserver.config import Config
-from ftserver.logs import configure_logging
+from ftserver.logs import configure_logging_for
 from ftserver.net import close_listeners
 from ftserver.startup import Listening, bind_listener, install_signal_handlers
 
@@ -209,7 +209,7 @@ class Reloader(Listening):
     def run(self) -> int:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("the reloader handles signals: run it in the main thread")
-        configure_logging(self.config.log_level, self.config.access_log)
+        configure_logging_for(self.config, files=False)
         # With --accept reuseport the child binds more sockets beside this one.
         self.listener = bind_listener(self.config, reuse_port=self.config.accept == "reuseport")
         self.take_address(self.listener, inherited=True)  # named as the server process will name it

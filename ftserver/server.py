@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ftserver.config import Config, ConfigError, WorkerPlan
-from ftserver.logs import configure_logging, reopen_log_files
+from ftserver.logs import configure_logging_for, reopen_log_files
 from ftserver.net import BindError, bind_tcp, bind_tcp_group, close_listeners
 from ftserver.runtime import GILReport
 from ftserver.startup import (
@@ -82,7 +82,7 @@ class Server(Listening):
     def run(self) -> int:
         """Serve until stopped; return the process exit code."""
         config = self.config
-        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+        configure_logging_for(config)
         restore = self._install_signal_handlers()
         try:
             try:

@@ -23,6 +23,8 @@ from ftserver.interfaces.stream import (
     LoopWaiting,
     YIELD_SHIFT,
     pace,
+    regular_file_size,
+    send_file_body,
     split_target,
 )
 
@@ -71,6 +73,7 @@ def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
         "headers": request.headers,
         "client": info.client,
         "server": info.server,
+        "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
     }
     state = info.state
     if state is not None:
@@ -239,7 +242,28 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
                 self._wake()
                 self.stream.response_complete(self)
             return
+        if kind == "http.response.pathsend":
+            await self._send_path(message["path"])
+            return
         raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an 'http' scope")
+
+    async def _send_path(self, path: str) -> None:
+        """The ``http.response.pathsend`` extension: the whole body from a file, with
+        ``sendfile`` where the connection allows (the bytes never enter Python)."""
+        if not self.started or self.body_sent:
+            raise RuntimeError("ASGI: 'http.response.pathsend' sent before 'http.response.start' or after the body")
+        if self.disconnected:
+            raise ClientDisconnected("client disconnected")
+        with open(path, "rb") as file:
+            size = regular_file_size(file)
+            if size is None:
+                raise RuntimeError(f"ASGI: 'http.response.pathsend' path {path!r} is not a regular file")
+            if not any(name.lower() == b"content-length" for name, _ in self.headers):
+                self.headers = [*self.headers, (b"content-length", b"%d" % size)]
+            self.body_sent = True
+            await send_file_body(self.stream, self, file, 0, size, self.request.method == "HEAD")
+        if self.complete:
+            self._wake()
 
 
 class ASGI2App:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 YIELD_SHIFT = 19
 #: Bytes per ``send_file`` call of ``pump_file``: a client that went is noticed between them.
 FILE_SEGMENT = 1024 * 1024
+#: ``send_file_body`` reads files up to this size at once and sends them with the head.
+READ_AT_ONCE = 256 * 1024
 
 _INTERNAL_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
@@ -50,6 +52,13 @@ class ConnectionInfo:
         self.scheme = scheme
         self.root_path = root_path
         self.state = state  # ASGI lifespan state of this worker thread, if any
+
+    def copy(self) -> ConnectionInfo:
+        """A copy to change for one request (``--proxy-headers``)."""
+        new = object.__new__(ConnectionInfo)
+        for name in ConnectionInfo.__slots__:
+            setattr(new, name, getattr(self, name))
+        return new
 
 
 class AppHost(Protocol):
@@ -295,3 +304,26 @@ async def pump_file(stream: HTTPStream, exchange: Exchange, file: Any, offset: i
         sent += segment
         exchange.response_bytes = sent
     return sent
+
+
+async def send_file_body(stream: HTTPStream, exchange: Exchange, file: Any, offset: int, count: int, head_only: bool = False) -> None:
+    """The whole rest of a response: ``count`` bytes of a regular file from ``offset`` (read
+    at once up to ``READ_AT_ONCE``, else by ``pump_file``), then the end of the response.
+    ``head_only``: a HEAD response (nothing read). Returns early if the client went."""
+    if head_only or count == 0:
+        body = b""
+    elif count <= READ_AT_ONCE:
+        body = os.pread(file.fileno(), count, offset)
+        if len(body) != count:
+            raise OSError(f"file shorter than its size ({len(body)} of {count} bytes)")
+    else:
+        sent = await pump_file(stream, exchange, file, offset, count)
+        if exchange.disconnected:
+            return
+        if sent < count:
+            raise OSError(f"file ended {count - sent} bytes early")
+        body = b""
+    exchange.response_bytes += len(body)
+    exchange.body_sent = exchange.complete = True
+    stream.send_body(exchange, body, False)
+    stream.response_complete(exchange)

@@ -3,8 +3,8 @@
 It reads like Gunicorn's arbiter: signal handlers only append the signal number to a
 queue (``signal.set_wakeup_fd`` wakes the loop); one loop in the main thread waits on the
 wake-up pipe and the workers' status pipes, dispatches each signal to a ``handle_<name>``
-method and checks the workers' health. It never starts a thread, so forking is safe.
-The lifecycle (ready, recycling, respawn limits, signals) is told in ``docs/supervisor.md``.
+method and checks the workers' health. Its only other thread (``--metrics``' listener)
+takes no lock a forked child uses, so forking is safe. The lifecycle (ready, recycling, respawn limits, signals) is told in ``docs/supervisor.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ftserver.config import Config, WorkerPlan
-from ftserver.logs import configure_logging, reopen_log_files
+from ftserver.logs import configure_logging_for, reopen_log_files
+from ftserver.metrics import count_restart
 from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, name_process
 from ftserver.mp_fallback.layout import choose_layout
 from ftserver.mp_fallback.pidfile import PidFile
@@ -98,7 +99,7 @@ class Supervisor(Listening):
         config = self.config
         if threading.current_thread() is not threading.main_thread():
             raise SupervisorError("the supervisor handles signals, so it runs in the main thread only; use supervisor=False (or Server.start()) elsewhere")
-        configure_logging(config.log_level, config.access_log, config.log_file, config.access_log_file)
+        configure_logging_for(config)
         name_process("ftserve master")
         with PidFile(config.pid_file):
             self._selector = selectors.DefaultSelector()
@@ -237,6 +238,7 @@ class Supervisor(Listening):
         if worker.recycle_reason is not None or worker.state is not State.SERVING or self.stopping:
             return
         worker.recycle_reason = reason
+        count_restart(reason)
         logger.info("Recycling %r: %s; starting its replacement first", worker, reason)
         self._spawn(replaces=worker)
 
@@ -398,6 +400,7 @@ class Supervisor(Listening):
             self._fail(SupervisorError(f"{worker!r} died ({reason}); stopping the server (--no-respawn-failed-workers)"))
             return
         if self._count_failure(now, f"{worker!r} died ({reason})"):
+            count_restart("died")
             self._spawn()
 
     def _count_failure(self, now: float, what: str) -> bool:

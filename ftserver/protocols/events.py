@@ -19,7 +19,8 @@ class Request:
     ``scheme`` is None on HTTP/1 (the connection decides); ``http_version`` is "1.0",
     "1.1" or "2". ``headers`` keeps the order received, names lower-cased, values without
     their outer whitespace. ``content_length`` is None when the body is not
-    length-delimited. HTTP/1's own framing facts are on ``http1.H1Request``.
+    length-delimited. ``client`` is set only by ``--proxy-headers`` (the forwarded client).
+    HTTP/1's own framing facts are on ``http1.H1Request``.
     """
 
     __slots__ = (
@@ -32,6 +33,7 @@ class Request:
         "headers",
         "content_length",
         "has_body",
+        "client",
     )
 
     def __init__(
@@ -55,6 +57,7 @@ class Request:
         self.headers = headers
         self.content_length = content_length
         self.has_body = has_body
+        self.client: tuple[str, int] | None = None  # the client a trusted proxy named (--proxy-headers)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.method} {self.target!r} HTTP/{self.http_version})"

@@ -1,5 +1,5 @@
 """The deadlines of an HTTP/1.1 connection, checked by the worker's once-a-second tick (no
-timer per request): the keep-alive and request-head timeout, the request-body timeout and
+timer per request): the keep-alive and request-head timeouts, the request-body timeout and
 the send timeout (docs/architecture.md, "The per-request path")."""
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Deadlines:
     request: H1Request | None
     closed: bool
     idle_since: float
+    head_started: float
     request_read: bool
     read_paused: bool
     continue_sent: bool
@@ -62,11 +63,22 @@ class Deadlines:
         if self.check_send(now):
             return
         since = self.idle_since
-        if since and now - since > keep_alive_timeout:
-            if self.conn.trailing_size and not self.closed:
-                # A request head that never completed (slow or stalled client).
-                self._send_error(ProtocolError("request head not received in time", 408))
-            self._close()
+        if since:
+            # Waiting for a request head: the keep-alive timeout counts from the end of the
+            # last response; a head in progress also gets --timeout-header-read from when
+            # this tick first saw its bytes (a head started earlier belonged to an earlier request).
+            head = self.conn.trailing_size and not self.closed
+            if head:
+                started = self.head_started
+                if started < since:
+                    self.head_started = started = now
+                late = now - started >= self.w.timeout_header_read
+            else:
+                late = False
+            if late or now - since > keep_alive_timeout:
+                if head:  # a request head that never completed (slow or stalled client)
+                    self._send_error(ProtocolError("request head not received in time", 408))
+                self._close()
         elif not self.request_read:
             self._check_body(now)
 

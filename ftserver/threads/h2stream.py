@@ -176,8 +176,8 @@ class H2Stream(LoopWaiting):
     def response_complete(self, exchange: Exchange) -> None:
         w = self.driver.w
         w.stats.requests += 1
-        if w.access_log:
-            w.log_access(exchange, self.driver.info.client, self.started_at)
+        if w.report:  # the access log, metrics
+            w.report_response(exchange, self.driver.info.client, self.started_at)
 
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
         if exc is not None or not exchange.complete:

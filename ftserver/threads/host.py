@@ -12,14 +12,24 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from ftserver.accessformat import AccessFormat
 from ftserver.interfaces import make_adapter
+from ftserver.interfaces.proxy import ProxyHeaders
+from ftserver.interfaces.static import StaticFiles
 from ftserver.interfaces.stream import ClientDisconnected, ConnectionInfo, await_app
-from ftserver.logs import ACCESS_DATEFMT, ACCESS_MESSAGE, ACCESS_NO_REQUEST, access_line_writer
+from ftserver.logs import (
+    ACCESS_DATEFMT,
+    ACCESS_MESSAGE,
+    ACCESS_NO_REQUEST,
+    access_line_writer,
+)
+from ftserver.metrics import ThreadMetrics, thread_metrics
+from ftserver.net import parse_trusted
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
 
@@ -57,8 +67,14 @@ class WorkerHost:
         self.stepper = Stepper(loop)
         self.context = contextvars.copy_context()
         self.adapter = make_adapter(config.interface, app, config, self, f" (worker {threading.current_thread().name})")
+        if config.static_routes:
+            self.adapter = StaticFiles(self.adapter, self, config.static_routes, config.static_path_dir_to_file, config.static_path_expires)
+        if config.proxy_headers:
+            self.adapter = ProxyHeaders(self.adapter, self, parse_trusted(config.forwarded_allow_ips))
         if config.http1 == "h11":
-            from ftserver.protocols.http1.h11_adapter import H11Connection  # only when asked for
+            from ftserver.protocols.http1.h11_adapter import (
+                H11Connection,  # only when asked for
+            )
 
             self.http1_class: type = H11Connection
         else:
@@ -77,13 +93,19 @@ class WorkerHost:
         self.upgrade_warned = False  # an unsupported Upgrade request was logged (once per thread)
         self.stats = stats
         self.access_log = config.access_log
+        index = getattr(threading.current_thread(), "index", 0)
+        self.metrics: ThreadMetrics | None = thread_metrics(index, config.threads or 1) if config.metrics else None
+        #: Something to do with each complete response (the access log, metrics).
+        self.report = self.access_log or self.metrics is not None
         self.access_logger = access_logger
         # Set once the app is imported (its logging configuration may have changed ours).
-        self.access_writer = access_line_writer(access_logger) if config.access_log else None
+        self.access_format = AccessFormat(config.access_log_format) if config.access_log_format else None
+        self.access_writer = access_line_writer(access_logger, raw=self.access_format is not None) if config.access_log else None
         self.access_lines: list[str] = []
         self.access_second = -1
         self.access_time = ""
         self.keep_alive_timeout = config.timeout_keep_alive
+        self.timeout_header_read = config.timeout_header_read  # a request head from its first bytes
         self.timeout_io = config.timeout_io  # a stalled request body or response (threads/deadlines.py)
         self.tick()
 
@@ -108,21 +130,58 @@ class WorkerHost:
         self.now = now = self.loop.time()
         if self.date_header:
             self.date = formatdate(usegmt=True).encode("ascii")
+        if self.metrics is not None:
+            self.metrics.tick(now, self.stats.connections, self.stats.closed)
         timeout = self.keep_alive_timeout
         for protocol in list(self.connections):
             protocol.check_timeouts(now, timeout)
 
     # -- the version-neutral duties of every driver ---------------------------------------
 
+    def report_response(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
+        """A complete response: its access-log line and its metrics."""
+        if self.access_log:
+            self.log_access(exchange, client, started_at)
+        if self.metrics is not None:
+            self.metrics.observe(exchange.request, exchange.status, exchange.response_bytes, time.perf_counter() - started_at)
+
+    def report_error(
+        self, client: tuple[str, int] | None, request: Request | None, status: int, nbytes: int, started_at: float
+    ) -> None:
+        """A response the server made (400, 408, 413...; ``request`` ``None`` when the bytes made none)."""
+        if self.access_log:
+            self.log_response(client, request, status, nbytes, started_at)
+        if self.metrics is not None:
+            if request is None:
+                self.metrics.server_response(status)
+            else:
+                self.metrics.observe(request, status, nbytes, time.perf_counter() - started_at)
+
     def log_access(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
         """Write the access-log line of a complete response."""
-        self.log_response(client, exchange.request, exchange.status, exchange.response_bytes, started_at)
+        self.log_response(client, exchange.request, exchange.status, exchange.response_bytes, started_at, exchange.headers)
 
     def log_response(
-        self, client: tuple[str, int] | None, request: Request | None, status: int, nbytes: int, started_at: float
+        self,
+        client: tuple[str, int] | None,
+        request: Request | None,
+        status: int,
+        nbytes: int,
+        started_at: float,
+        headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         """Write an access-log line: ``request`` is ``None`` for a response the server gave
         to bytes that never made a request (a malformed or stalled head: ``"-"``)."""
+        if request is not None and request.client is not None:
+            client = request.client  # forwarded by a trusted proxy
+        if self.access_format is not None:
+            duration = time.perf_counter() - started_at if request is not None else 0.0
+            line = self.access_format.render(client, request, status, headers, nbytes, duration)
+            if self.access_writer is not None:
+                self.queue_access_line(line)
+            else:
+                self.access_logger.info("%s", line)
+            return
         peer = f"{client[0]}:{client[1]}" if client else "-"
         if request is None:
             fmt, args = ACCESS_NO_REQUEST, (peer, status, nbytes, 0.0)
@@ -143,8 +202,12 @@ class WorkerHost:
         if second != self.access_second:
             self.access_second = second
             self.access_time = time.strftime(ACCESS_DATEFMT, time.localtime(now))
+        self.queue_access_line(f"{self.access_time} {message}")
+
+    def queue_access_line(self, line: str) -> None:
+        """Queue a whole access-log line; the lines of one loop iteration are written in one batch."""
         lines = self.access_lines
-        lines.append(f"{self.access_time} {message}")
+        lines.append(line)
         if len(lines) == 1:
             self.loop.call_soon(self._write_access_lines)
 

@@ -66,6 +66,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         "closed",
         "closing",
         "idle_since",
+        "head_started",
         "started_at",
         "request",
         "pending",
@@ -101,6 +102,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         self.closed = False
         self.closing = False
         self.idle_since = 0.0
+        self.head_started = 0.0  # when the tick first saw the bytes of a request head (deadlines)
         self.started_at = 0.0
         self.pending: list[bytes] = []  # response bytes waiting for the end of this loop iteration
         self.pending_bytes = 0
@@ -280,7 +282,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         self.head_pending = True
         self.continue_sent = False
         self.idle_since = 0.0
-        if w.access_log:
+        if w.report:
             self.started_at = time.perf_counter()
         self.cycle = self.open_exchange(self, request, self.info, self.request_read)
 
@@ -443,8 +445,8 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def response_complete(self, cycle: Exchange) -> None:
         w = self.w
         w.stats.requests += 1
-        if w.access_log:
-            w.log_access(cycle, self.info.client, self.started_at)
+        if w.report:  # the access log, metrics
+            w.report_response(cycle, self.info.client, self.started_at)
         if self.cycle is not cycle or self.closed:
             return
         self.cycle = None
@@ -544,9 +546,9 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         data = self.conn.error_response(exc, self.w.date)
         self.transport.write(data)  # type: ignore[union-attr]
         w = self.w
-        if w.access_log:
+        if w.report:
             body = len(data) - data.find(b"\r\n\r\n") - 4
-            w.log_response(self.info.client, self.request, exc.status_code, body, self.started_at)
+            w.report_error(self.info.client, self.request, exc.status_code, body, self.started_at)
 
     def shutdown(self) -> None:
         """Graceful stop: close after the response in progress, or after a short linger

@@ -230,7 +230,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
 
     def _open(self, request: Request) -> H2Stream | None:
         w = self.w
-        stream = H2Stream(self, request, time.perf_counter() if w.access_log else 0.0)
+        stream = H2Stream(self, request, time.perf_counter() if w.report else 0.0)
         self.streams[request.stream_id] = stream
         self.idle_since = 0.0
         stream.exchange = self.open_exchange(stream, request, self.info, not request.has_body)

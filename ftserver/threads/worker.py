@@ -136,6 +136,8 @@ class WorkerThread(threading.Thread):
         finally:
             self.accepting = False
             self.ready.set()
+            if self.ctx is not None and self.ctx.metrics is not None:
+                self.ctx.metrics.stop()  # its gauges no longer count
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             except Exception:  # noqa: BLE001

@@ -76,3 +76,16 @@ async def sleepy(scope, receive, send):
     await asyncio.sleep(float(scope["query_string"] or b"1"))
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]})
     await send({"type": "http.response.body", "body": b"done"})
+
+
+async def environment(scope, receive, send):
+    """Answer with the environment variables named in ``?names=A,B`` (JSON)."""
+    if scope["type"] != "http":
+        return
+    import os
+    from urllib.parse import parse_qs
+
+    names = parse_qs(scope["query_string"].decode()).get("names", [""])[0].split(",")
+    body = json.dumps({name: os.environ.get(name) for name in names}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})

@@ -391,3 +391,27 @@ def test_response_trailers_only_when_client_accepts_them(raw_client, http1, te, 
             assert b"transfer-encoding: chunked" in head.lower()
             body = c._read_until(expected_end)
             assert body == b"4\r\ndata\r\n1\r\n!\r\n"
+
+
+def test_a_trickling_request_head_is_cut_by_the_header_read_timeout(raw_client):
+    """With a long keep-alive timeout (behind a load balancer), a client sending its head a
+    byte at a time is still cut off --timeout-header-read after its first bytes."""
+    with serve(basic.hello, timeout_keep_alive=60, timeout_header_read=1) as server:
+        idle = raw_client(server.url)  # an idle connection: only the keep-alive timeout applies
+        c = raw_client(server.url)
+        head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+        start = time.monotonic()
+        status = None
+        for byte in head:
+            try:
+                c.send(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.05)
+            if time.monotonic() - start > 10:
+                break
+        status = c.read_until_closed(limit=10)
+        assert status.startswith(b"HTTP/1.1 408 "), status
+        assert time.monotonic() - start < 8  # long before the keep-alive timeout
+        idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # still open after the 1 s limit
+        assert idle.read_response()[0] == 200

@@ -131,3 +131,4 @@ class H1Request(Request):
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.chunked = chunked
+        self.client = None
