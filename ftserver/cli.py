@@ -15,6 +15,7 @@ from ftserver.api import serve
 from ftserver.config import (
     ACCEPT_MODES,
     HTTP1_MODES,
+    HTTP_MODES,
     INTERFACES,
     LIFESPAN_MODES,
     LOG_LEVELS,
@@ -40,7 +41,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Proxies": ("proxy_headers", "forwarded_allow_ips"),
     "Metrics": ("metrics", "metrics_host", "metrics_port"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
-    "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
+    "HTTP": ("http", "http1", "server_header", "date_header", "wsgi_body_buffer"),
+    "HTTP/2": (
+        "h2_max_concurrent_streams", "h2_initial_window_size", "h2_max_frame_size", "h2_max_header_list_size",
+        "h2_ping_interval", "h2_ping_timeout",
+    ),
     "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
     "TLS": (
         "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password", "ssl_protocol_min", "ssl_ciphers",
@@ -200,6 +205,13 @@ def _version_message() -> str:
 @option("--static-path-dir-to-file", default=None, metavar="NAME", help="The file served for a directory under a static route (e.g. index.html); without it a directory is 404.")
 @option("--static-path-expires", default=86400.0, show_default=True, type=DURATION, help="Cache-Control max-age of static files; 0: no Cache-Control.")
 @option("--interface", type=click.Choice(INTERFACES), default="auto", show_default=True, help="Application interface. auto: RSGI if the app has __rsgi__, WSGI if it is a plain callable of (environ, start_response), else ASGI 3 (apps that cannot be ASGI 3 are refused, naming the fix). asgi3 = asgi; asgi2: an app(scope) returning instance(receive, send).")
+@option("--http", type=click.Choice(HTTP_MODES), default="auto", show_default=True, help="HTTP versions. auto: HTTP/1.1 and HTTP/2 (over TLS by ALPN; on cleartext by prior knowledge or Upgrade: h2c, on the same port). 1: HTTP/1.1 only. 2: HTTP/2 only (cleartext: prior knowledge; an HTTP/1.1 client gets 505 and is closed).")
+@option("--h2-max-concurrent-streams", default=100, show_default=True, type=int, help="HTTP/2: streams a client may have open at once on a connection.")
+@option("--h2-initial-window-size", default=65535, show_default=True, type=int, metavar="BYTES", help="HTTP/2: the receive window of each stream and of the connection. A stream's window is given back as its app reads the body (one app that does not read stalls only its stream); request bodies buffered per connection stay under --h2-max-concurrent-streams times this.")
+@option("--h2-max-frame-size", default=16384, show_default=True, type=int, metavar="BYTES", help="HTTP/2: the largest frame payload accepted (16384..16777215).")
+@option("--h2-max-header-list-size", default=65536, show_default=True, type=int, metavar="BYTES", help="HTTP/2: the largest request header block, checked before decoding (CONTINUATION floods) and after.")
+@option("--h2-ping-interval", default=None, type=DURATION, show_default="off", help="HTTP/2: send a keep-alive PING after this long without hearing from the client.")
+@option("--h2-ping-timeout", default=20.0, show_default=True, type=DURATION, help="HTTP/2: close a connection whose client does not answer the keep-alive PING within this.")
 @option("--http1", type=click.Choice(HTTP1_MODES), default="fast", show_default=True, help="HTTP/1.1 implementation: our fast strict parser, or h11 (strict reference).")
 @option("--accept", type=click.Choice(ACCEPT_MODES), default="queue", show_default=True, help="How connections reach worker threads: a shared accept queue (least-loaded thread) or one SO_REUSEPORT listener per thread.")
 @option("--backlog", default=2048, show_default=True, type=int, help="Listen backlog.")

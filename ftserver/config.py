@@ -11,10 +11,12 @@ from typing import Any, Literal
 from ftserver.accessformat import AccessFormat, AccessFormatError
 from ftserver.envfile import EnvFileError, parse_env_file
 from ftserver.net import parse_trusted
+from ftserver.protocols.http2.settings import H2Settings
 from ftserver.protocols.limits import Limits
 
 Interface = Literal["auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi"]
 HTTP1Mode = Literal["fast", "h11"]
+HTTPMode = Literal["auto", "1", "2"]
 AcceptMode = Literal["queue", "reuseport"]
 LifespanMode = Literal["auto", "on", "off"]
 Mode = Literal["auto", "threads", "processes"]
@@ -24,6 +26,7 @@ SSLCertReqs = Literal["none", "optional", "required"]
 
 INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi")
 HTTP1_MODES = ("fast", "h11")
+HTTP_MODES = ("auto", "1", "2")
 ACCEPT_MODES = ("queue", "reuseport")
 LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -139,6 +142,13 @@ class Config:
     workers: int | None = None
     interface: Interface = "auto"
     http1: HTTP1Mode = "fast"
+    http: HTTPMode = "auto"
+    h2_max_concurrent_streams: int = 100
+    h2_initial_window_size: int = 65535
+    h2_max_frame_size: int = 16384
+    h2_max_header_list_size: int = 65536
+    h2_ping_interval: float | None = None
+    h2_ping_timeout: float = 20.0
     accept: AcceptMode = "queue"
     backlog: int = 2048
     lifespan: LifespanMode = "auto"
@@ -226,6 +236,7 @@ class Config:
         object.__setattr__(self, "threads_from", threads_from or "the threads option")  # (replace() passes it on)
         _choice("interface", self.interface, INTERFACES)
         _choice("http1", self.http1, HTTP1_MODES)
+        self._validate_http2()
         _choice("accept", self.accept, ACCEPT_MODES)
         _choice("lifespan", self.lifespan, LIFESPAN_MODES)
         _choice("log_level", self.log_level, LOG_LEVELS)
@@ -313,6 +324,23 @@ class Config:
                 raise ConfigError(f"env_file: cannot read {self.env_file!r}: {exc.strerror or exc}") from None
             except EnvFileError as exc:
                 raise ConfigError(f"env_file: {exc}") from None
+
+    def _validate_http2(self) -> None:
+        if isinstance(self.http, int):
+            object.__setattr__(self, "http", str(self.http))  # (http=2 from Python)
+        _choice("http", self.http, HTTP_MODES)
+        if not 1 <= self.h2_max_concurrent_streams <= 2**31 - 1:
+            raise ConfigError(f"h2_max_concurrent_streams: must be at least 1, got {self.h2_max_concurrent_streams}")
+        if not 1024 <= self.h2_initial_window_size <= 2**31 - 1:
+            raise ConfigError(f"h2_initial_window_size: must be 1024..2147483647 bytes, got {self.h2_initial_window_size}")
+        if not 16384 <= self.h2_max_frame_size <= 16777215:
+            raise ConfigError(f"h2_max_frame_size: must be 16384..16777215 bytes (RFC 9113 §6.5.2), got {self.h2_max_frame_size}")
+        if not 1024 <= self.h2_max_header_list_size <= 2**31 - 1:
+            raise ConfigError(f"h2_max_header_list_size: must be at least 1024 bytes, got {self.h2_max_header_list_size}")
+        if self.h2_ping_interval is not None and not self.h2_ping_interval > 0:
+            raise ConfigError(f"h2_ping_interval: must be > 0 seconds (leave it unset for no PING), got {self.h2_ping_interval}")
+        if not self.h2_ping_timeout > 0:
+            raise ConfigError(f"h2_ping_timeout: must be > 0 seconds, got {self.h2_ping_timeout}")
 
     def _validate_reload(self) -> None:
         for name in ("reload_dirs", "reload_includes", "reload_excludes"):
@@ -437,6 +465,18 @@ class Config:
             max_header_bytes=self.limit_request_headers,
             max_headers=self.limit_request_fields,
             max_body_size=self.limit_request_body,
+        )
+
+    @property
+    def h2_settings(self) -> H2Settings | None:
+        """The HTTP/2 settings, or ``None`` with ``--http 1``."""
+        if self.http == "1":
+            return None
+        return H2Settings(
+            max_concurrent_streams=self.h2_max_concurrent_streams,
+            initial_window_size=self.h2_initial_window_size,
+            max_frame_size=self.h2_max_frame_size,
+            max_header_list_size=self.h2_max_header_list_size,
         )
 
     def replace(self, **changes: Any) -> Config:

@@ -139,7 +139,7 @@ class Server(Listening):
 
     def _startup(self) -> None:
         config = self.config
-        self.ssl_context = server_context(config)  # (the h2 driver's branch passes http2=...)
+        self.ssl_context = server_context(config, http2=config.http != "1")
         self.app, self.gil, self.interface = load_app(config)
         self._bind()  # (a worker process may change its thread count there, see child.py)
         for index in range(config.threads):

@@ -122,8 +122,8 @@ class Scope:
     - ``method``: upper-case as sent; ``path``: the request target's path, percent-decoded
       (as Granian does; invalid UTF-8 becomes U+FFFD), without the query; an absolute-form
       target gives its path; ``query_string``: the raw text after ``?``;
-    - ``headers``: ``Headers``; ``authority``: ``None`` on HTTP/1.x (spec: "empty on HTTP
-      versions prior to 2"; Granian gives ``None``).
+    - ``headers``: ``Headers``; ``authority``: HTTP/2's ``:authority`` (or ``host``), ``None``
+      on HTTP/1.x (spec: "empty on HTTP versions prior to 2"; Granian gives ``None``).
 
     RSGI has no ``root_path``: ``--root-path`` does not change what an RSGI app sees.
     """
@@ -132,7 +132,6 @@ class Scope:
 
     proto = "http"
     rsgi_version = RSGI_VERSION
-    authority: str | None = None
 
     def __init__(self, request: Request, info: ConnectionInfo) -> None:
         version = request.http_version
@@ -157,6 +156,13 @@ class Scope:
         if headers is None:
             headers = self._headers = Headers(self._request.headers)
         return headers
+
+    @property
+    def authority(self) -> str | None:
+        request = self._request
+        if request.http_version != "2" or request.authority is None:
+            return None
+        return request.authority.decode("latin-1")
 
     @property
     def server(self) -> str:

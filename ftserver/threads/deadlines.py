@@ -21,7 +21,8 @@ logger = logging.getLogger("ftserver.error")
 
 
 class Deadlines:
-    """Mixin of ``HTTP1Driver``: its timeouts. The driver owns the state they read and write."""
+    """Mixin of ``HTTP1Driver`` (its timeouts) and ``HTTP2Driver`` (its send timeout, its
+    close). The driver owns the state they read and write."""
 
     __slots__ = ()
 
@@ -45,6 +46,17 @@ class Deadlines:
     def _close(self) -> None: ...
     def _answer_and_close(self, exc: ProtocolError) -> None: ...
     def _send_error(self, exc: ProtocolError) -> None: ...
+
+    def close_transport(self) -> None:
+        """Mark the driver closed and close its transport once what is buffered is sent.
+        ``connection_lost`` follows from the loop; the connection is forgotten at once, so
+        shutdown does not wait on it, unless bytes still wait for the client: the tick's
+        send timeout (``check_send``) must see it."""
+        self.closed = True
+        transport = self.transport
+        transport.close()  # type: ignore[union-attr]
+        if not transport.get_write_buffer_size():  # type: ignore[union-attr]
+            self.w.connections.discard(self)
 
     def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
         """Called by the worker's once-a-second tick."""

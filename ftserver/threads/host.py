@@ -81,6 +81,10 @@ class WorkerHost:
         else:
             self.http1_class = HTTP11Connection
         self.limits: Limits = config.limits
+        self.http_mode = config.http  # "auto", "1" (no HTTP/2) or "2" (HTTP/2 only)
+        self.http2 = config.h2_settings  # None with --http 1
+        self.h2_ping_interval = config.h2_ping_interval or 0.0
+        self.h2_ping_timeout = config.h2_ping_timeout
         self.server_header: bytes | None = b"ftserver" if config.server_header else None
         self.date_header = config.date_header
         self.date: bytes | None = None

@@ -19,6 +19,7 @@ from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
+from ftserver.threads.h2c import h2c_upgrade_wanted, hand_over_to_h2, prior_knowledge, switch_to_h2c
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         "backlog",
         "body_mark",
         "body_since",
+        "h2c_body",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -117,6 +119,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         # (0.0: not yet seen; -1.0: the exchange was told of the timeout).
         self.body_mark = 0
         self.body_since = 0.0
+        self.h2c_body: list[bytes] | None = None  # the body of an Upgrade: h2c request
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -194,8 +197,8 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 kind = type(event)
                 if kind is H1Request:
                     start = event  # type: ignore[assignment]
-                    if conn.upgrade is not None and not self.w.upgrade_warned:
-                        self._unsupported_upgrade(conn.upgrade)
+                    if conn.upgrade is not None and self._upgrade(start):  # type: ignore[arg-type]
+                        continue  # h2c: the request goes to HTTP/2 once its body is read
                     self._on_request(start)  # type: ignore[arg-type]
                 elif event is END_OF_MESSAGE:
                     self._on_body_end()
@@ -230,6 +233,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             return
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
+
+    def _upgrade(self, request: H1Request) -> bool:
+        """An ``Upgrade`` request: True when it is taken as HTTP/2's (``h2c``, threads/h2c.py);
+        otherwise it is served as plain HTTP/1.1 (said once per worker thread)."""
+        if h2c_upgrade_wanted(self, request):
+            return True
+        if not self.w.upgrade_warned:
+            self._unsupported_upgrade(self.conn.upgrade)
+        return False
 
     def _unsupported_upgrade(self, protocols: bytes) -> None:
         """Say, once per worker thread, that an ``Upgrade`` request (WebSocket, h2c) is
@@ -280,7 +292,9 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def _on_body(self, data: bytes) -> None:
         if self.discarding:
             self.discarded += len(data)
-            if self.discarded > MAX_DISCARD:
+            if self.h2c_body is not None:
+                self.h2c_body.append(data)  # (bounded: h2c_upgrade_wanted checked its length)
+            elif self.discarded > MAX_DISCARD:
                 self._close()
             return
         cycle = self.cycle
@@ -300,6 +314,9 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self.body_since = 0.0  # (_check_body) the next body starts afresh
         if self.discarding:
             self.discarding = False
+            if self.h2c_body is not None:
+                self.w.loop.call_soon(switch_to_h2c, self)
+                return
             self._next_cycle()
             return
         cycle = self.cycle
@@ -524,6 +541,13 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     # -- errors, timeouts, closing ---------------------------------------------------
 
     def _protocol_error(self, exc: ProtocolError) -> None:
+        if self.cycle is None and self.w.http2 is not None:
+            # HTTP/2 with prior knowledge (RFC 9113 §3.3): its preface reads as a request
+            # for HTTP/2.0, which the parser refuses; nothing is paid on HTTP/1.1 requests.
+            preface = prior_knowledge(self.conn, exc)
+            if preface is not None:
+                hand_over_to_h2(self, preface)
+                return
         logger.info("invalid HTTP request from %s: %s", self.info.client, exc)
         cycle = self.cycle
         if cycle is not None and not cycle.complete:
@@ -578,11 +602,4 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def _close(self) -> None:
         if not self.closed:
             self._flush()
-            self.closed = True
-            transport = self.transport
-            transport.close()  # type: ignore[union-attr]
-            # connection_lost follows from the loop; forget the connection right away so
-            # shutdown does not wait on it, unless bytes still wait for the client: the
-            # tick's send timeout (check_send) must see it.
-            if not transport.get_write_buffer_size():  # type: ignore[union-attr]
-                self.w.connections.discard(self)
+            self.close_transport()

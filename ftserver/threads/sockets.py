@@ -200,6 +200,13 @@ class SocketTransport(asyncio.Transport):
                 waiter.set_result(None)
         self._update()
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Hand the connection to another protocol (HTTP/1.1 → HTTP/2)."""
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
     # -- asyncio.ReadTransport -----------------------------------------------------
 
     def is_reading(self) -> bool:

@@ -15,6 +15,7 @@ from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_connections
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
+from ftserver.threads.http2 import HTTP2Driver
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
 from ftserver.threads.tls_transport import TLSTransport
 
@@ -30,10 +31,13 @@ ACCEPT_BATCH = 64
 def new_driver(host: WorkerHost, alpn: str | None = None) -> asyncio.Protocol:
     """The protocol driver for a new connection; ``alpn``: the protocol a TLS handshake agreed on.
 
-    HTTP/1.1 is the only one yet. HTTP/2 is chosen here by ALPN on TLS connections; on
-    cleartext ones the HTTP/1.1 driver hands over on the ``PRI *`` preface or an
-    ``Upgrade: h2c``, as it will hand a WebSocket ``Upgrade`` to the adapter's exchange.
+    HTTP/2 when ALPN chose ``h2`` or with ``--http 2``; otherwise HTTP/1.1, whose driver hands
+    a cleartext connection over to HTTP/2 on the ``PRI *`` preface or an ``Upgrade: h2c``
+    (``threads/h2c.py``) unless ``--http 1``.
     """
+    mode = host.http_mode
+    if mode == "2" or (alpn == "h2" and mode != "1"):
+        return HTTP2Driver(host)
     return HTTP1Driver(host)
 
 

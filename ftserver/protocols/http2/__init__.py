@@ -1,0 +1,30 @@
+"""HTTP/2 (RFC 9113), sans-I/O, on the ``h2`` library: ``HTTP2Connection`` (``connection.py``),
+the request rules (``request.py``) and the settings and flood limits (``settings.py``)."""
+
+from .connection import (
+    GoingAway,
+    H2ConnectionError,
+    HTTP2Connection,
+    StreamBody,
+    StreamEnd,
+    StreamGone,
+    WindowOpened,
+)
+from .request import MalformedRequest, check_trailers, request_from_fields, upgraded_request
+from .settings import PREFACE, H2Settings
+
+__all__ = [
+    "GoingAway",
+    "H2ConnectionError",
+    "H2Settings",
+    "HTTP2Connection",
+    "MalformedRequest",
+    "PREFACE",
+    "StreamBody",
+    "StreamEnd",
+    "StreamGone",
+    "WindowOpened",
+    "check_trailers",
+    "request_from_fields",
+    "upgraded_request",
+]

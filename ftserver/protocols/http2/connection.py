@@ -1,0 +1,472 @@
+"""One HTTP/2 connection, sans-I/O, on the ``h2`` library: bytes in, stream events out.
+
+``HTTP2Connection`` turns h2's events into the neutral ``Request`` and the stream events
+below, validates requests itself (``request.py``: a malformed request resets its stream,
+never the connection), keeps the receive windows (the connection's given back as bytes
+arrive, each stream's as its application reads), caps header blocks before HPACK decodes
+them, and counts the floods a client can send cheaply (``H2Settings``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    PingAckReceived,
+    PingReceived,
+    PriorityUpdated,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    UnknownFrameReceived,
+    WindowUpdated,
+)
+from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError
+from h2.frame_buffer import FrameBuffer
+from h2.settings import SettingCodes, Settings
+import hpack.hpack
+import hpack.table
+from hyperframe.frame import GoAwayFrame, HeadersFrame
+
+from ..errors import LocalProtocolError, ProtocolError
+from ..events import Request
+from ..http1.common import TOKEN_RE
+from .request import CONNECTION_FIELDS, MalformedRequest, check_trailers, request_from_fields
+from .settings import ABUSE_WINDOW, H2Settings
+
+__all__ = [
+    "H2ConnectionError",
+    "HTTP2Connection",
+    "StreamBody",
+    "StreamEnd",
+    "StreamGone",
+    "WindowOpened",
+    "GoingAway",
+]
+
+#: The largest flow-control window (RFC 9113 §6.9.1).
+MAX_WINDOW: Final = 2**31 - 1
+#: Statuses whose responses carry no content (RFC 9110 §15.3.5, §15.4.5).
+NO_CONTENT: Final = frozenset((204, 304))
+_match_token: Final = TOKEN_RE.fullmatch
+_search_unsafe: Final = re.compile(rb"[\r\n\x00]").search
+_STATUS: Final = {code: str(code).encode() for code in range(100, 1000)}
+
+
+class _Silent:
+    """hpack's module logger, silenced: it logs at debug level for every header field, and
+    on 3.13t each call reads a ``threading.local`` (``Logger._is_disabled``), which
+    serializes threads; measured: 8% of an HTTP/2 request's bytecodes. Nothing of ours
+    reads those lines."""
+
+    def debug(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+hpack.hpack.log = hpack.table.log = _Silent()  # type: ignore[assignment]
+
+
+class H2ConnectionError(ProtocolError):
+    """The connection must end: a GOAWAY with ``error_code`` is queued in ``data_to_send``."""
+
+    def __init__(self, message: str, error_code: int) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class StreamBody:
+    """Request body bytes of a stream."""
+
+    __slots__ = ("stream_id", "data")
+
+    def __init__(self, stream_id: int, data: bytes) -> None:
+        self.stream_id = stream_id
+        self.data = data
+
+
+class StreamEnd:
+    """A stream's request body is complete (its trailers, if any, checked and dropped)."""
+
+    __slots__ = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+class StreamGone:
+    """A stream was reset, by the client or (a malformed body) by us: nothing more goes
+    either way on it."""
+
+    __slots__ = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+class WindowOpened:
+    """Send windows grew: a stream's, or every stream's (``stream_id`` 0)."""
+
+    __slots__ = ("stream_id",)
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+class GoingAway:
+    """The client sent GOAWAY: no new streams; those up to ``last_stream_id`` go on."""
+
+    __slots__ = ("last_stream_id",)
+
+    def __init__(self, last_stream_id: int) -> None:
+        self.last_stream_id = last_stream_id
+
+
+class HeaderBlockCap(FrameBuffer):
+    """h2's frame buffer with a byte cap on a header block before it is decoded: a
+    CONTINUATION flood is refused at ``cap`` bytes, not at h2's 64 frames."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(server=True)
+        self.cap = cap
+
+    def _update_header_buffer(self, f: Any) -> Any:
+        f = super()._update_header_buffer(f)
+        if self._headers_buffer:
+            if sum(len(frame.data) for frame in self._headers_buffer) > self.cap:
+                raise DenialOfServiceError(f"header block larger than {self.cap} bytes")
+        elif type(f) is HeadersFrame and len(f.data) > self.cap:
+            raise DenialOfServiceError(f"header block larger than {self.cap} bytes")
+        return f
+
+
+class _ServerConnection(H2Connection):
+    """h2's connection, with two stream errors where h2 would end the whole connection: a
+    request body that does not match its ``content-length`` (RFC 9113 §8.1.1:
+    ``request_from_fields`` and the driver check it), and a stream beyond
+    ``max_concurrent_streams`` (RFC 9113 §5.1.2: refused, its id in ``refused``)."""
+
+    def __init__(self, config: H2Configuration) -> None:
+        super().__init__(config)
+        self.refused: set[int] = set()
+        self.counting = True
+
+    @property
+    def open_inbound_streams(self) -> int:
+        return super().open_inbound_streams if self.counting else 0
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        if frame.stream_id not in self.streams:
+            if super().open_inbound_streams >= self.local_settings.max_concurrent_streams:
+                self.refused.add(frame.stream_id)
+            self.counting = False  # (h2's own check would end the connection)
+        try:
+            return super()._receive_headers_frame(frame)
+        finally:
+            self.counting = True
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream._initialize_content_length = _no_length_check  # noqa: SLF001
+        return stream
+
+
+def _no_length_check(headers: Any) -> None:
+    pass
+
+
+class HTTP2Connection:
+    """The server side of one HTTP/2 connection.
+
+    ``receive_data(data, now)`` returns the events of the bytes: ``Request`` (a stream
+    opens), ``StreamBody``, ``StreamEnd``, ``StreamGone``, ``WindowOpened``, ``GoingAway``;
+    it raises ``H2ConnectionError`` when the connection must end. Whatever is to be sent
+    (SETTINGS, ACKs, WINDOW_UPDATEs, resets, responses) waits in ``data_to_send()``.
+    """
+
+    def __init__(self, settings: H2Settings, server_header: bytes | None = None) -> None:
+        self.settings = settings
+        self.server_header = server_header
+        config = H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=False,  # request.py does it: a stream error, not h2's connection error
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,  # response_fields() does it
+            normalize_outbound_headers=False,
+        )
+        h2 = _ServerConnection(config)
+        h2.local_settings = Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+                SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+                SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
+                SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+            },
+        )
+        h2.max_inbound_frame_size = settings.max_frame_size
+        h2.decoder.max_header_list_size = settings.max_header_list_size
+        h2.incoming_buffer = HeaderBlockCap(settings.max_header_list_size)
+        self.h2 = h2
+        self.window = settings.initial_window_size
+        self.stream_unacked: dict[int, int] = {}  # per open request body: bytes read, not given back
+        self.unacked = 0  # connection-level bytes received and not yet given back
+        self.last_stream_id = 0  # the highest stream a Request was returned for
+        self.goaway_sent = False
+        self.period_start = 0.0
+        self.resets = self.pings = self.settings_frames = self.empty_frames = 0
+
+    # -- starting --------------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue the server's preface (SETTINGS) and the larger connection window."""
+        self.h2.initiate_connection()
+        self._open_connection_window()
+
+    def initiate_upgrade(self, settings_header: bytes, request: Request) -> None:
+        """Start after an HTTP/1.1 ``Upgrade: h2c`` (RFC 7540 §3.2): the client's
+        ``HTTP2-Settings`` applied, stream 1 carrying ``request``, whose body (if any) the
+        HTTP/1.1 connection read whole. Raises ``ProtocolError`` on a bad settings field."""
+        try:
+            self.h2.initiate_upgrade_connection(settings_header)
+        except (H2ProtocolError, ValueError, TypeError) as exc:  # binascii.Error is a ValueError
+            raise ProtocolError(f"invalid HTTP2-Settings: {exc}") from exc
+        self._open_connection_window()
+        self.last_stream_id = request.stream_id = 1
+
+    def _open_connection_window(self) -> None:
+        extra = self.window - 65535
+        if extra > 0:
+            self.h2.increment_flow_control_window(extra)
+
+    # -- received bytes --------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list[Any]:
+        if now - self.period_start >= ABUSE_WINDOW:
+            self.period_start = now
+            self.resets = self.pings = self.settings_frames = self.empty_frames = 0
+        try:
+            h2_events = self.h2.receive_data(data)
+        except H2ProtocolError as exc:
+            raise H2ConnectionError(str(exc), int(getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR))) from None
+        events: list[Any] = []
+        append = events.append
+        for event in h2_events:
+            kind = type(event)
+            if kind is DataReceived:
+                self._on_data(event, append)
+            elif kind is RequestReceived:
+                self._on_request(event, append)
+            elif kind is StreamEnded:
+                self.stream_unacked.pop(event.stream_id, None)
+                append(StreamEnd(event.stream_id))
+            elif kind is WindowUpdated:
+                append(WindowOpened(event.stream_id))
+            elif kind is StreamReset:
+                if event.remote_reset:
+                    self._count("resets", self.settings.max_resets, "RST_STREAM")
+                self.stream_unacked.pop(event.stream_id, None)
+                append(StreamGone(event.stream_id))
+            elif kind is TrailersReceived:
+                self._on_trailers(event, append)
+            elif kind is RemoteSettingsChanged:
+                self._count("settings_frames", self.settings.max_settings, "SETTINGS")
+                if SettingCodes.INITIAL_WINDOW_SIZE in event.changed_settings:
+                    append(WindowOpened(0))
+            elif kind is PingReceived:
+                self._count("pings", self.settings.max_pings, "PING")
+            elif kind is ConnectionTerminated:
+                append(GoingAway(event.last_stream_id or 0))
+            elif kind is PriorityUpdated or kind is UnknownFrameReceived:
+                self._count("empty_frames", self.settings.max_empty_frames, "PRIORITY/unknown frames")
+            elif kind is PingAckReceived:
+                append(event)
+        return events
+
+    def _on_request(self, event: RequestReceived, append: Any) -> None:
+        stream_id = event.stream_id
+        if event.priority_updated is not None:
+            self.empty_frames -= 1  # its PriorityUpdated follows: not a flood frame
+        h2 = self.h2
+        if h2.refused and stream_id in h2.refused:
+            h2.refused.discard(stream_id)
+            self._count("resets", self.settings.max_resets, "refused streams")
+            h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        if self.goaway_sent and stream_id > self.last_stream_id:
+            h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
+            return
+        try:
+            request = request_from_fields(stream_id, event.headers, event.stream_ended is not None)
+        except MalformedRequest:
+            self._reset(stream_id)
+            return
+        self.last_stream_id = stream_id
+        if request.has_body:
+            self.stream_unacked[stream_id] = 0
+        append(request)
+
+    def _on_data(self, event: DataReceived, append: Any) -> None:
+        data = event.data
+        flow = event.flow_controlled_length
+        if flow:
+            # The connection's window is given back as bytes arrive; the stream's as its
+            # app reads them (acknowledge), padding at once.
+            unacked = self.unacked + flow
+            if unacked >= self.window >> 1:
+                self.h2.increment_flow_control_window(unacked)
+                unacked = 0
+            self.unacked = unacked
+            padding = flow - len(data)
+            if padding and event.stream_ended is None:
+                self.acknowledge(event.stream_id, padding)
+        elif event.stream_ended is None:
+            self._count("empty_frames", self.settings.max_empty_frames, "empty DATA")
+        if data:
+            append(StreamBody(event.stream_id, data))
+
+    def _on_trailers(self, event: TrailersReceived, append: Any) -> None:
+        try:
+            check_trailers(event.headers)
+        except MalformedRequest:
+            self._reset(event.stream_id)
+            append(StreamGone(event.stream_id))
+
+    def _reset(self, stream_id: int) -> None:
+        """A stream error (a malformed request): RST_STREAM PROTOCOL_ERROR."""
+        self._count("resets", self.settings.max_resets, "stream errors")
+        self.stream_unacked.pop(stream_id, None)
+        self.h2.reset_stream(stream_id, ErrorCodes.PROTOCOL_ERROR)
+
+    def reset_malformed(self, stream_id: int) -> None:
+        """The driver found the stream malformed (a body longer or shorter than its
+        content-length, RFC 9113 §8.1.1)."""
+        self._reset(stream_id)
+
+    def _count(self, name: str, limit: int, what: str) -> None:
+        count = getattr(self, name) + 1
+        setattr(self, name, count)
+        if count > limit:
+            self.h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM, b"flood")
+            raise H2ConnectionError(f"more than {limit} {what} in {ABUSE_WINDOW:g} s", ErrorCodes.ENHANCE_YOUR_CALM)
+
+    # -- flow control ----------------------------------------------------------------
+
+    def acknowledge(self, stream_id: int, nbytes: int) -> None:
+        """The app read ``nbytes`` of the stream's body: give them back to its window once
+        they add up to half of it (fewer WINDOW_UPDATE frames); nothing once the body ended."""
+        unacked = self.stream_unacked.get(stream_id)
+        if unacked is None:
+            return
+        unacked += nbytes
+        if unacked >= self.window >> 1:
+            self.h2.increment_flow_control_window(unacked, stream_id)
+            unacked = 0
+        self.stream_unacked[stream_id] = unacked
+
+    def send_window(self, stream_id: int) -> int:
+        """Bytes the stream may send now (its window and the connection's)."""
+        try:
+            return self.h2.local_flow_control_window(stream_id)
+        except H2ProtocolError:
+            return 0
+
+    @property
+    def max_frame(self) -> int:
+        return self.h2.max_outbound_frame_size
+
+    # -- sending ---------------------------------------------------------------------
+
+    def response_fields(
+        self, status: int, headers: Any, date: bytes | None, content_length: int | None
+    ) -> list[tuple[bytes, bytes]]:
+        """The response's field block: ``:status``, the app's fields (names lower-cased,
+        connection-specific ones dropped: RFC 9113 §8.2.2), ``server`` and ``date`` unless
+        the app gave them, and ``content-length`` when known and not given. Raises
+        ``LocalProtocolError`` for an invalid name or a value with CR, LF or NUL."""
+        fields = [(b":status", _STATUS[status])]
+        append = fields.append
+        server = self.server_header
+        has_length = content_length is None
+        for name, value in headers:
+            if type(name) is not bytes or type(value) is not bytes:
+                name, value = _as_bytes(name), _as_bytes(value)
+            name = name.lower()
+            if name in CONNECTION_FIELDS:
+                continue
+            if _match_token(name) is None or _search_unsafe(value) is not None:
+                raise LocalProtocolError(f"invalid response field {name[:64]!r}")
+            if name == b"date":
+                date = None
+            elif name == b"server":
+                server = None
+            elif name == b"content-length":
+                has_length = True
+            append((name, value))
+        if server is not None:
+            append((b"server", server))
+        if date is not None:
+            append((b"date", date))
+        if not has_length:
+            append((b"content-length", str(content_length).encode()))
+        return fields
+
+    def send_headers(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
+        self.h2.send_headers(stream_id, fields, end_stream=end)
+
+    def send_data(self, stream_id: int, data: bytes | memoryview, end: bool) -> None:
+        """Body bytes that fit the send window (the caller checks ``send_window``), cut
+        to the peer's frame size."""
+        h2 = self.h2
+        size = h2.max_outbound_frame_size
+        if len(data) <= size:
+            h2.send_data(stream_id, data, end_stream=end)
+            return
+        view = memoryview(data)
+        last = len(view) - size
+        for start in range(0, len(view), size):
+            h2.send_data(stream_id, view[start : start + size], end_stream=end and start >= last)
+
+    def end_stream(self, stream_id: int) -> None:
+        self.h2.end_stream(stream_id)
+
+    def reset(self, stream_id: int, code: int = ErrorCodes.CANCEL) -> None:
+        """Reset a stream (if it is still open)."""
+        self.stream_unacked.pop(stream_id, None)
+        stream = self.h2.streams.get(stream_id)
+        if stream is not None and not stream.closed:
+            self.h2.reset_stream(stream_id, code)
+
+    def stream_open(self, stream_id: int) -> bool:
+        stream = self.h2.streams.get(stream_id)
+        return stream is not None and not stream.closed
+
+    def ping(self, data: bytes) -> None:
+        self.h2.ping(data)
+
+    def goaway(self) -> bytes:
+        """A graceful GOAWAY (NO_ERROR) naming the last stream served, as bytes to send
+        after ``data_to_send()``; streams up to it go on, later ones are refused."""
+        self.goaway_sent = True
+        return GoAwayFrame(0, last_stream_id=self.last_stream_id, error_code=0).serialize()
+
+    def close(self, code: int = ErrorCodes.NO_ERROR) -> None:
+        """Queue a final GOAWAY (no frame is accepted after it)."""
+        self.h2.close_connection(code, last_stream_id=self.last_stream_id)
+
+    def data_to_send(self) -> bytes:
+        return self.h2.data_to_send()
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("latin-1")
+    return bytes(value)

@@ -1,0 +1,440 @@
+"""The driver of one HTTP/2 connection on a worker thread's event loop.
+
+It feeds received bytes to the sans-I/O ``HTTP2Connection``, opens an exchange through the
+interface adapter for each request stream, each with its own ``H2Stream``
+(``threads/h2stream.py``), sends what the windows allow and writes the frames out once per
+pass. It is reached by ALPN (``h2``) on TLS, and on cleartext by the HTTP/1.1 driver's
+hand-over (the ``PRI *`` preface, or ``Upgrade: h2c``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from h2.errors import ErrorCodes
+from h2.events import PingAckReceived
+from h2.exceptions import StreamClosedError
+
+from ftserver.interfaces.stream import ConnectionInfo, Exchange
+from ftserver.protocols.errors import LocalProtocolError
+from ftserver.protocols.events import Request
+from ftserver.protocols.http2 import (
+    PREFACE,
+    GoingAway,
+    H2ConnectionError,
+    HTTP2Connection,
+    StreamBody,
+    StreamEnd,
+    StreamGone,
+    WindowOpened,
+)
+from ftserver.threads.deadlines import Deadlines
+from ftserver.threads.h2stream import H2Stream
+
+if TYPE_CHECKING:
+    from ftserver.threads.host import WorkerHost
+
+logger = logging.getLogger("ftserver.error")
+
+#: What a client that is not speaking HTTP/2 gets on an HTTP/2-only port (``--http 2``).
+_NOT_HTTP2 = (
+    b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 28\r\nconnection: close\r\n\r\nThis server speaks HTTP/2.\r\n"
+)
+
+
+class HTTP2Driver(Deadlines, asyncio.Protocol):
+    """One HTTP/2 connection: its streams, their windows, its deadlines."""
+
+    def __init__(self, w: WorkerHost) -> None:
+        self.w = w
+        adapter = w.adapter
+        self.open_exchange = adapter.open
+        self.start_exchange = adapter.start
+        self.conn = HTTP2Connection(w.http2, w.server_header)  # type: ignore[arg-type]
+        self.transport: asyncio.Transport | None = None
+        self.info: ConnectionInfo = None  # type: ignore[assignment]
+        self.streams: dict[int, H2Stream] = {}
+        self.transport_paused = False
+        self.closed = False
+        self.closing = False  # GOAWAY sent or received: no new streams, close once idle
+        self.receiving = False  # in data_received: frames go out at its end
+        self.flush_scheduled = False
+        self.preface_checked = False
+        self.idle_since = 0.0
+        self.last_heard = 0.0
+        self.ping_sent_at = 0.0
+        self.send_mark = 0  # (check_send)
+        self.send_stalled_at = 0.0
+
+    @property
+    def cycle(self) -> Exchange | None:
+        """An exchange in progress, if any (the worker's drain counts them)."""
+        for stream in self.streams.values():
+            return stream.exchange
+        return None
+
+    # -- starting ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """A connection that speaks HTTP/2 from its first byte (ALPN ``h2``, ``--http 2``)."""
+        assert isinstance(transport, asyncio.Transport)
+        w = self.w
+        self.begin(transport, w.connection_info(transport))
+        w.stats.connections += 1
+        self.conn.initiate()  # (sent once the client's preface is seen: _check_preface)
+
+    def begin(self, transport: asyncio.Transport, info: ConnectionInfo) -> None:
+        w = self.w
+        self.transport = transport
+        self.info = info
+        self.idle_since = self.last_heard = w.now
+        w.connections.add(self)
+
+    def take_over(self, transport: asyncio.Transport, info: ConnectionInfo, data: bytes) -> None:
+        """The HTTP/1.1 driver read the prior-knowledge preface (in ``data``, with
+        whatever followed it): this driver serves the connection from now on."""
+        self.begin(transport, info)
+        transport.set_protocol(self)
+        self.conn.initiate()
+        self.data_received(data)
+
+    def prepare_upgrade(self, settings: bytes, request: Request) -> None:
+        """Before the HTTP/1.1 driver answers ``101 Switching Protocols`` to an ``Upgrade:
+        h2c`` request: apply its ``HTTP2-Settings`` (``ProtocolError`` when invalid)."""
+        self.conn.initiate_upgrade(settings, request)
+
+    def take_upgrade(self, transport: asyncio.Transport, info: ConnectionInfo, request: Request, body: list[bytes], data: bytes) -> None:
+        """After the ``101``: ``request`` (whose whole body is ``body``) becomes stream 1,
+        half-closed, and ``data`` (bytes after it) are the client's preface and frames."""
+        self.begin(transport, info)
+        transport.set_protocol(self)
+        self.preface_checked = True  # (h2 checks it)
+        self.receiving = True
+        try:
+            stream = self._open(request)
+            if stream is not None:
+                exchange = stream.exchange
+                for chunk in body:
+                    stream.received += len(chunk)
+                    exchange.on_body(chunk)  # type: ignore[union-attr]
+                if request.has_body:
+                    stream.body_open = False
+                    exchange.on_body_end()  # type: ignore[union-attr]
+                self.start_exchange(exchange)
+        finally:
+            self.receiving = False
+        if data:
+            self.data_received(data)
+        else:
+            self.flush()
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not self.preface_checked:
+            if not self._check_preface(data):
+                return
+        w = self.w
+        self.last_heard = w.now
+        self.ping_sent_at = 0.0
+        self.receiving = True
+        started: list[H2Stream] = []
+        try:
+            events = self.conn.receive_data(data, w.now)
+            streams = self.streams
+            for event in events:
+                kind = type(event)
+                if kind is Request:
+                    stream = self._open(event)
+                    if stream is not None:
+                        started.append(stream)
+                elif kind is StreamBody:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        self._on_body(stream, event.data)
+                elif kind is StreamEnd:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        self._on_body_end(stream)
+                elif kind is WindowOpened:
+                    self._window_opened(event.stream_id)
+                elif kind is StreamGone:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        stream.gone()
+                elif kind is GoingAway:
+                    self.closing = True
+                elif kind is PingAckReceived:
+                    self.ping_sent_at = 0.0
+            for stream in started:
+                if not stream.closed:
+                    self.start_exchange(stream.exchange)
+        except H2ConnectionError as exc:
+            self.receiving = False
+            logger.info("HTTP/2 connection error from %s: %s", self.info.client, exc)
+            self._close(goaway=False)  # (h2 queued its GOAWAY)
+            return
+        self.receiving = False
+        self.flush()
+        if self.closing and not self.streams:
+            self._close()
+
+    def _check_preface(self, data: bytes) -> bool:
+        """On a connection that must speak HTTP/2 from its start, an HTTP/1 client gets
+        a 505 (h2 would only say GOAWAY, which it cannot read)."""
+        if len(data) < len(PREFACE) and PREFACE.startswith(data):
+            return True  # h2 buffers the start of the preface
+        self.preface_checked = True
+        if data.startswith(PREFACE):
+            return True
+        logger.info("client %s does not speak HTTP/2 (HTTP/2-only server)", self.info.client)
+        self.transport.write(_NOT_HTTP2)  # type: ignore[union-attr]
+        self._close(goaway=False)
+        return False
+
+    def eof_received(self) -> bool:
+        # The client will send nothing more: its streams can still get their responses.
+        self.closing = True
+        if not self.streams:
+            self._close()
+            return False
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        w = self.w
+        w.connections.discard(self)
+        w.stats.closed += 1
+        for stream in list(self.streams.values()):
+            stream.gone()
+
+    def pause_writing(self) -> None:
+        self.transport_paused = True
+        for stream in self.streams.values():
+            stream.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.transport_paused = False
+        self.send_stalled_at = 0.0
+        for stream in list(self.streams.values()):
+            self.pump(stream)
+
+    # -- streams -------------------------------------------------------------------------
+
+    def _open(self, request: Request) -> H2Stream | None:
+        w = self.w
+        stream = H2Stream(self, request, time.perf_counter() if w.report else 0.0)
+        self.streams[request.stream_id] = stream
+        self.idle_since = 0.0
+        stream.exchange = self.open_exchange(stream, request, self.info, not request.has_body)
+        return stream
+
+    def _on_body(self, stream: H2Stream, data: bytes) -> None:
+        if stream.closed:
+            return
+        size = len(data)
+        stream.received += size
+        stream.unread += size
+        length = stream.request.content_length
+        if length is not None and stream.received > length:
+            self._malformed(stream)
+            return
+        stream.exchange.on_body(data)  # type: ignore[union-attr]
+
+    def _on_body_end(self, stream: H2Stream) -> None:
+        if not stream.body_open or stream.closed:
+            return
+        stream.body_open = False
+        length = stream.request.content_length
+        if length is not None and stream.received != length:
+            self._malformed(stream)
+            return
+        stream.exchange.on_body_end()  # type: ignore[union-attr]
+
+    def _malformed(self, stream: H2Stream) -> None:
+        """A body longer or shorter than its content-length (RFC 9113 §8.1.1)."""
+        logger.info("HTTP/2 stream %d from %s: body does not match its content-length", stream.stream_id, self.info.client)
+        self.conn.reset_malformed(stream.stream_id)
+        stream.gone()
+
+    def _window_opened(self, stream_id: int) -> None:
+        if stream_id:
+            stream = self.streams.get(stream_id)
+            if stream is not None:
+                self.pump(stream)
+        else:
+            for stream in list(self.streams.values()):
+                if stream.out or stream.end_pending:
+                    self.pump(stream)
+
+    def pump(self, stream: H2Stream) -> None:
+        """Send what the stream's window allows of its queued body; its end (or trailers)
+        once the queue is empty. ``write_paused`` holds the app while bytes wait."""
+        out = stream.out
+        if stream.closed:
+            return
+        conn = self.conn
+        stream_id = stream.stream_id
+        try:
+            while out:
+                window = conn.send_window(stream_id)
+                if window <= 0:
+                    break
+                chunk = out[0]
+                if len(chunk) <= window:
+                    out.popleft()
+                    conn.send_data(stream_id, chunk, not out and stream.end_pending and stream.trailers is None)
+                    if not out and stream.end_pending and stream.trailers is None:
+                        stream.ended = True
+                else:
+                    view = memoryview(chunk)
+                    conn.send_data(stream_id, view[:window], False)
+                    out[0] = view[window:]
+            if out:
+                if not stream.blocked_since:
+                    stream.blocked_since = self.w.now
+                stream.write_paused = True
+            else:
+                stream.blocked_since = 0.0
+                if stream.end_pending and not stream.ended:
+                    stream.ended = True
+                    if stream.trailers is not None:
+                        conn.send_headers(stream_id, stream.trailers, True)
+                    else:
+                        conn.end_stream(stream_id)
+                stream.write_paused = self.transport_paused
+                if not stream.write_paused:
+                    stream.wake()
+        except StreamClosedError:
+            # h2 reset the stream in the frames just read (a WINDOW_UPDATE overflow after
+            # the one that woke us): its StreamGone event follows.
+            stream.gone()
+            return
+        self.flush_soon()
+        if stream.ended:
+            stream.finish_if_done()
+
+    def forget(self, stream: H2Stream) -> None:
+        """The stream is done on both sides."""
+        streams = self.streams
+        if streams.get(stream.stream_id) is stream:
+            if stream.body_open and not stream.closed:
+                # The response is complete before the request body: the client may stop
+                # sending it (RFC 9113 §8.1), and its window is not held open for nothing.
+                stream.body_open = False
+                self.conn.reset(stream.stream_id, ErrorCodes.NO_ERROR)
+                self.flush_soon()
+            del streams[stream.stream_id]
+            if not streams:
+                self.idle_since = self.w.now
+                if self.closing and not self.receiving:
+                    self.flush()
+                    self._close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def flush_soon(self) -> None:
+        """Frames go out at the end of the current pass (``data_received``) or of this loop
+        iteration: one write for every stream's frames."""
+        if not self.receiving and not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.w.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.closed:
+            return
+        data = self.conn.data_to_send()
+        if data:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    # -- deadlines, shutdown -------------------------------------------------------------
+
+    def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
+        """The worker's once-a-second tick: the send timeout of the connection, the idle
+        timeout, the keep-alive PING, and each stream's body and window timeouts."""
+        if self.check_send(now) or self.closed:
+            return
+        w = self.w
+        if not self.streams:
+            if self.idle_since and now - self.idle_since > keep_alive_timeout:
+                self._close()
+                return
+        interval = w.h2_ping_interval
+        if interval:
+            if self.ping_sent_at:
+                if now - self.ping_sent_at > w.h2_ping_timeout:
+                    logger.info("HTTP/2 client %s did not answer PING in %g s", self.info.client, w.h2_ping_timeout)
+                    self._close()
+                    return
+            elif now - self.last_heard >= interval:
+                self.ping_sent_at = now
+                self.conn.ping(os.urandom(8))
+                self.flush()
+        timeout = w.timeout_io
+        for stream in list(self.streams.values()):
+            if stream.blocked_since and now - stream.blocked_since > timeout:
+                logger.info("HTTP/2 stream %d of %s: no send window for %g s", stream.stream_id, self.info.client, timeout)
+                stream.reset(ErrorCodes.CANCEL)
+            elif stream.body_open and not stream.closed:
+                self._check_body(stream, now, timeout)
+
+    def _check_body(self, stream: H2Stream, now: float, timeout: float) -> None:  # type: ignore[override]
+        """A request body that makes no progress for ``--timeout-io`` while the app waits
+        for it (nothing unread): the exchange is told; the client gets 408 or a reset."""
+        if stream.unread > 0 or stream.received != stream.body_mark or not stream.body_since:
+            stream.body_mark = stream.received
+            stream.body_since = now
+            return
+        if now - stream.body_since < timeout:
+            return
+        logger.info("HTTP/2 stream %d of %s: request body stalled for %g s", stream.stream_id, self.info.client, timeout)
+        exchange = stream.exchange
+        stream.body_since = now + 1e9  # told once
+        if exchange is not None and exchange.on_body_timeout():
+            if stream.head_pending:
+                exchange.status = 408
+                exchange.headers = [(b"content-type", b"text/plain; charset=utf-8")]
+                stream.body_open = False
+                try:
+                    stream.send_body(exchange, b"Request Timeout", False)
+                except LocalProtocolError:
+                    pass
+                self.conn.reset(stream.stream_id, ErrorCodes.NO_ERROR)
+                self.flush_soon()
+            else:
+                stream.reset(ErrorCodes.CANCEL)
+
+    def shutdown(self) -> None:
+        """Graceful stop (and reload): GOAWAY naming the last stream taken; streams up to
+        it finish, later ones are refused; the connection closes once they are done."""
+        if self.closed:
+            return
+        if not self.closing:
+            self.closing = True
+            self.flush()
+            self.transport.write(self.conn.goaway())  # type: ignore[union-attr]
+        if not self.streams:
+            self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _close(self, goaway: bool = True) -> None:
+        if self.closed:
+            return
+        if goaway:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - after h2's own GOAWAY for a connection error
+                pass
+        self.flush()
+        self.close_transport()
