@@ -144,13 +144,14 @@ def test_pipelined_requests(certs):
     assert data.count(b"HTTP/1.1 200 OK") == 4 and data.count(b"Hello, world!") == 4
 
 
-def test_alpn_offers_http1_only_without_http2(certs):
+@pytest.mark.parametrize(("http", "expected"), [("auto", "h2"), ("1", "http/1.1")])
+def test_alpn_offers_h2_unless_http1_only(certs, http, expected):
     context = server_context(Config(app="m:app", **tls_options(certs)))
-    with serve(basic.hello, **tls_options(certs)) as server:
+    with serve(basic.hello, http=http, **tls_options(certs)) as server:
         client = certs.client_context()
         client.set_alpn_protocols(["h2", "http/1.1"])
         with client.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10), server_hostname="localhost") as sock:
-            assert sock.selected_alpn_protocol() == "http/1.1"
+            assert sock.selected_alpn_protocol() == expected
             assert sock.version() == "TLSv1.3"
     assert context is not None and context.options & ssl.OP_NO_COMPRESSION
 
