@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from ftserver.api import serve
-from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, Config, ConfigError, default_threads
+from ftserver.config import ACCEPT_MODES, HTTP1_MODES, INTERFACES, LIFESPAN_MODES, LOG_LEVELS, MODES, WS_MODES, Config, ConfigError, default_threads
 from ftserver.loading import AppImportError
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
@@ -27,6 +27,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http1", "server_header", "date_header", "wsgi_body_buffer"),
+    "WebSocket": ("ws", "ws_max_size", "ws_ping_interval", "ws_ping_timeout", "ws_per_message_deflate"),
     "Logging": ("log_level", "access_log", "log_file", "access_log_file"),
     "Timeouts and limits": (
         "timeout_keep_alive", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
@@ -171,6 +172,11 @@ def _version_message() -> str:
 @option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
 @option("--timeout-io", default=60.0, show_default=True, type=DURATION, help="Seconds a request body may make no progress (the app is told the client went, the client gets 408) and a response may wait for a client that reads none of it (the connection is dropped), on every interface; WSGI: also how long a handler waits for a client that does not read its response.")
 @option("--wsgi-body-buffer", default=65536, show_default=True, type=int, metavar="BYTES", help="WSGI: a request body up to this size is read on the event loop before the app gets a handler thread, so slow uploads hold no thread (a stalled one gets 408 after --timeout-io); larger bodies are handed over after this many bytes. 0: hand every request over at once. At most 262144.")
+@option("--ws", type=click.Choice(WS_MODES), default="auto", show_default=True, help="WebSocket for ASGI and RSGI apps (wsproto; over HTTP/1.1 Upgrade). auto, on, wsproto: served; none, off: an Upgrade: websocket is plain HTTP.")
+@option("--ws-max-size", default=16 * 1024 * 1024, show_default=True, type=int, metavar="BYTES", help="Largest WebSocket message received, reassembled and inflated (the connection is closed with 1009 beyond).")
+@option("--ws-ping-interval", default=20.0, show_default=True, type=DURATION, help="Send a WebSocket ping after this many seconds (0: no keep-alive pings).")
+@option("--ws-ping-timeout", default=20.0, show_default=True, type=DURATION, help="Close a WebSocket whose ping waits this long for its pong (0: wait forever).")
+@option("--ws-per-message-deflate/--no-ws-per-message-deflate", default=True, show_default=True, help="Accept permessage-deflate (RFC 7692) when the client offers it.")
 @option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
 @option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path; it must exist).")
 @option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")

@@ -19,6 +19,7 @@ from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
 from ftserver.threads.sockets import SocketTransport
+from ftserver.threads.upgraded import UpgradedConnection
 
 if TYPE_CHECKING:
     from ftserver.threads.host import WorkerHost
@@ -194,9 +195,10 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 kind = type(event)
                 if kind is H1Request:
                     start = event  # type: ignore[assignment]
-                    if conn.upgrade is not None and not self.w.upgrade_warned:
-                        self._unsupported_upgrade(conn.upgrade)
-                    self._on_request(start)  # type: ignore[arg-type]
+                    if conn.upgrade is None:
+                        self._on_request(start)  # type: ignore[arg-type]
+                    else:
+                        self._on_upgrade_request(start, conn.upgrade)  # type: ignore[arg-type]
                 elif event is END_OF_MESSAGE:
                     self._on_body_end()
                     if self.cycle is not None:
@@ -231,14 +233,40 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
 
-    def _unsupported_upgrade(self, protocols: bytes) -> None:
-        """Say, once per worker thread, that an ``Upgrade`` request (WebSocket, h2c) is
-        served as plain HTTP (the fast path leaves such requests to this, slower, one)."""
-        self.w.upgrade_warned = True
-        logger.warning(
-            "Unsupported upgrade request (Upgrade: %s): served as plain HTTP/1.1; this version speaks neither WebSocket nor h2c (logged once per worker thread)",
-            protocols.decode("latin-1"),
-        )
+    def _on_upgrade_request(self, request: H1Request, protocols: bytes) -> None:
+        """A request with ``Upgrade`` (the fast path leaves them to this, slower, one): a
+        WebSocket handshake that passes its rules (else ``HandshakeRefused``: 400 or 426,
+        the app never sees it) opens the adapter's WebSocket exchange; anything else is
+        plain HTTP, said once per worker thread."""
+        from ftserver.protocols.websocket import check_handshake, is_websocket_handshake  # (wsproto: only if used)
+
+        w = self.w
+        if w.adapter.websocket is None or not is_websocket_handshake(protocols, request.headers):
+            if not w.upgrade_warned:
+                w.upgrade_warned = True
+                logger.warning(
+                    "Unsupported upgrade request (Upgrade: %s): served as plain HTTP/1.1 (logged once per worker thread)",
+                    protocols.decode("latin-1"),
+                )
+            self._on_request(request)
+            return
+        self.request = request
+        self.started_at = time.perf_counter()
+        offer = check_handshake(request.method, request.http_version, request.headers, request.has_body)
+        self.request_read = self.head_pending = True
+        self.continue_sent = False
+        self.idle_since = 0.0
+        self.cycle = w.adapter.open_websocket(self, request, self.info, offer)
+
+    def upgrade(self, cycle: Exchange) -> UpgradedConnection:
+        """Accept a WebSocket handshake (``101`` with ``cycle.headers``): this driver is
+        done, the connection belongs to an ``UpgradedConnection``."""
+        data = self.conn.send_switching_protocols(cycle.headers, self.w.date)
+        self._flush()
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.cycle = None
+        self.closed = True
+        return UpgradedConnection.take_over(self, cycle)
 
     def _defer_events(self) -> None:
         """A pass handled ``EVENTS_PER_PASS`` body events: stop reading and handle the rest

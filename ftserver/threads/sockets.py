@@ -202,6 +202,13 @@ class SocketTransport(asyncio.Transport):
 
     # -- asyncio.ReadTransport -----------------------------------------------------
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Hand the connection to another protocol (an HTTP/1.1 ``Upgrade``)."""
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
     def is_reading(self) -> bool:
         return self._reading and not self._closing
 
