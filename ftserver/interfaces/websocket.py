@@ -41,8 +41,10 @@ QUEUE_HIGH = 256 * 1024
 QUEUE_LOW = 64 * 1024
 #: Per queued message, counted on top of its size (many tiny messages cost more than their bytes).
 MESSAGE_OVERHEAD = 64
-#: How long our Close waits for the peer's before the transport is closed anyway.
+#: How long our Close waits for the peer's before the transport is closed anyway (during a
+#: graceful stop: SHUTDOWN_CLOSE_TIMEOUT, so that a silent peer does not hold the stop).
 CLOSE_TIMEOUT = 5.0
+SHUTDOWN_CLOSE_TIMEOUT = 1.0
 
 # Phases of an exchange.
 CONNECTING = 0  # the application has not answered the handshake yet
@@ -79,7 +81,7 @@ class WebSocketExchange(LoopWaiting, Exchange):
         "held",
         "waiter",
         "gone",
-        "close_sent_at",
+        "close_deadline",
         "subprotocol",
     )
 
@@ -96,7 +98,7 @@ class WebSocketExchange(LoopWaiting, Exchange):
         self.held: deque[bytes] = deque()  # received bytes not parsed yet (QUEUE_HIGH)
         self.waiter: asyncio.Future[None] | None = None
         self.gone: Closed | None = None  # how the WebSocket ended, as the application hears it
-        self.close_sent_at = 0.0
+        self.close_deadline = 0.0  # loop time our Close waits for the peer's until
         self.subprotocol: str | None = None
         self.complete = self.disconnected = self.started = self.body_sent = False
         self.status = 0
@@ -130,7 +132,7 @@ class WebSocketExchange(LoopWaiting, Exchange):
         if session is None or self.phase != OPEN:
             return
         if session.close_sent:
-            if now - self.close_sent_at > CLOSE_TIMEOUT:
+            if now > self.close_deadline:
                 self._finish()
             return
         settings = self.settings
@@ -146,7 +148,7 @@ class WebSocketExchange(LoopWaiting, Exchange):
     def on_shutdown(self) -> None:
         """The server is stopping: an open WebSocket is closed with 1001 (going away)."""
         if self.phase == OPEN:
-            self.close(GOING_AWAY, "server shutdown")
+            self.close(GOING_AWAY, "server shutdown", SHUTDOWN_CLOSE_TIMEOUT)
 
     def _lost(self) -> None:
         session = self.session
@@ -268,13 +270,14 @@ class WebSocketExchange(LoopWaiting, Exchange):
             if self.disconnected:
                 raise ClientDisconnected("client disconnected")
 
-    def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Start (or complete) the close handshake; a no-op once closing or over."""
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "", timeout: float = CLOSE_TIMEOUT) -> None:
+        """Start (or complete) the close handshake, the peer's Close awaited for ``timeout``
+        seconds; a no-op once closing or over."""
         session = self.session
         if session is None or self.phase != OPEN or session.close_sent:
             return
         data = session.close(code, reason)
-        self.close_sent_at = asyncio.get_running_loop().time()
+        self.close_deadline = asyncio.get_running_loop().time() + timeout
         if data:
             self.stream.send_body(self, data, True)
         if session.finished:

@@ -292,3 +292,38 @@ def test_http_on_the_same_server_still_works(rec):
             ws.send("x")
             assert ws.recv(timeout=10) == "x"
         assert httpx.get(server.url + "/").text == "plain http"
+
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_frames_sent_with_the_handshake_are_not_lost(rec, http1):
+    with serve(make_app(rec), http1=http1) as server:
+        raw = RawWebSocket(server.port, handshake_request("/echo") + frame(1, b"early") + frame(2, b"bird"))
+        assert raw.status == 101
+        assert raw.read_frame() == (1, b"early")
+        assert raw.read_frame() == (2, b"bird")
+        raw.sock.sendall(frame(8, b"\x03\xe8"))
+        assert raw.read_frame() == (8, b"\x03\xe8")  # the close handshake, then the server closes
+        assert raw.read_until_closed(10) == b""
+        raw.close()
+
+
+def test_the_access_log_shows_the_upgrade(rec):
+    import logging
+
+    from tests.threads.test_access_log import Records
+
+    access = logging.getLogger("ftserver.access")
+    records = Records()
+    saved = access.handlers[:], access.propagate
+    access.handlers[:] = [records]
+    access.propagate = False
+    try:
+        with serve(make_app(rec), access_log=True) as server:
+            with connect(ws_url(server, "/echo?q=1")) as ws:
+                ws.send("x")
+                assert ws.recv(timeout=10) == "x"
+            assert rec.wait_for(lambda: records.records)
+    finally:
+        access.handlers[:], access.propagate = saved
+    line = records.records[0].getMessage()
+    assert '"GET /echo?q=1 HTTP/1.1" 101' in line
