@@ -131,8 +131,9 @@ class WebSocketExchange(LoopWaiting, Exchange):
         session = self.session
         if session is None or self.phase != OPEN:
             return
-        if session.close_sent:
+        if session.close_sent or session.closed is not None:
             if now > self.close_deadline:
+                self._fail_now()
                 self._finish()
             return
         settings = self.settings
@@ -172,15 +173,28 @@ class WebSocketExchange(LoopWaiting, Exchange):
             if type(event) is Closed:
                 if self.gone is None:
                     self.gone = event
+                if event.failed:
+                    # Failed by a bad frame: the messages before it are answered first
+                    # (receive_message sends the Close once they are taken), within CLOSE_TIMEOUT.
+                    self.close_deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT
             else:
                 messages.append(event)
                 self.queued += len(event) + MESSAGE_OVERHEAD
         out = session.data_to_send()
         if out:
             self.stream.send_body(self, out, True)
+        if not messages:
+            self._fail_now()
         if session.finished:
             self._finish()
         self._wake()
+
+    def _fail_now(self) -> None:
+        session = self.session
+        if session is not None:
+            out = session.fail_now()
+            if out:
+                self.stream.send_body(self, out, True)
 
     def _feed_held(self) -> None:
         held = self.held
@@ -245,8 +259,12 @@ class WebSocketExchange(LoopWaiting, Exchange):
         """The next whole message, or how the WebSocket ended."""
         messages = self.messages
         while not messages:
-            if self.gone is not None:
-                return self.gone
+            gone = self.gone
+            if gone is not None:
+                if gone.failed and self.phase == OPEN:
+                    self._fail_now()
+                    self._finish()
+                return gone
             await self._wait()
         message = messages.popleft()
         self.queued -= len(message) + MESSAGE_OVERHEAD
@@ -258,7 +276,7 @@ class WebSocketExchange(LoopWaiting, Exchange):
         """Send one message; waits while the stream's buffer is full (backpressure).
         ``ClientDisconnected`` once the WebSocket is closing or gone."""
         session = self.session
-        if session is None or self.phase != OPEN or session.close_sent or self.gone is not None:
+        if session is None or self.phase != OPEN or session.close_sent:
             raise ClientDisconnected("the WebSocket is closed")
         frame = session.send_message(data)
         stream = self.stream

@@ -224,7 +224,7 @@ class WebSocketSession:
     ``close`` and ``ping`` return the bytes to write.
     """
 
-    __slots__ = ("_conn", "max_size", "_parts", "_size", "closed", "close_sent", "ping_sent_at", "last_ping_at", "_out")
+    __slots__ = ("_conn", "max_size", "_parts", "_size", "closed", "close_sent", "ping_sent_at", "last_ping_at", "_out", "_failure")
 
     def __init__(self, max_size: int, extensions: list[Any], now: float = 0.0) -> None:
         self._conn = Connection(ConnectionType.SERVER, extensions)
@@ -236,6 +236,7 @@ class WebSocketSession:
         self.ping_sent_at = 0.0  # a keep-alive ping waits for its pong since then (0: none)
         self.last_ping_at = now
         self._out = bytearray()
+        self._failure: CloseConnection | None = None  # our Close for a failure, until fail_now()
 
     def data_to_send(self) -> bytes:
         """Bytes the session produced while receiving (pongs, the Close echo)."""
@@ -299,14 +300,22 @@ class WebSocketSession:
         return closed
 
     def _fail(self, code: int, reason: str) -> Closed:
-        """Fail the WebSocket connection (RFC 6455 §7.1.7): our Close, then the transport
-        closes without waiting for the peer's."""
-        conn = self._conn
-        if conn.state is ConnectionState.OPEN:
-            self._out += conn.send(CloseConnection(code=code, reason=reason[:120]))
-            self.close_sent = True
+        """Fail the WebSocket connection (RFC 6455 §7.1.7): nothing after the bad frame is
+        read; our Close goes with ``fail_now()``, then the transport closes without waiting
+        for the peer's."""
+        self._failure = CloseConnection(code=code, reason=reason[:120])
         self.closed = closed = Closed(code, reason, failed=True)
         return closed
+
+    def fail_now(self) -> bytes:
+        """The Close that fails the connection after a ``Closed(failed=True)``: the caller
+        sends it once the messages received before the bad frame were handled (their
+        answers go first, as the peer expects)."""
+        failure = self._failure
+        if failure is None or self.close_sent or self._conn.state is not ConnectionState.OPEN:
+            return b""
+        self.close_sent = True
+        return self._conn.send(failure)
 
     def send_message(self, data: str | bytes) -> bytes:
         """One whole message (text for ``str``); ``b""`` once the session is closing."""
@@ -316,7 +325,10 @@ class WebSocketSession:
         return conn.send(TextMessage(data=data) if type(data) is str else BytesMessage(data=data))
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> bytes:
-        """Our Close (the close handshake starts, or completes after the peer's)."""
+        """Our Close (the close handshake starts, or completes after the peer's); after a
+        failure, the failure's Close."""
+        if self._failure is not None:
+            return self.fail_now()
         conn = self._conn
         if self.close_sent or conn.state not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             return b""
@@ -333,6 +345,8 @@ class WebSocketSession:
         """The keep-alive check (the worker's tick): a ping's bytes when one is due,
         ``None`` when the last ping has waited longer than ``timeout`` for its pong (the
         peer is gone), else ``b""``."""
+        if self.closed is not None:
+            return b""
         if self.ping_sent_at:
             if timeout is not None and now - self.ping_sent_at > timeout:
                 return None

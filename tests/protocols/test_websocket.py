@@ -110,8 +110,10 @@ def test_a_message_over_max_size_fails_with_1009():
     session = WebSocketSession(10, [], now=0.0)
     events = session.receive_data(peer.send(BytesMessage(data=b"x" * 6, message_finished=False)) + peer.send(BytesMessage(data=b"y" * 6)))
     assert len(events) == 1 and isinstance(events[0], Closed) and events[0].code == 1009 and events[0].failed
-    assert session.finished
-    peer.receive_data(session.data_to_send())
+    assert not session.finished  # our Close waits for fail_now()
+    assert session.send_message("answer to an earlier message")
+    peer.receive_data(session.fail_now())
+    assert session.finished and session.fail_now() == b"" and session.close() == b""
     (close,) = list(peer.events())
     assert isinstance(close, CloseConnection) and close.code == 1009
 
@@ -169,3 +171,4 @@ def test_deflated_messages_are_bounded_by_max_size():
     frame = bytes([0xC2, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
     (closed,) = session.receive_data(frame)
     assert closed.code == 1009 and closed.failed
+    assert session.close() != b""  # the failure's Close, whoever asks
