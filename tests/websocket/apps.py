@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import struct
 import time
 from typing import Any
+
+from tests.conftest import RawClient
 
 
 class Recorder:
@@ -113,68 +114,25 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-class RawWebSocket:
+class RawWebSocket(RawClient):
     """A blocking socket that did (or tries) the handshake itself."""
 
     def __init__(self, port: int, request: bytes, timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        super().__init__(port, timeout)
         self.sock.sendall(request)
-        self.buf = b""
-        head = self._until(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
+        lines = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
         self.status = int(lines[0].split(" ", 2)[1])
         self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
 
-    def _until(self, marker: bytes) -> bytes:
-        while marker not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed")
-            self.buf += data
-        head, _, self.buf = self.buf.partition(marker)
-        return head
-
     def body(self) -> bytes:
-        n = int(self.headers.get("content-length", "0"))
-        while len(self.buf) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                break
-            self.buf += data
-        return self.buf[:n]
-
-    def _exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed")
-            self.buf += data
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        return self._read_exact(int(self.headers.get("content-length", "0")))
 
     def read_frame(self) -> tuple[int, bytes]:
-        b0, b1 = self._exact(2)
+        b0, b1 = self._read_exact(2)
         n = b1 & 0x7F
         if n == 126:
-            (n,) = struct.unpack("!H", self._exact(2))
+            (n,) = struct.unpack("!H", self._read_exact(2))
         elif n == 127:
-            (n,) = struct.unpack("!Q", self._exact(8))
-        return b0 & 0x0F, self._exact(n)
-
-    def read_until_closed(self, timeout: float = 10.0) -> bytes:
-        self.sock.settimeout(timeout)
-        chunks = [self.buf]
-        self.buf = b""
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        self.sock.close()
+            (n,) = struct.unpack("!Q", self._read_exact(8))
+        return b0 & 0x0F, self._read_exact(n)
 
