@@ -3,7 +3,7 @@
 
     python -m tests.stress.autobahn [--kosoku PATH] [--sections 1-10|all] [--interface asgi|rsgi]
 
-``kosoku`` ships an abi3 wheel for GIL CPython ≥ 3.10 only: install it in a venv of its own
+``kosoku`` ships an abi3 wheel for GIL CPython ≥ 3.10 only (``make test-ws`` makes .venv/kosoku): install it in a venv of its own
 (``python3 -m venv /tmp/kosoku && /tmp/kosoku/bin/pip install kosoku``) and pass its
 ``kosoku`` with ``--kosoku`` (or have it on PATH). The server runs with the Python running
 this script. Exit status 1 if any case is FAILED.
