@@ -1,4 +1,4 @@
-.PHONY: demo test test-fast test-stress test-stress-quick bench venvs
+.PHONY: demo test test-fast test-stress test-stress-quick test-ws bench venvs
 
 # Serve examples/hello.py on 127.0.0.1:8000 with the free-threaded interpreter (built if needed).
 demo:
@@ -32,3 +32,10 @@ test-stress-quick:
 	bash ci/venvs.sh ft
 	bash ci/stress-tools.sh
 	.venv/ft/bin/python tests/stress/run.py --quick $(STRESS_ARGS)
+
+# Autobahn|Testsuite cases against ftserve's WebSocket, through kosoku (in its own GIL venv:
+# it ships an abi3 wheel only), all sections including 12/13 (permessage-deflate): ~5-15 min.
+test-ws:
+	bash ci/venvs.sh ft
+	test -x .venv/kosoku/bin/kosoku || (python3 -m venv .venv/kosoku && .venv/kosoku/bin/pip install -q kosoku)
+	.venv/ft/bin/python -m tests.stress.autobahn --kosoku .venv/kosoku/bin/kosoku --sections all $(WS_ARGS)

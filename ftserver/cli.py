@@ -22,6 +22,7 @@ from ftserver.config import (
     MODES,
     SSL_CERT_REQS,
     SSL_PROTOCOLS,
+    WS_MODES,
     Config,
     ConfigError,
     default_threads,
@@ -46,6 +47,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "h2_max_concurrent_streams", "h2_initial_window_size", "h2_max_frame_size", "h2_max_header_list_size",
         "h2_ping_interval", "h2_ping_timeout",
     ),
+    "WebSocket": ("ws", "ws_max_size", "ws_ping_interval", "ws_ping_timeout", "ws_per_message_deflate"),
     "Static files": ("static_path_route", "static_path_mount", "static_path_dir_to_file", "static_path_expires"),
     "TLS": (
         "ssl_certfile", "ssl_keyfile", "ssl_keyfile_password", "ssl_protocol_min", "ssl_ciphers",
@@ -225,6 +227,11 @@ def _version_message() -> str:
 @option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")
 @option("--timeout-io", default=60.0, show_default=True, type=DURATION, help="Seconds a request body may make no progress (the app is told the client went, the client gets 408) and a response may wait for a client that reads none of it (the connection is dropped), on every interface; WSGI: also how long a handler waits for a client that does not read its response.")
 @option("--wsgi-body-buffer", default=65536, show_default=True, type=int, metavar="BYTES", help="WSGI: a request body up to this size is read on the event loop before the app gets a handler thread, so slow uploads hold no thread (a stalled one gets 408 after --timeout-io); larger bodies are handed over after this many bytes. 0: hand every request over at once. At most 262144.")
+@option("--ws", type=click.Choice(WS_MODES), default="auto", show_default=True, help="WebSocket for ASGI and RSGI apps (wsproto; over HTTP/1.1 Upgrade). auto, on, wsproto: served; none, off: an Upgrade: websocket is plain HTTP.")
+@option("--ws-max-size", default=16 * 1024 * 1024, show_default=True, type=int, metavar="BYTES", help="Largest WebSocket message received, reassembled and inflated (the connection is closed with 1009 beyond).")
+@option("--ws-ping-interval", default=20.0, show_default=True, type=DURATION, help="Send a WebSocket ping after this many seconds (0: no keep-alive pings).")
+@option("--ws-ping-timeout", default=20.0, show_default=True, type=DURATION, help="Close a WebSocket whose ping waits this long for its pong (0: wait forever).")
+@option("--ws-per-message-deflate/--no-ws-per-message-deflate", default=True, show_default=True, help="Accept permessage-deflate (RFC 7692) when the client offers it.")
 @option("--factory", is_flag=True, default=False, help="APP names a factory: call it (no arguments) to get the app.")
 @option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path; it must exist).")
 @option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")

@@ -20,6 +20,7 @@ HTTPMode = Literal["auto", "1", "2"]
 AcceptMode = Literal["queue", "reuseport"]
 LifespanMode = Literal["auto", "on", "off"]
 Mode = Literal["auto", "threads", "processes"]
+WSMode = Literal["auto", "on", "wsproto", "none", "off"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 SSLProtocol = Literal["tls1.2", "tls1.3"]
 SSLCertReqs = Literal["none", "optional", "required"]
@@ -33,6 +34,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MODES = ("auto", "threads", "processes")
 SSL_PROTOCOLS = ("tls1.2", "tls1.3")
 SSL_CERT_REQS = ("none", "optional", "required")
+#: ``--ws``: auto, on and wsproto serve WebSocket (with wsproto); none and off do not.
+WS_MODES = ("auto", "on", "wsproto", "none", "off")
 
 #: The largest ``wsgi_body_buffer``: what a connection reads ahead of the app (the driver's
 #: read window, ``READ_HIGH_WATER`` in ``ftserver/threads/http1.py``).
@@ -161,6 +164,11 @@ class Config:
     blocking_threads: int = 8
     timeout_io: float = 60.0
     wsgi_body_buffer: int = 65536
+    ws: WSMode = "auto"
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_per_message_deflate: bool = True
     factory: bool = False
     app_dir: str | None = "."
     server_header: bool = True
@@ -258,6 +266,13 @@ class Config:
             raise ConfigError(
                 f"wsgi_body_buffer: must be between 0 and {MAX_WSGI_BODY_BUFFER} bytes, got {self.wsgi_body_buffer}"
             )
+        _choice("ws", self.ws, WS_MODES)
+        if self.ws_max_size < 1:
+            raise ConfigError(f"ws_max_size: must be at least 1 byte, got {self.ws_max_size}")
+        for name in ("ws_ping_interval", "ws_ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"{name}: must be >= 0 seconds (0: off), got {value}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(f"root_path: must start with '/' and not end with '/', got {self.root_path!r}")
         for name in ("limit_request_line", "limit_request_headers", "limit_request_fields"):
@@ -457,6 +472,11 @@ class Config:
         if self.workers_kill_timeout is not None:
             return self.workers_kill_timeout
         return self.timeout_graceful_shutdown + 10.0
+
+    @property
+    def ws_enabled(self) -> bool:
+        """Whether ASGI and RSGI apps are served WebSocket (``--ws``)."""
+        return self.ws not in ("none", "off")
 
     @property
     def limits(self) -> Limits:

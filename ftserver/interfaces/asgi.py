@@ -404,8 +404,17 @@ class ASGIAdapter(InterfaceAdapter):
         self.app = app
         self.step = host.step
         self.lifespan = Lifespan(app, config.lifespan, label)
+        if config.ws_enabled:
+            from ftserver.interfaces.websocket import WebSocketSettings
 
-    def start(self, exchange: ASGIHTTPCycle) -> None:
+            self.websocket = WebSocketSettings(config)
+
+    def open_websocket(self, stream: HTTPStream, request: Request, info: ConnectionInfo, offer: Any) -> Exchange:
+        from ftserver.interfaces.asgi_websocket import ASGIWebSocket
+
+        return ASGIWebSocket(stream, request, info, offer, self.websocket)
+
+    def start(self, exchange: ASGIHTTPCycle) -> None:  # (or an ASGIWebSocket)
         """Start the app on the worker's loop, stepped without a Task of its own."""
         try:
             coro = self.app(exchange.scope, exchange.receive, exchange.send)

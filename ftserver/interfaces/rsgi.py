@@ -512,6 +512,10 @@ class HTTPStreamTransport:
             await pace(stream)
 
 
+#: What ``RSGIAdapter.start`` hands the application with the scope (the WebSocket exchange has its own).
+RSGIHTTPExchange.protocol_class = RSGIHTTPProtocol  # type: ignore[attr-defined]
+
+
 # -- the adapter ---------------------------------------------------------------------
 
 
@@ -535,11 +539,20 @@ class RSGIAdapter(InterfaceAdapter):
         self.handler: RSGIApp = getattr(app, "__rsgi__", app)
         self.init_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_init__", None)
         self.del_hook: Callable[[asyncio.AbstractEventLoop], Any] | None = getattr(app, "__rsgi_del__", None)
+        if config.ws_enabled:
+            from ftserver.interfaces.websocket import WebSocketSettings
+
+            self.websocket = WebSocketSettings(config)
+
+    def open_websocket(self, stream: HTTPStream, request: Request, info: ConnectionInfo, offer: Any) -> Exchange:
+        from ftserver.interfaces.rsgi_websocket import RSGIWebSocket
+
+        return RSGIWebSocket(stream, request, info, offer, self.websocket)
 
     def start(self, exchange: RSGIHTTPExchange) -> None:
         """Start the app on the worker's loop, stepped without a Task of its own."""
         try:
-            coro = self.handler(exchange.scope, RSGIHTTPProtocol(exchange))
+            coro = self.handler(exchange.scope, exchange.protocol_class(exchange))
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
             exchange.app_done(exc)
             return

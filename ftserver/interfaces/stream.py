@@ -116,6 +116,13 @@ class HTTPStream(Protocol):
     def abort(self) -> None:
         """Drop the connection at once (a client that stopped reading)."""
 
+    def upgrade(self, exchange: Exchange) -> HTTPStream:
+        """Accept a WebSocket handshake with ``exchange.headers`` (HTTP/1.1: ``101``, HTTP/2:
+        ``200``) and return the stream that carries its frames from now on: ``send_body(ex,
+        frames, True)`` writes them, the exchange's ``on_body`` receives them,
+        ``response_complete`` ends the WebSocket (the stream or connection closes)."""
+        raise NotImplementedError
+
     def response_complete(self, exchange: Exchange) -> None:
         """The whole response was handed over."""
 
@@ -194,6 +201,10 @@ class InterfaceAdapter:
     may call ``loop.run_until_complete``); raise ``InterfaceStartupFailed`` to abort.
     """
 
+    #: Settings of the WebSocket exchanges ``open_websocket`` makes (``WebSocketSettings``),
+    #: ``None`` when the adapter serves none: an ``Upgrade: websocket`` is plain HTTP then.
+    websocket: Any = None
+
     def __init__(self, host: AppHost) -> None:
         self.host = host
 
@@ -202,8 +213,13 @@ class InterfaceAdapter:
         request. An adapter with a single exchange class sets ``self.open`` to that class."""
         raise NotImplementedError
 
+    def open_websocket(self, stream: HTTPStream, request: Request, info: ConnectionInfo, offer: Any) -> Exchange:
+        """The WebSocket exchange for a valid opening handshake (``protocols.websocket.Offer``);
+        only when ``websocket`` is set. ``start`` runs its application."""
+        raise NotImplementedError
+
     def start(self, exchange: Any) -> None:
-        """Start the application for an exchange ``open`` made."""
+        """Start the application for an exchange ``open`` or ``open_websocket`` made."""
         raise NotImplementedError
 
     def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:

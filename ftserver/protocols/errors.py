@@ -11,6 +11,8 @@ class ProtocolError(Exception):
     """The peer broke the protocol. ``status_code`` is the response to send (then close)."""
 
     status_code: int = 400
+    #: Fields the error response carries besides its own (a 426 names the version it wants).
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)

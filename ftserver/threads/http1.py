@@ -1,9 +1,6 @@
-"""The driver of one HTTP/1.1 connection on a worker thread's event loop.
-
-It feeds received bytes to the sans-I/O protocol object (``ftserver.protocols.http1``, or
-its h11 adapter), opens an exchange through the interface adapter for each request, and
-is that exchange's stream (``ftserver.interfaces.stream``): one request at a time.
-"""
+"""The driver of one HTTP/1.1 connection on a worker thread's event loop: it feeds bytes to
+the sans-I/O protocol object (``protocols.http1`` or its h11 adapter), opens an exchange for
+each request and is that exchange's stream (``interfaces.stream``), one request at a time."""
 
 from __future__ import annotations
 
@@ -21,6 +18,7 @@ from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
 from ftserver.threads.h2c import h2c_upgrade_wanted, hand_over_to_h2, prior_knowledge, switch_to_h2c
 from ftserver.threads.sockets import SocketTransport
+from ftserver.threads.upgraded import UpgradedConnection, open_upgrade
 
 if TYPE_CHECKING:
     from ftserver.threads.host import WorkerHost
@@ -197,9 +195,12 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 kind = type(event)
                 if kind is H1Request:
                     start = event  # type: ignore[assignment]
-                    if conn.upgrade is not None and self._upgrade(start):  # type: ignore[arg-type]
+                    if conn.upgrade is None:
+                        self._on_request(start)  # type: ignore[arg-type]
+                    elif h2c_upgrade_wanted(self, start):  # type: ignore[arg-type]
                         continue  # h2c: the request goes to HTTP/2 once its body is read
-                    self._on_request(start)  # type: ignore[arg-type]
+                    else:
+                        open_upgrade(self, start, conn.upgrade)  # type: ignore[arg-type]
                 elif event is END_OF_MESSAGE:
                     self._on_body_end()
                     if self.cycle is not None:
@@ -234,23 +235,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
 
-    def _upgrade(self, request: H1Request) -> bool:
-        """An ``Upgrade`` request: True when it is taken as HTTP/2's (``h2c``, threads/h2c.py);
-        otherwise it is served as plain HTTP/1.1 (said once per worker thread)."""
-        if h2c_upgrade_wanted(self, request):
-            return True
-        if not self.w.upgrade_warned:
-            self._unsupported_upgrade(self.conn.upgrade)
-        return False
-
-    def _unsupported_upgrade(self, protocols: bytes) -> None:
-        """Say, once per worker thread, that an ``Upgrade`` request (WebSocket, h2c) is
-        served as plain HTTP (the fast path leaves such requests to this, slower, one)."""
-        self.w.upgrade_warned = True
-        logger.warning(
-            "Unsupported upgrade request (Upgrade: %s): served as plain HTTP/1.1; this version speaks neither WebSocket nor h2c (logged once per worker thread)",
-            protocols.decode("latin-1"),
-        )
+    def upgrade(self, cycle: Exchange) -> UpgradedConnection:
+        """Accept a WebSocket handshake (``101`` with ``cycle.headers``): this driver is
+        done, the connection belongs to an ``UpgradedConnection``."""
+        data = self.conn.send_switching_protocols(cycle.headers, self.w.date)
+        self._flush()
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.cycle = None
+        self.closed = True
+        return UpgradedConnection.take_over(self, cycle)
 
     def _defer_events(self) -> None:
         """A pass handled ``EVENTS_PER_PASS`` body events: stop reading and handle the rest

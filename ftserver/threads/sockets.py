@@ -201,7 +201,7 @@ class SocketTransport(asyncio.Transport):
         self._update()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        """Hand the connection to another protocol (HTTP/1.1 → HTTP/2)."""
+        """Hand the connection to another protocol (HTTP/1.1 → HTTP/2, a WebSocket ``Upgrade``)."""
         self._protocol = protocol  # type: ignore[assignment]
 
     def get_protocol(self) -> asyncio.BaseProtocol:

@@ -99,6 +99,8 @@ def render_error_response(
         b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
         b"connection: close\r\n",
     ]
+    for name, value in exc.headers:
+        parts += (name, b": ", value, b"\r\n")
     if date is not None:
         parts += (b"date: ", date, b"\r\n")
     if server_header is not None:
@@ -309,6 +311,23 @@ class ResponseWriter:
         self._keep_alive = keep_alive
         self._framing = framing
         return parts
+
+    def send_switching_protocols(self, headers: list[tuple[bytes, bytes]], date: bytes | None) -> bytes:
+        """The ``101 (Switching Protocols)`` head (RFC 9110 §15.2.2) with ``headers``: the
+        connection carries the other protocol from the next byte on, never HTTP again.
+        Field names must be tokens and values free of CR, LF and NUL (``LocalProtocolError``)."""
+        if self._response_state != RESPONSE_READY:
+            raise LocalProtocolError("send_switching_protocols() needs a received request and no response started")
+        parts = [b"HTTP/1.1 101 Switching Protocols\r\n"]
+        for name, value in headers:
+            if _match_token(name) is None or _search_unsafe(value) is not None:
+                raise LocalProtocolError(_response_field_error(name, value))
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(_date_and_server(date, self._server_header))
+        parts.append(b"\r\n")
+        self._response_state = RESPONSE_SENT
+        self._keep_alive = False
+        return b"".join(parts)
 
     def send_data(self, data: bytes) -> bytes:
         """``data`` framed for the wire; ``b""`` for bodiless responses and empty data.
