@@ -68,8 +68,8 @@ class UpgradedConnection(Deadlines, asyncio.Protocol):
         w = driver.w
         exchange.status = 101
         w.stats.requests += 1
-        if w.access_log:
-            w.log_access(exchange, driver.info.client, driver.started_at)
+        if w.report:  # the access log (the 101), metrics
+            w.report_response(exchange, driver.info.client, driver.started_at)
         transport = driver.transport
         connection = cls(w, transport, driver.info, exchange, driver.write_paused)
         w.connections.discard(driver)
