@@ -12,6 +12,7 @@ import json
 import logging
 import logging.config
 import sys
+import threading
 from typing import Any
 
 from ftserver.config import Config, ConfigError
@@ -187,6 +188,20 @@ def _dict_config(config: Any) -> None:
         raise ConfigError(f"log_config: must hold a mapping (a dictConfig), got {type(config).__name__}")
     config.setdefault("disable_existing_loggers", False)
     logging.config.dictConfig(config)
+
+
+_said: dict[tuple[str, int], object] = {}
+_said_lock = threading.Lock()
+
+
+def first_in_process(what: str, about: object) -> bool:
+    """True the first time in this process that ``what`` is said of ``about`` (an object
+    kept alive here, so its id is not reused): for a start-up line every worker thread would
+    log. Not for the request path (a lock)."""
+    with _said_lock:
+        first = (what, id(about)) not in _said
+        _said[(what, id(about))] = about
+    return first
 
 
 def reopen_log_files() -> int:

@@ -142,7 +142,7 @@ class Server(Listening):
         self.ssl_context = server_context(config, http2=config.http != "1")
         self.app, self.gil, self.interface = load_app(config)
         self._bind()  # (a worker process may change its thread count there, see child.py)
-        for index in range(config.threads):
+        for index in range(self.config.threads):
             self.workers.append(self._new_worker(index))
         for worker in self.workers:
             worker.start()

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ftserver.interfaces.stream import (
+    YIELD_SHIFT,
     AppHost,
     ClientDisconnected,
     ConnectionInfo,
@@ -22,12 +22,12 @@ from ftserver.interfaces.stream import (
     InterfaceAdapter,
     InterfaceStartupFailed,
     LoopWaiting,
-    YIELD_SHIFT,
     pace,
     regular_file_size,
     send_file_body,
     split_target,
 )
+from ftserver.logs import first_in_process
 
 if TYPE_CHECKING:
     from ftserver.config import Config
@@ -40,11 +40,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("ftserver.error")
-#: Apps said not to support lifespan, by id (kept alive, so no id is reused): each worker
-#: thread runs the lifespan scope and finds it out, the log says it once per process.
-#: Used at start-up only, under the lock.
-_lifespan_unsupported: dict[int, object] = {}
-_lifespan_lock = threading.Lock()
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
@@ -372,10 +367,8 @@ class Lifespan:
                 raise
             if not self._startup_done.done():
                 if self.mode == "auto":
-                    with _lifespan_lock:
-                        first = id(self.app) not in _lifespan_unsupported
-                        _lifespan_unsupported[id(self.app)] = self.app
-                    if first:
+                    # Each worker thread finds it out; the log says it once per process.
+                    if first_in_process("lifespan unsupported", self.app):
                         logger.info("ASGI 'lifespan' protocol appears unsupported by the app (%s: %s)", type(exc).__name__, exc)
                     self._startup_done.set_result({"type": "unsupported"})
                 else:
