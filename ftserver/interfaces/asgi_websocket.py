@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.asgi import http_scope
-from ftserver.interfaces.websocket import CONNECTING, HTTP, OPEN, WebSocketExchange, websocket_scheme
+from ftserver.interfaces.websocket import (
+    CONNECTING,
+    HTTP,
+    OPEN,
+    WebSocketExchange,
+    websocket_scheme,
+)
 from ftserver.protocols.websocket import Closed
 
 if TYPE_CHECKING:

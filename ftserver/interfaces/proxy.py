@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ftserver.interfaces.stream import ConnectionInfo, InterfaceAdapter
+from ftserver.interfaces.stream import AdapterWrapper, ConnectionInfo
 from ftserver.net import TrustedPeers
 from ftserver.protocols.http1.common import HOST_RE
 
 if TYPE_CHECKING:
-    import asyncio
 
-    from ftserver.interfaces.stream import AppHost, Exchange, HTTPStream
+    from ftserver.interfaces.stream import (
+        AppHost,
+        Exchange,
+        HTTPStream,
+        InterfaceAdapter,
+    )
     from ftserver.protocols.events import Request
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
@@ -28,13 +32,11 @@ _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,"\s]*
 _FIELDS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port")
 
 
-class ProxyHeaders(InterfaceAdapter):
+class ProxyHeaders(AdapterWrapper):
     """A worker thread's adapter that applies forwarded headers from trusted peers first."""
 
     def __init__(self, inner: InterfaceAdapter, host: AppHost, trusted: TrustedPeers) -> None:
-        super().__init__(host)
-        self.inner = inner
-        self.inner_open = inner.open
+        super().__init__(inner, host)
         self.start = inner.start  # type: ignore[method-assign]
         self.trusted = trusted
 
@@ -44,17 +46,11 @@ class ProxyHeaders(InterfaceAdapter):
             info = forwarded(request, info, self.trusted)
         return self.inner_open(stream, request, info, body_done)
 
-    def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner.before_loop(loop)
-
-    async def startup(self) -> None:
-        await self.inner.startup()
-
-    async def shutdown(self) -> None:
-        await self.inner.shutdown()
-
-    def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner.after_loop(loop)
+    def open_websocket(self, stream: HTTPStream, request: Request, info: ConnectionInfo, offer: Any) -> Exchange:
+        peer = info.client[0] if info.client else None
+        if peer in self.trusted:
+            info = forwarded(request, info, self.trusted)
+        return self.inner.open_websocket(stream, request, info, offer)
 
 
 def forwarded(request: Request, info: ConnectionInfo, trusted: TrustedPeers) -> ConnectionInfo:

@@ -11,7 +11,9 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ftserver.interfaces.rsgi_scope import Scope
 from ftserver.interfaces.stream import (
+    YIELD_SHIFT,
     AppHost,
     ConnectionInfo,
     Exchange,
@@ -19,12 +21,10 @@ from ftserver.interfaces.stream import (
     InterfaceAdapter,
     InterfaceStartupFailed,
     LoopWaiting,
-    YIELD_SHIFT,
     pace,
     pump_file,
     regular_file_size,
 )
-from ftserver.interfaces.rsgi_scope import Scope
 
 if TYPE_CHECKING:
     from ftserver.config import Config

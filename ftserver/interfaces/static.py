@@ -17,24 +17,31 @@ from email.utils import formatdate, parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from ftserver.interfaces.stream import Exchange, InterfaceAdapter, send_file_body, split_target
+from ftserver.interfaces.stream import (
+    AdapterWrapper,
+    Exchange,
+    send_file_body,
+    split_target,
+)
 
 if TYPE_CHECKING:
-    import asyncio
 
-    from ftserver.interfaces.stream import AppHost, ConnectionInfo, HTTPStream
+    from ftserver.interfaces.stream import (
+        AppHost,
+        ConnectionInfo,
+        HTTPStream,
+        InterfaceAdapter,
+    )
     from ftserver.protocols.events import Request
 
 _TEXT_TYPES = ("application/javascript", "application/json", "application/xml", "image/svg+xml")
 
 
-class StaticFiles(InterfaceAdapter):
+class StaticFiles(AdapterWrapper):
     """A worker thread's adapter with static routes in front of the application's adapter."""
 
     def __init__(self, inner: InterfaceAdapter, host: AppHost, routes: Sequence[tuple[str, str]], index: str | None, expires: float | None) -> None:
-        super().__init__(host)
-        self.inner = inner
-        self.inner_open = inner.open
+        super().__init__(inner, host)
         #: (route as bytes without a trailing slash, the mount's real path), longest route first.
         self.routes = sorted(((route.rstrip("/").encode(), os.path.realpath(mount)) for route, mount in routes), key=lambda r: -len(r[0]))
         self.index = index
@@ -57,17 +64,6 @@ class StaticFiles(InterfaceAdapter):
         else:
             self.inner.start(exchange)
 
-    def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner.before_loop(loop)
-
-    async def startup(self) -> None:
-        await self.inner.startup()
-
-    async def shutdown(self) -> None:
-        await self.inner.shutdown()
-
-    def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner.after_loop(loop)
 
 
 def resolve(mount: str, raw_path: bytes, index: str | None) -> str | None:

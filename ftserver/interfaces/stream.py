@@ -236,6 +236,38 @@ class InterfaceAdapter:
         """After the worker's loop has stopped."""
 
 
+class AdapterWrapper(InterfaceAdapter):
+    """An adapter in front of the application's (static files, proxy headers): what a
+    subclass does not take goes to ``inner``, WebSocket handshakes included."""
+
+    def __init__(self, inner: InterfaceAdapter, host: AppHost) -> None:
+        super().__init__(host)
+        self.inner = inner
+        self.inner_open = inner.open
+        self.websocket = inner.websocket
+
+    def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> Exchange:
+        return self.inner_open(stream, request, info, body_done)
+
+    def open_websocket(self, stream: HTTPStream, request: Request, info: ConnectionInfo, offer: Any) -> Exchange:
+        return self.inner.open_websocket(stream, request, info, offer)
+
+    def start(self, exchange: Any) -> None:
+        self.inner.start(exchange)
+
+    def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner.before_loop(loop)
+
+    async def startup(self) -> None:
+        await self.inner.startup()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+    def after_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner.after_loop(loop)
+
+
 class InterfaceStartupFailed(Exception):
     """The application refused to start (e.g. ASGI ``lifespan.startup.failed``)."""
 

@@ -15,7 +15,14 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ftserver.interfaces.stream import YIELD_SHIFT, ClientDisconnected, Exchange, HTTPStream, LoopWaiting, pace
+from ftserver.interfaces.stream import (
+    YIELD_SHIFT,
+    ClientDisconnected,
+    Exchange,
+    HTTPStream,
+    LoopWaiting,
+    pace,
+)
 from ftserver.protocols.websocket import (
     ABNORMAL_CLOSURE,
     GOING_AWAY,

@@ -184,3 +184,24 @@ def test_behind_nginx(tmp_path):
     assert scope["scheme"] == "https"
     assert ["host", f"127.0.0.1:{port}"] in scope["headers"]
     assert scope["path"] == "/via"
+
+
+async def websocket_client(scope, receive, send):
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": f"{scope['client'][0]} {scope['scheme']}"})
+        await send({"type": "websocket.close"})
+    else:
+        await scope_json(scope, receive, send)
+
+
+def test_websockets_get_forwarded_values_and_still_work_behind_the_wrappers(tmp_path):
+    """--proxy-headers and static files wrap the app's adapter: WebSocket handshakes still
+    reach it, with the forwarded client."""
+    from websockets.sync.client import connect
+
+    with serve(websocket_client, proxy_headers=True, static_path_mount=[str(tmp_path)], threads=1) as server:
+        url = server.url.replace("http://", "ws://")
+        with connect(url + "/ws", additional_headers={"x-forwarded-for": "203.0.113.5", "x-forwarded-proto": "https"}) as ws:
+            assert ws.recv(timeout=10) == "203.0.113.5 wss"

@@ -4,7 +4,13 @@ threads next to the worker's event loop (docs/architecture.md, "WSGI").
 
 from ftserver.interfaces.wsgi.adapter import WSGIAdapter
 from ftserver.interfaces.wsgi.bridge import JobQueue, LoopInbox
-from ftserver.interfaces.wsgi.environ import Environ, HandlerContext, StartResponse, Status, WSGIApp
+from ftserver.interfaces.wsgi.environ import (
+    Environ,
+    HandlerContext,
+    StartResponse,
+    Status,
+    WSGIApp,
+)
 from ftserver.interfaces.wsgi.exchange import Handler, WSGIExchange
 from ftserver.interfaces.wsgi.io import ErrorStream, FileWrapper, WSGIInput
 

@@ -14,11 +14,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
-from ftserver.version import __version__
 from ftserver.interfaces.stream import split_target
 from ftserver.interfaces.wsgi.bridge import LoopInbox
 from ftserver.interfaces.wsgi.io import EmptyInput, ErrorStream, FileWrapper, WSGIInput
 from ftserver.protocols.http1 import reason_phrase
+from ftserver.version import __version__
 
 if TYPE_CHECKING:
     from ftserver.interfaces.stream import ConnectionInfo
