@@ -479,3 +479,21 @@ def test_client_that_reads_nothing_is_dropped(certs):
                 time.sleep(0.1)
             assert server.stats()["open_connections"] == 0
             assert sock.recv(100).startswith(b"HTTP/1.1 200")  # it had begun, then was cut
+
+
+def test_websocket_over_tls(certs):
+    """wss://: the WebSocket hand-off works on the TLS transport, with scheme wss."""
+    from websockets.sync.client import connect
+
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            message = await receive()
+            await send({"type": "websocket.send", "text": f"{message['text']} {scope['scheme']}"})
+            await send({"type": "websocket.close"})
+
+    with serve(app, **tls_options(certs)) as server:
+        with connect(f"wss://localhost:{server.port}/", ssl=certs.client_context()) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=10) == "hi wss"
