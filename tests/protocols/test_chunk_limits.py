@@ -86,7 +86,7 @@ def test_body_progress_grows_with_each_body_byte(impl: Any, framing: str) -> Non
     for piece in [b"", *rest]:
         if piece:
             conn.receive_data(piece)
-        while (event := conn.next_event()) not in (NEED_DATA, END_OF_MESSAGE):
+        while conn.next_event() not in (NEED_DATA, END_OF_MESSAGE):
             pass
         readings.append(conn.body_progress)
     assert readings[1] - readings[0] == 2
