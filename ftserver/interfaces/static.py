@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes
 from ftserver.interfaces.stream import (
     AdapterWrapper,
     Exchange,
+    end_response,
     send_file_body,
     split_target,
 )
@@ -168,13 +169,8 @@ class StaticExchange(Exchange):
             if self.request.method == "HEAD":
                 body = b""
         self.status, self.headers, self.started = status, headers, True
-        self._finish(body)
+        end_response(self.stream, self, body)
 
-    def _finish(self, body: bytes) -> None:
-        self.body_sent = self.complete = True
-        self.response_bytes += len(body)
-        self.stream.send_body(self, body, False)
-        self.stream.response_complete(self)
 
 
 def _fields(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:

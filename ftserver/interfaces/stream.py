@@ -375,6 +375,11 @@ async def send_file_body(stream: HTTPStream, exchange: Exchange, file: Any, offs
         if sent < count:
             raise OSError(f"file ended {count - sent} bytes early")
         body = b""
+    end_response(stream, exchange, body)
+
+
+def end_response(stream: HTTPStream, exchange: Exchange, body: bytes) -> None:
+    """The last body bytes of a response whose head is set, then its end."""
     exchange.response_bytes += len(body)
     exchange.body_sent = exchange.complete = True
     stream.send_body(exchange, body, False)
