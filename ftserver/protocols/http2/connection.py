@@ -39,6 +39,7 @@ from hyperframe.frame import GoAwayFrame, HeadersFrame
 from ..errors import LocalProtocolError, ProtocolError
 from ..events import Request
 from ..http1.common import TOKEN_RE
+from .hpack_cache import CachingDecoder, CachingEncoder
 from .request import CONNECTION_FIELDS, MalformedRequest, check_trailers, request_from_fields
 from .settings import ABUSE_WINDOW, H2Settings
 
@@ -213,7 +214,8 @@ class HTTP2Connection:
             },
         )
         h2.max_inbound_frame_size = settings.max_frame_size
-        h2.decoder.max_header_list_size = settings.max_header_list_size
+        h2.decoder = CachingDecoder(settings.max_header_list_size)
+        h2.encoder = CachingEncoder()
         h2.incoming_buffer = HeaderBlockCap(settings.max_header_list_size)
         self.h2 = h2
         self.window = settings.initial_window_size
