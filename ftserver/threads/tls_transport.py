@@ -24,6 +24,8 @@ logger = logging.getLogger("ftserver.error")
 
 #: What ``SSLObject.read`` raises when the records received so far hold no more plaintext.
 _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+#: The most plaintext one TLS record holds: ``SSLObject.read`` returns one record at a time.
+RECORD_SIZE = 16384
 
 
 class TLSTransport(SocketTransport):
@@ -94,18 +96,20 @@ class TLSTransport(SocketTransport):
         so pausing and resuming reading needs nothing more than a plain connection does)."""
         read = self._ssl.read
         try:
-            data = read(READ_SIZE)
+            data = read(RECORD_SIZE)
             if not data:  # the client's close_notify
                 self._eof()
                 return
-            try:
-                more = read(READ_SIZE)  # (one record at a time: a large read holds several)
-            except (ssl.SSLZeroReturnError, *_WANT):
-                more = b""  # (a close_notify after data: the next read event sees the EOF)
+            more = b""
+            if self._incoming.pending or self._ssl.pending():  # (else nothing more to decrypt)
+                try:
+                    more = read(RECORD_SIZE)  # (one record at a time: a large read holds several)
+                except (ssl.SSLZeroReturnError, *_WANT):
+                    pass  # (a close_notify after data: the next read event sees the EOF)
             if more:
                 chunks = [data, more]
                 try:
-                    while more := read(READ_SIZE):
+                    while more := read(RECORD_SIZE):
                         chunks.append(more)
                 except _WANT:
                     pass
