@@ -94,6 +94,25 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def ws_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """WebSocket: accept, then send every message back as it came (text or bytes) until the
+    client leaves. A plain HTTP request gets ``hello``'s answer (the start-up probe)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if scope["type"] == "http":
+        return await _respond(send, HELLO, _TEXT_PLAIN)
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":  # websocket.disconnect
+            return
+        if message.get("bytes") is not None:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+        else:
+            await send({"type": "websocket.send", "text": message["text"]})
+
+
 class _RSGIHello:
     """The RSGI twin of ``hello``: one ``response_bytes`` call. ``__rsgi__`` is a static
     method, so every worker thread calls the same function rather than a method of one

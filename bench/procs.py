@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -149,12 +150,20 @@ class ServerProcess:
             return "(no log)"
         return lines[-1][:200] if lines else "(no output)"
 
-    def wait_ready(self, host: str, port: int, timeout_s: float, tls: bool = False) -> None:
-        """Poll until a GET / is answered with any HTTP response (over TLS with ``tls``)."""
+    def wait_ready(
+        self, host: str, port: int, timeout_s: float, tls: bool = False, probe: Callable[[], bool] | None = None
+    ) -> None:
+        """Poll until a GET / is answered with any HTTP/1.1 response (over TLS with ``tls``), or
+        until ``probe()`` is true when given (an HTTP/2-only server answers no HTTP/1.1)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
                 raise NotReady(f"exited with code {self._popen.returncode}: {self.log_tail()}")
+            if probe is not None:
+                if probe():
+                    return
+                time.sleep(0.1)
+                continue
             conn = connection(host, port, tls, timeout=2)
             try:
                 conn.request("GET", "/")

@@ -42,6 +42,7 @@ class RunRecord:
     non_2xx: int = 0
     socket_errors: int = 0
     error: str | None = None
+    load_cpu_fraction: float | None = None  # wsload: its CPU seconds per second of the run
 
 
 @dataclass(frozen=True)
@@ -154,15 +155,54 @@ def _count(n: int, unit: str) -> str:
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
+METRICS_SERVER = "ftserve-metrics"
+
+
+def _metrics_overhead(summary: list[SummaryRow]) -> list[str]:
+    """What ``--metrics`` costs: ftserve-metrics against ftserve, same run."""
+    rows = [r for r in summary if r.server == METRICS_SERVER and r.ratio_requests_per_s and r.ratio_cpu]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Metrics overhead",
+        "",
+        f"{METRICS_SERVER} is ftserve with `--metrics` (Prometheus listener on its own port); change against "
+        + "ftserve, from the same-run ratios above.",
+        "",
+        "| scenario | threads | req/s | CPU µs/req |",
+        "|---|---|--:|--:|",
+    ]
+    for r in rows:
+        assert r.ratio_requests_per_s and r.ratio_cpu
+        lines.append(
+            f"| {r.scenario} | {r.workers} | {1 / r.ratio_requests_per_s - 1:+.1%} | {1 / r.ratio_cpu - 1:+.1%} |"
+        )
+    return lines
+
+
+def _load_cpu(runs: list[RunRecord]) -> list[str]:
+    """How busy wsload was: evidence that the load generator was not the bottleneck."""
+    busy: dict[tuple[str, int], list[float]] = {}
+    for run in runs:
+        if run.load_cpu_fraction is not None:
+            busy.setdefault((run.scenario, run.workers), []).append(run.load_cpu_fraction)
+    if not busy:
+        return []
+    cells = ", ".join(f"{scenario} {workers}: {max(values):.0%}" for (scenario, workers), values in busy.items())
+    return ["", f"wsload's own CPU use, busiest run (100 % = one CPU busy; scenario threads/workers): {cells}."]
+
+
 def to_markdown(report: Report) -> str:
     """The human-readable report: throughput/CPU table, memory table, server versions."""
     m, s = report.machine, report.settings
+    load = s.get("load") or f"{s['load_tool']} -t{s['load_threads']} -c{s['connections']}"
     lines = [
         f"# ftserver benchmark — {report.generated}",
         "",
         f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, "
         + f"load average at start {m['loadavg_at_start']}",
-        f"- Load: {s['load_tool']} -t{s['load_threads']} -c{s['connections']}, {s['duration_s']:g} s per run "
+        f"- Load: {load}, {s['duration_s']:g} s per run "
         + f"after a {s['warmup_s']:g} s warm-up, {s['reps']} repetition(s) interleaved across servers, "
         + "a fresh server start per run",
         f"- CPU pinning: {s['pinning']}",
@@ -172,6 +212,9 @@ def to_markdown(report: Report) -> str:
         + "minutes apart at most), then the median: a req/s ratio > 1 means ftserve is faster, a CPU ratio < 1 "
         + "means ftserve spends less server CPU per request.",
         "- CPU µs/req: user+system time of the whole server process tree (all threads) during the run / responses.",
+        *(["- WebSocket rows (`ws_*`): req/s are echoes per second (each client sends its next message when the "
+           + "echo of the last one is back), CPU µs per echoed message, p99 of the echo's round trip."]
+          if any(r.scenario.startswith("ws_") for r in report.summary) else []),
         "",
         "## Throughput and server CPU per request",
         "",
@@ -189,6 +232,7 @@ def to_markdown(report: Report) -> str:
             f"| {_num(row.ratio_requests_per_s, 2)} | {_num(row.cpu_us_per_request)} | {_num(row.ratio_cpu, 2)} "
             f"| {_num(row.latency_p99_ms, 1)} | {row.errors} |"
         )
+    lines += _metrics_overhead(report.summary) + _load_cpu(report.runs)
     if report.memory:
         workers = report.memory[0].workers
         lines += [

@@ -18,9 +18,11 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import checks
 import envs
 import loadgen
 import procs
@@ -37,7 +39,7 @@ READY_TIMEOUT_S = 30.0
 MEMORY_READY_TIMEOUT_S = 90.0
 MEMORY_REQUESTS = 16
 LOGS = BENCH / ".logs"
-TLS_FOLDER = BENCH / ".tls"
+METRICS_READY_TIMEOUT_S = 5.0
 CHART_REQUIREMENTS = ("matplotlib",)
 
 
@@ -129,7 +131,7 @@ def prepare(spec: ServerSpec) -> tuple[Ready | None, ServerInfo]:
         if spec.project_venv is not None and (spec.project_venv / "bin" / spec.executable).exists():
             env = Env(spec.project_venv)
         else:
-            env = envs.ensure_venv(spec.name, spec.python, spec.requirements)
+            env = envs.ensure_venv(spec.venv or spec.name, spec.python, spec.requirements)
     except SetupError as exc:
         return None, ServerInfo(spec.name, spec.unit, reason=str(exc))
     info = ServerInfo(
@@ -184,55 +186,39 @@ def describe_pinning(workers: tuple[int, ...]) -> str:
     return "; ".join(parts)
 
 
-def tls_files() -> tuple[str, str]:
-    """A self-signed certificate for ``HOST`` and its key (PKCS#8, as Granian wants), made once
-    with the ``openssl`` command in ``bench/.tls/``."""
-    cert, key = TLS_FOLDER / "cert.pem", TLS_FOLDER / "key.pem"
-    if not cert.exists() or not key.exists():
-        TLS_FOLDER.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-days", "365", "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-             "-addext", f"subjectAltName=DNS:localhost,IP:{HOST}"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-    return str(cert), str(key)
+def describe_load(settings: Settings) -> str:
+    """The load generators of the run's scenarios and their settings, for the report."""
+    tools = {s.tool: s for s in settings.scenarios}
+    parts = []
+    if "wrk" in tools:
+        parts.append(f"wrk -t1 -c{settings.connections} (HTTP/1.1)")
+    if "h2load" in tools:
+        h2 = tools["h2load"]
+        parts.append(f"h2load -t1 -c{h2.connections or settings.connections} -m{h2.streams} (HTTP/2)")
+    if "wsload" in tools:
+        ws = tools["wsload"]
+        parts.append(f"bench/wsload.py -c{ws.connections or settings.connections}, 1 process (WebSocket echo)")
+    return "; ".join(parts)
 
 
-def start(
-    ready: Ready, app: str, interface: str, workers: int, cpus: str | None, log_name: str, access_log: bool = False, tls: bool = False
-) -> tuple[procs.ServerProcess, int]:
-    """Start a server on a fresh port (pinned to ``cpus`` via taskset when given)."""
-    port = procs.free_port(HOST)
-    argv = [
-        str(ready.env.bin(ready.spec.executable)),
-        *ready.spec.arguments(Launch(app, interface, HOST, port, workers, access_log, tls_files() if tls else None)),
-    ]
+def start(ready: Ready, scenario: Scenario, workers: int, cpus: str | None, log_name: str) -> tuple[procs.ServerProcess, Launch]:
+    """Start a server for ``scenario`` on a fresh port (pinned to ``cpus`` via taskset when given)."""
+    launch = Launch(
+        scenario.app, scenario.interface, HOST, procs.free_port(HOST), workers, scenario.access_log,
+        checks.tls_files(HOST) if scenario.tls else None, scenario.protocol, procs.free_port(HOST),
+    )  # fmt: skip
+    argv = [str(ready.env.bin(ready.spec.executable)), *ready.spec.arguments(launch)]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    return procs.ServerProcess(argv, cwd=REPO, env=environment(ready.spec), log_path=LOGS / f"{log_name}.log"), port
+    return procs.ServerProcess(argv, cwd=REPO, env=environment(ready.spec), log_path=LOGS / f"{log_name}.log"), launch
 
 
-def check_response(port: int, scenario: Scenario) -> str | None:
-    """Send the scenario's request once: None if the answer is a 200 with the expected body size.
-
-    wrk counts any 2xx as a success; this catches a server that answers fast but wrong.
-    """
-    conn = procs.connection(HOST, port, scenario.tls, timeout=5)
-    try:
-        conn.request(scenario.method, scenario.path, body=b"x" * scenario.request_bytes or None)
-        response = conn.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        return f"sample request failed: {exc!r}"
-    finally:
-        conn.close()
-    if response.status != 200 or len(body) != scenario.response_bytes:
-        return (
-            f"wrong sample response: {response.status} with {len(body)} body bytes "
-            f"(expected 200 with {scenario.response_bytes})"
-        )
-    return None
+def wait_metrics(launch: Launch) -> str | None:
+    """ftserve-metrics: wait for its metrics listener (it may open just after the app's port)."""
+    deadline = time.monotonic() + METRICS_READY_TIMEOUT_S
+    while (wrong := checks.check_metrics(HOST, launch.metrics_port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return wrong
 
 
 def measure(ready: Ready, scenario: Scenario, workers: int, rep: int, settings: Settings) -> RunRecord:
@@ -240,36 +226,34 @@ def measure(ready: Ready, scenario: Scenario, workers: int, rep: int, settings: 
     server_cpus, load_cpus = pinning(workers)
     record = RunRecord(scenario.name, ready.spec.name, workers, rep, server_cpus, load_cpus)
     run_load = loadgen.TOOLS[scenario.tool]
-    server, port = start(
-        ready,
-        scenario.app,
-        scenario.interface,
-        workers,
-        server_cpus,
-        f"{ready.spec.name}-{scenario.name}-{workers}",
-        scenario.access_log,
-        scenario.tls,
-    )
+    server, launch = start(ready, scenario, workers, server_cpus, f"{ready.spec.name}-{scenario.name}-{workers}")
+    port = launch.port
+    probe = (lambda: checks.h2_probe(HOST, port, scenario)) if scenario.protocol == "h2" else None
     with server:
         try:
-            server.wait_ready(HOST, port, READY_TIMEOUT_S, tls=scenario.tls)
+            server.wait_ready(HOST, port, READY_TIMEOUT_S, tls=scenario.tls, probe=probe)
         except procs.NotReady as exc:
             return replace(record, error=f"did not start: {exc}")
-        wrong = check_response(port, scenario)
+        wrong = checks.check(HOST, port, scenario)
+        if not wrong and "--metrics" in server.argv:
+            wrong = wait_metrics(launch)
         if wrong:
             return replace(record, error=wrong)
         server.wait_quiet()
 
         def load(duration_s: int) -> loadgen.LoadResult:
+            scheme = "ws" if scenario.protocol == "websocket" else "https" if scenario.tls else "http"
             return run_load(
                 loadgen.LoadSpec(
-                    url=f"{'https' if scenario.tls else 'http'}://{HOST}:{port}{scenario.path}",
+                    url=f"{scheme}://{HOST}:{port}{scenario.path}",
                     duration_s=duration_s,
-                    connections=settings.connections,
+                    connections=scenario.connections or settings.connections,
                     threads=1,
                     method=scenario.method,
                     request_bytes=scenario.request_bytes,
                     cpus=load_cpus,
+                    streams=scenario.streams,
+                    message_bytes=scenario.message_bytes,
                 )
             )
 
@@ -292,6 +276,7 @@ def measure(ready: Ready, scenario: Scenario, workers: int, rep: int, settings: 
         latency_p99_ms=result.latency_p99_ms,
         non_2xx=result.non_2xx,
         socket_errors=result.socket_errors,
+        load_cpu_fraction=result.load_cpu_fraction,
     )
 
 
@@ -308,7 +293,7 @@ def benchmark(ready: dict[str, Ready], infos: list[ServerInfo], settings: Settin
         for scenario in settings.scenarios
         for workers in settings.workers
         for spec in (settings.servers if rep % 2 else settings.servers[::-1])
-        if scenario.applies_to(spec.name, spec.interfaces, spec.tls)
+        if scenario.applies_to(spec)
     ]
     reasons = {i.name: i.reason for i in infos if i.reason}
     todo = [p for p in plan if p[3].name in ready]
@@ -348,8 +333,10 @@ def _fmt(value: float | None) -> str:
 def measure_memory(ready: Ready, workers: int) -> MemoryRecord:
     """Start with ``workers`` threads/workers, send a few requests, sum the group's memory."""
     spec = ready.spec
-    app, interface = ("bench.apps:hello", "asgi") if "asgi" in spec.interfaces else ("bench.apps:wsgi_hello", "wsgi")
-    server, port = start(ready, app, interface, workers, None, f"{spec.name}-memory-{workers}")
+    name = "hello" if "asgi" in spec.interfaces else "wsgi_hello"
+    scenario = next(s for s in scenarios.SCENARIOS if s.name == name)
+    server, launch = start(ready, scenario, workers, None, f"{spec.name}-memory-{workers}")
+    port = launch.port
     with server:
         try:
             server.wait_ready(HOST, port, MEMORY_READY_TIMEOUT_S)
@@ -444,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             "connections": settings.connections,
             "load_tool": "wrk",
             "load_threads": 1,
+            "load": describe_load(settings),
             "memory_workers": settings.memory_workers,
             "pinning": describe_pinning(settings.workers),
             "baseline": settings.baseline,
@@ -455,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nMemory with {settings.memory_workers} threads/workers:", flush=True)
         reasons = {i.name: i.reason for i in infos}
         for spec in settings.servers:
+            if spec.scenarios is not None or "http/1.1" not in spec.protocols:
+                continue  # variants for a few scenarios (ftserve-metrics, uvicorn-wsproto): same memory
             if spec.name in ready:
                 record = measure_memory(ready[spec.name], settings.memory_workers)
             else:

@@ -1,15 +1,23 @@
 """The scenario table: what is requested, from which app, with which load tool.
 
-A scenario names its interface (``asgi``, ``wsgi``, ``rsgi``); every server that declares
-that interface runs it, unless ``servers`` narrows the list. ``tool`` picks the load generator
-from ``loadgen.TOOLS`` (``wrk`` now; ``h2load`` for HTTP/2 and a WebSocket client later).
+A scenario names its interface (``asgi``, ``wsgi``, ``rsgi``) and protocol (``http/1.1``, ``h2``,
+``websocket``); every server that declares both runs it, unless ``servers`` narrows the list (or
+the server's own ``scenarios`` does). ``tool`` picks the load generator from ``loadgen.TOOLS``:
+``wrk``, ``h2load`` (HTTP/2) or ``wsload`` (WebSocket echo, ``wsload.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from apps import BODY_10K, CPU_BODY_BYTES, HELLO, STREAM_CHUNK, STREAM_CHUNKS
+
+if TYPE_CHECKING:
+    from servers import ServerSpec
+
+#: h2load's connections and streams per connection for the HTTP/2 scenarios; wsload's clients.
+H2_CONNECTIONS, H2_STREAMS, WS_CONNECTIONS = 32, 10, 32
 
 
 @dataclass(frozen=True)
@@ -28,11 +36,21 @@ class Scenario:
     servers: tuple[str, ...] | None = None  # None: every server that speaks `interface`
     default: bool = True  # part of a run when no --scenarios is given
     access_log: bool = False  # servers log every request (at --log-level info), as in production
-    tls: bool = False  # over HTTPS (a self-signed certificate made for the run, bench/.tls/)
+    tls: bool = False  # over HTTPS (a self-signed certificate made for the run in a temporary folder)
+    protocol: str = "http/1.1"  # or "h2", "websocket": servers declare which they speak
+    connections: int | None = None  # None: the run's --connections (wrk -c)
+    streams: int = 1  # h2load -m
+    message_bytes: int = 0  # WebSocket echo message size
 
-    def applies_to(self, server: str, interfaces: frozenset[str], tls: bool = True) -> bool:
-        """Whether ``server`` (speaking ``interfaces``, and TLS if ``tls``) takes part in this scenario."""
-        return self.interface in interfaces and (tls or not self.tls) and (self.servers is None or server in self.servers)
+    def applies_to(self, server: ServerSpec) -> bool:
+        """Whether ``server`` takes part in this scenario."""
+        return (
+            self.interface in server.interfaces
+            and self.protocol in server.protocols
+            and (server.tls or not self.tls)
+            and (self.servers is None or server.name in self.servers)
+            and (server.scenarios is None or self.name in server.scenarios)
+        )
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -81,6 +99,43 @@ SCENARIOS: tuple[Scenario, ...] = (
         "bench.apps:hello",
         response_bytes=len(HELLO),
         tls=True,
+    ),
+    Scenario(
+        "h2_hello",
+        f"hello over HTTP/2 cleartext (prior knowledge): h2load -c{H2_CONNECTIONS} -m{H2_STREAMS}",
+        "asgi",
+        "bench.apps:hello",
+        response_bytes=len(HELLO),
+        tool="h2load",
+        protocol="h2",
+        connections=H2_CONNECTIONS,
+        streams=H2_STREAMS,
+    ),
+    Scenario(
+        "h2_tls_hello",
+        f"hello over HTTP/2 on TLS 1.3 (ALPN h2): h2load -c{H2_CONNECTIONS} -m{H2_STREAMS}",
+        "asgi",
+        "bench.apps:hello",
+        response_bytes=len(HELLO),
+        tls=True,
+        tool="h2load",
+        protocol="h2",
+        connections=H2_CONNECTIONS,
+        streams=H2_STREAMS,
+    ),
+    *(
+        Scenario(
+            name,
+            f"WebSocket echo, {size} B binary messages, {WS_CONNECTIONS} clients each waiting for its echo (wsload)",
+            "asgi",
+            "bench.apps:ws_echo",
+            response_bytes=size,
+            tool="wsload",
+            protocol="websocket",
+            connections=WS_CONNECTIONS,
+            message_bytes=size,
+        )
+        for name, size in (("ws_small", 32), ("ws_16k", 16 * 1024))
     ),
     Scenario(
         "starlette",

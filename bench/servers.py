@@ -15,6 +15,7 @@ from envs import REPO
 
 REFERENCE = "ftserve"
 BASELINE = "ftserve-base"
+ALL_PROTOCOLS = frozenset({"http/1.1", "h2", "websocket"})
 
 #: The frameworks of the framework scenarios (``bench/frameworks/``), installed into every peer's venv
 #: at the versions the project's own test venvs hold (ftserve runs from those). pydantic-core has
@@ -40,6 +41,8 @@ class Launch:
     workers: int  # threads for ftserve, processes (or Granian's workers) for the peers
     access_log: bool = False  # log every request (and run at log level info so it shows)
     tls: tuple[str, str] | None = None  # (certificate, key) PEM files: serve HTTPS
+    protocol: str = "http/1.1"  # the scenario's: "http/1.1", "h2" or "websocket"
+    metrics_port: int = 0  # a free port for a metrics listener (ftserve-metrics)
 
 
 def _tls(launch: Launch, cert_option: str, key_option: str) -> list[str]:
@@ -65,6 +68,9 @@ class ServerSpec:
     project_venv: Path | None = None  # used instead of bench/.venvs/<name> when it has `executable`
     import_first: Path | None = None  # put before the repository on PYTHONPATH (ftserve-base: the old ftserver)
     tls: bool = True  # serves HTTPS (Launch.tls)
+    protocols: frozenset[str] = frozenset({"http/1.1"})  # of "http/1.1", "h2", "websocket"
+    scenarios: frozenset[str] | None = None  # None: every scenario of its interfaces and protocols
+    venv: str | None = None  # share bench/.venvs/<venv> (default: its own, bench/.venvs/<name>)
 
 
 def _logging(launch: Launch, on: list[str], off: list[str]) -> list[str]:
@@ -84,6 +90,10 @@ def _ftserve_h11(launch: Launch) -> list[str]:
     return [*_ftserve(launch)[:-1], "--http1", "h11", launch.app]
 
 
+def _ftserve_metrics(launch: Launch) -> list[str]:
+    return [*_ftserve(launch)[:-1], "--metrics", "--metrics-port", str(launch.metrics_port), launch.app]
+
+
 def _floor(canned: bool) -> Callable[[Launch], list[str]]:
     def arguments(launch: Launch) -> list[str]:
         return [
@@ -94,12 +104,16 @@ def _floor(canned: bool) -> Callable[[Launch], list[str]]:
     return arguments
 
 
-def _uvicorn_h11(launch: Launch) -> list[str]:
-    return [
-        "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
-        "--http", "h11", "--loop", "asyncio", *_logging(launch, ["--access-log"], ["--no-access-log"]),
-        *_tls(launch, "--ssl-certfile", "--ssl-keyfile"), launch.app,
-    ]  # fmt: skip
+def _uvicorn_h11(ws: str) -> Callable[[Launch], list[str]]:
+    def arguments(launch: Launch) -> list[str]:
+        return [
+            "--host", launch.host, "--port", str(launch.port), "--workers", str(launch.workers),
+            "--http", "h11", "--loop", "asyncio", "--ws", ws,
+            *_logging(launch, ["--access-log"], ["--no-access-log"]),
+            *_tls(launch, "--ssl-certfile", "--ssl-keyfile"), launch.app,
+        ]  # fmt: skip
+
+    return arguments
 
 
 def _uvicorn_fast(launch: Launch) -> list[str]:
@@ -114,7 +128,7 @@ def _granian(loop: str) -> Callable[[Launch], list[str]]:
     def arguments(launch: Launch) -> list[str]:
         return [
             "--interface", launch.interface, "--host", launch.host, "--port", str(launch.port),
-            "--workers", str(launch.workers), "--loop", loop,
+            "--workers", str(launch.workers), "--loop", loop, *(["--http", "2"] if launch.protocol == "h2" else []),
             *_logging(launch, ["--access-log"], ["--no-access-log"]),
             *_tls(launch, "--ssl-certificate", "--ssl-keyfile"), launch.app,
         ]  # fmt: skip
@@ -154,17 +168,33 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         modules=("ftserver.cli",),
         unit="thread",
         project_venv=REPO / ".venv" / "ft",
+        protocols=ALL_PROTOCOLS,
     ),
     ServerSpec(
         name="uvicorn",
         python="ft",
-        requirements=("uvicorn", *APP_REQUIREMENTS),  # pure Python: h11 and asyncio (httptools/uvloop have no cp313t wheels)
+        # pure Python: h11 and asyncio (httptools/uvloop have no cp313t wheels); websockets and wsproto for --ws
+        requirements=("uvicorn", "websockets", "wsproto", *APP_REQUIREMENTS),
         executable="uvicorn",
-        arguments=_uvicorn_h11,
+        arguments=_uvicorn_h11("websockets-sansio"),
         interfaces=frozenset({"asgi"}),
         distribution="uvicorn",
-        modules=("uvicorn.main", "h11"),
+        modules=("uvicorn.main", "h11", "uvicorn.protocols.websockets.websockets_sansio_impl"),
         unit="worker",
+        protocols=frozenset({"http/1.1", "websocket"}),
+    ),
+    ServerSpec(
+        name="uvicorn-wsproto",  # Uvicorn's other WebSocket implementation; WebSocket scenarios only
+        python="ft",
+        requirements=("uvicorn", "websockets", "wsproto", *APP_REQUIREMENTS),
+        executable="uvicorn",
+        arguments=_uvicorn_h11("wsproto"),
+        interfaces=frozenset({"asgi"}),
+        distribution="uvicorn",
+        modules=("uvicorn.main", "h11", "uvicorn.protocols.websockets.wsproto_impl"),
+        unit="worker",
+        protocols=frozenset({"websocket"}),
+        venv="uvicorn",
     ),
     ServerSpec(
         name="granian",
@@ -177,6 +207,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         distribution="granian",
         modules=("granian._granian",),
         unit="worker",
+        protocols=ALL_PROTOCOLS,
     ),
     ServerSpec(
         name="hypercorn",
@@ -188,6 +219,20 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         distribution="hypercorn",
         modules=("hypercorn.asyncio",),
         unit="worker",
+        protocols=ALL_PROTOCOLS,
+    ),
+    ServerSpec(
+        name="ftserve-metrics",  # ftserve with --metrics: its overhead on hello
+        python="ft",
+        requirements=("-e", str(REPO)),
+        executable="ftserve",
+        arguments=_ftserve_metrics,
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=("ftserver.cli",),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+        scenarios=frozenset({"hello"}),
     ),
 )
 
@@ -203,17 +248,19 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
         modules=("ftserver.cli",),
         unit="thread",
         project_venv=REPO / ".venv" / "gil",
+        protocols=ALL_PROTOCOLS,
     ),
     ServerSpec(
         name="uvicorn-gil",
         python="gil",
-        requirements=("uvicorn", "httptools", "uvloop", *APP_REQUIREMENTS),
+        requirements=("uvicorn", "httptools", "uvloop", "websockets", *APP_REQUIREMENTS),
         executable="uvicorn",
         arguments=_uvicorn_fast,
         interfaces=frozenset({"asgi"}),
         distribution="uvicorn",
         modules=("uvicorn.main", "httptools", "uvloop"),
         unit="worker",
+        protocols=frozenset({"http/1.1", "websocket"}),
     ),
     ServerSpec(
         name="granian-gil",
@@ -225,6 +272,7 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
         distribution="granian",
         modules=("granian._granian",),
         unit="worker",
+        protocols=ALL_PROTOCOLS,
     ),
     ServerSpec(
         name="gunicorn-gthread",
