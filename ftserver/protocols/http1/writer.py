@@ -13,7 +13,7 @@ from http import HTTPStatus
 from typing import Final
 
 from ..errors import LocalProtocolError, ProtocolError
-from .common import FIELD_VALUE_RE, TOKEN_RE, comma_tokens
+from .common import FIELD_VALUE_RE, TOKEN, TOKEN_RE, comma_tokens
 
 __all__ = [
     "AWAITING_REQUEST",
@@ -50,6 +50,20 @@ _search_unsafe: Final = _UNSAFE_VALUE_RE.search
 # reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ), or none at all (RFC 9112 §4): the
 # characters of a field value.
 _match_reason_phrase: Final = FIELD_VALUE_RE.fullmatch
+
+# The application's fields rendered as ``name: value\r\n`` lines, checked at once (see
+# ResponseWriter._plain_head): a token name that is none of the fields the writer manages,
+# a value without CR, LF, NUL or ": " (so the first ": " of a line is the separator, and
+# the line is the field, whatever the name held), at most one ``content-length`` of digits
+# (captured). Anything else declines to the field-by-field path, which has the errors.
+_PLAIN_LINE = (
+    rb"(?:(?!(?i:content-length|transfer-encoding|connection|date|server):)"
+    + TOKEN
+    + rb": (?:[^\r\n\x00:]++|:(?! ))*+\r\n)*+"
+)
+_match_plain_lines: Final = re.compile(
+    _PLAIN_LINE + rb"(?:(?i:content-length): ([0-9]++)\r\n" + _PLAIN_LINE + rb")?+"
+).fullmatch
 
 
 def reason_phrase(status: int) -> bytes:
@@ -193,6 +207,11 @@ class ResponseWriter:
         application's Content-Length, the head counts as sent (``response_started``)
         and ``LocalProtocolError`` is raised, as ``send_data`` would.
         """
+        if reason is None:
+            # The usual response: plain fields, rendered and checked in one piece.
+            data = self._plain_head(status, headers, date, body)
+            if data is not None:
+                return data
         parts = self._head(status, headers, date, len(body), reason)
         framing = self._framing
         if framing == _LENGTH:
@@ -213,6 +232,40 @@ class ResponseWriter:
             parts.append(body)
         self._response_state = RESPONSE_SENT
         return b"".join(parts)
+
+    def _plain_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
+    ) -> bytes | None:
+        """``send_complete`` for the usual response, byte for byte what ``_head`` makes:
+        fields that are 2-tuples of bytes, none managed by the writer but a Content-Length
+        equal to the body's length. ``None`` (nothing changed) for anything else."""
+        if self._response_state != RESPONSE_READY or not 200 <= status <= 999:
+            return None
+        try:
+            lines = b"".join([b"%b: %b\r\n" % field for field in headers])
+        except TypeError:  # not a 2-tuple of bytes-like objects
+            return None
+        match = _match_plain_lines(lines)
+        if match is None or lines.count(b"\r\n") != len(headers):
+            return None  # (a CR LF inside a name or value makes more lines than fields)
+        if date is not self._tail_date:
+            self._tail_date = date
+            self._tail = _date_and_server(date, self._server_header)
+        if self._is_head or status == 204 or status == 304:
+            length = b""  # no body and nothing added (an application Content-Length as given)
+            body = b""
+        elif match[1] is None:
+            length = b"content-length: %d\r\n" % len(body)
+        elif int(match[1]) == len(body):
+            length = b""
+        else:
+            return None  # the field-by-field path keeps the connection from reuse or raises
+        self._response_state = RESPONSE_SENT
+        if self._keep_alive:
+            end = b"\r\n" if self._http11 else b"connection: keep-alive\r\n\r\n"
+        else:
+            end = b"connection: close\r\n\r\n"
+        return b"".join((_STATUS_LINES[status], lines, length, self._tail, end, body))
 
     @property
     def response_started(self) -> bool:
