@@ -334,3 +334,26 @@ def test_rsgi_websocket_over_h2():
             client.close()
     scope = rec.scopes[0]
     assert scope.proto == "ws" and scope.http_version == "2" and scope.path == "/echo" and scope.query_string == "x=1"
+
+
+# -- the request rules (sans-I/O) --------------------------------------------------------------
+
+
+def test_extended_connect_request_rules():
+    from ftserver.protocols.http2 import ExtendedConnect, MalformedRequest, request_from_fields
+
+    fields = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https"), (b":path", b"/chat?x=1"),
+              (b":authority", b"example.com"), (b"sec-websocket-version", b"13")]
+    request = request_from_fields(1, fields, False, extended_connect=True)
+    assert type(request) is ExtendedConnect and request.protocol == "websocket"
+    assert (request.method, request.target, request.scheme, request.authority) == ("CONNECT", b"/chat?x=1", "https", b"example.com")
+    assert request.has_body and (b"host", b"example.com") in request.headers
+    with pytest.raises(MalformedRequest):  # not advertised (RFC 8441 §3)
+        request_from_fields(1, fields, False)
+    for drop in (b":path", b":scheme", b":authority"):
+        with pytest.raises(MalformedRequest):  # (RFC 8441 §4)
+            request_from_fields(1, [f for f in fields if f[0] != drop], False, extended_connect=True)
+    with pytest.raises(MalformedRequest):  # :protocol on another method
+        request_from_fields(1, [(b":method", b"GET"), *fields[1:]], False, extended_connect=True)
+    plain = request_from_fields(3, [(b":method", b"CONNECT"), (b":authority", b"example.com:443")], False, extended_connect=True)
+    assert type(plain) is not ExtendedConnect and plain.target == b"example.com:443"  # (ordinary CONNECT)
