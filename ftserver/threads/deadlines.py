@@ -1,23 +1,29 @@
 """The deadlines of an HTTP/1.1 connection, checked by the worker's once-a-second tick (no
 timer per request): the keep-alive and request-head timeouts, the request-body timeout and
-the send timeout (docs/architecture.md, "The per-request path")."""
+the send timeout (docs/architecture.md, "The per-request path"); and the lingering close
+after an error answer (``Lingering``)."""
 
 from __future__ import annotations
 
 import logging
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ftserver.protocols.errors import ProtocolError
 from ftserver.threads.sockets import SocketTransport
 
 if TYPE_CHECKING:
-    import asyncio
-
     from ftserver.interfaces.stream import ConnectionInfo, Exchange
     from ftserver.protocols.http1 import H1Request
     from ftserver.threads.host import WorkerHost
 
 logger = logging.getLogger("ftserver.error")
+
+#: Lingering close: after an error answer the client's input is read and dropped for at
+#: most LINGER_SECONDS (LINGER_IDLE without a byte) and LINGER_BYTES, then the socket closes.
+LINGER_SECONDS = 5.0
+LINGER_IDLE = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
 
 
 class Deadlines:
@@ -43,9 +49,50 @@ class Deadlines:
     send_mark: int
     send_stalled_at: float
 
+    head_pending: bool
+    client_eof: bool
+
     def _close(self) -> None: ...
-    def _answer_and_close(self, exc: ProtocolError) -> None: ...
+    def _flush(self) -> None: ...
     def _send_error(self, exc: ProtocolError) -> None: ...
+
+    def _answer_and_close(self, exc: ProtocolError) -> None:
+        """Answer ``exc`` if nothing of a response was sent yet, then close (lingering: the
+        client may still be sending what we did not read)."""
+        cycle = self.cycle
+        answered = False
+        if (cycle is None or self.head_pending) and not self.closed:
+            try:
+                self._send_error(exc)
+                answered = True
+            except Exception:  # noqa: BLE001 - the connection is being closed anyway
+                pass
+        self.cycle = None
+        if answered and not self.client_eof:
+            self.close_lingering()
+        else:
+            self._close()
+
+    def close_lingering(self) -> None:
+        """Close after an error answer without losing it: our side is shut (FIN after the
+        answer; TLS cannot half-close) and the client's bytes are read and dropped until it
+        closes or ``Lingering``'s bounds. Closing with unread input would send a RST, and a
+        RST makes the client's kernel drop the answer it has not read yet (RFC 9112 §9.6)."""
+        if self.closed:
+            return
+        self._flush()
+        self.closed = True
+        transport = self.transport
+        assert transport is not None
+        w = self.w
+        w.connections.discard(self)
+        lingering = Lingering(w, transport)
+        transport.set_protocol(lingering)
+        w.connections.add(lingering)
+        if transport.can_write_eof():
+            transport.write_eof()
+        if self.read_paused:
+            transport.resume_reading()
 
     def close_transport(self) -> None:
         """Mark the driver closed and close its transport once what is buffered is sent.
@@ -143,3 +190,58 @@ class Deadlines:
         logger.info("client %s took no response bytes for %g s: connection dropped", self.info.client, timeout)
         transport.abort()  # (also when closed: close() waits for the buffer to be sent)
         return True
+
+
+class Lingering(asyncio.Protocol):
+    """A connection closing after an error answer: what the client still sends is dropped
+    until it closes, for at most ``LINGER_SECONDS`` (``LINGER_IDLE`` without a byte) and
+    ``LINGER_BYTES``; then the socket closes (after the answer, or dropped if the client
+    has not read it by then)."""
+
+    __slots__ = ("w", "transport", "until", "heard", "left", "closed", "closing", "cycle")
+
+    def __init__(self, w: WorkerHost, transport: asyncio.Transport) -> None:
+        self.w = w
+        self.transport = transport
+        self.until = w.now + LINGER_SECONDS
+        self.heard = w.now
+        self.left = LINGER_BYTES
+        self.closed = False
+        self.closing = True  # (the worker's drain does not ask it to shut down)
+        self.cycle = None
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = self.w.now
+        self.left -= len(data)
+        if self.left < 0:
+            self._close()
+
+    def eof_received(self) -> bool:
+        self._close()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+        w = self.w
+        w.connections.discard(self)
+        w.stats.closed += 1
+
+    def check_timeouts(self, now: float, keep_alive_timeout: float) -> None:
+        if now >= self.until or now - self.heard >= LINGER_IDLE:
+            if self.transport.get_write_buffer_size():
+                self.abort()  # (the client has not read the answer in all this time)
+            else:
+                self._close()
+
+    def shutdown(self) -> None:
+        self._close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.transport.abort()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()

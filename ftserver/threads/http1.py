@@ -547,17 +547,6 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             cycle.on_disconnect()
         self._answer_and_close(exc)
 
-    def _answer_and_close(self, exc: ProtocolError) -> None:
-        """Answer ``exc`` if nothing of a response was sent yet, then close."""
-        cycle = self.cycle
-        if (cycle is None or self.head_pending) and not self.closed:
-            try:
-                self._send_error(exc)
-            except Exception:  # noqa: BLE001 - the connection is being closed anyway
-                pass
-        self.cycle = None
-        self._close()
-
     def _send_error(self, exc: ProtocolError) -> None:
         """Write the response to ``exc`` (the connection closes after it), logged in the
         access log like any response."""

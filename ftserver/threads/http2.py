@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 from h2.errors import ErrorCodes
 from h2.events import PingAckReceived
 from h2.exceptions import StreamClosedError
+from hyperframe.frame import GoAwayFrame
 
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
 from ftserver.protocols.errors import LocalProtocolError
 from ftserver.protocols.events import Request
 from ftserver.protocols.http2 import (
     PREFACE,
+    ExtendedConnect,
     GoingAway,
     H2ConnectionError,
     HTTP2Connection,
@@ -34,11 +36,17 @@ from ftserver.protocols.http2 import (
 )
 from ftserver.threads.deadlines import Deadlines
 from ftserver.threads.h2stream import H2Stream
+from ftserver.threads.h2websocket import H2WebSocketStream, open_extended_connect
 
 if TYPE_CHECKING:
     from ftserver.threads.host import WorkerHost
 
 logger = logging.getLogger("ftserver.error")
+
+#: The largest stream id: the last stream of a graceful stop's first GOAWAY (RFC 9113 §6.8).
+MAX_STREAM_ID = 2**31 - 1
+#: How long a graceful stop waits for the ACK of its PING before the final GOAWAY.
+SHUTDOWN_PING_WAIT = 1.0
 
 #: What a client that is not speaking HTTP/2 gets on an HTTP/2-only port (``--http 2``).
 _NOT_HTTP2 = (
@@ -55,7 +63,8 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         adapter = w.adapter
         self.open_exchange = adapter.open
         self.start_exchange = adapter.start
-        self.conn = HTTP2Connection(w.http2, w.server_header)  # type: ignore[arg-type]
+        # RFC 8441's SETTINGS_ENABLE_CONNECT_PROTOCOL, when the adapter serves WebSockets
+        self.conn = HTTP2Connection(w.http2, w.server_header, adapter.websocket is not None)  # type: ignore[arg-type]
         self.transport: asyncio.Transport | None = None
         self.info: ConnectionInfo = None  # type: ignore[assignment]
         self.streams: dict[int, H2Stream] = {}
@@ -70,6 +79,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         self.ping_sent_at = 0.0
         self.send_mark = 0  # (check_send)
         self.send_stalled_at = 0.0
+        self.shutdown_ping: bytes | None = None  # the PING of a graceful stop's first GOAWAY
 
     @property
     def cycle(self) -> Exchange | None:
@@ -169,10 +179,16 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
                     stream = streams.get(event.stream_id)
                     if stream is not None:
                         stream.gone()
+                elif kind is ExtendedConnect:
+                    stream = open_extended_connect(self, event, time.perf_counter() if w.report else 0.0)
+                    if stream is not None:
+                        started.append(stream)
                 elif kind is GoingAway:
                     self.closing = True
                 elif kind is PingAckReceived:
                     self.ping_sent_at = 0.0
+                    if event.ping_data == self.shutdown_ping:
+                        self._final_goaway()
             for stream in started:
                 if not stream.closed:
                     self.start_exchange(stream.exchange)
@@ -200,8 +216,12 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         return False
 
     def eof_received(self) -> bool:
-        # The client will send nothing more: its streams can still get their responses.
+        # The client will send nothing more: its streams can still get their responses;
+        # its WebSockets are lost (1006), as on HTTP/1.1.
         self.closing = True
+        for stream in list(self.streams.values()):
+            if type(stream) is H2WebSocketStream:
+                stream.gone()
         if not self.streams:
             self._close()
             return False
@@ -383,6 +403,8 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
             if stream.blocked_since and now - stream.blocked_since > timeout:
                 logger.info("HTTP/2 stream %d of %s: no send window for %g s", stream.stream_id, self.info.client, timeout)
                 stream.reset(ErrorCodes.CANCEL)
+            elif type(stream) is H2WebSocketStream:
+                stream.on_tick(now)  # (no body timeout: its pings, its close handshake)
             elif stream.body_open and not stream.closed:
                 self._check_body(stream, now, timeout)
 
@@ -413,15 +435,34 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
                 stream.reset(ErrorCodes.CANCEL)
 
     def shutdown(self) -> None:
-        """Graceful stop (and reload): GOAWAY naming the last stream taken; streams up to
-        it finish, later ones are refused; the connection closes once they are done."""
+        """Graceful stop (and reload) in two steps (RFC 9113 §6.8): a GOAWAY naming the
+        largest stream id with a PING, so that streams the client opened meanwhile are still
+        served; at the PING's ACK (or after ``SHUTDOWN_PING_WAIT``) the GOAWAY naming the
+        last stream taken. Streams up to it finish, later ones are refused; open WebSockets
+        are closed with 1001; the connection closes once its streams are done."""
+        if self.closed or self.shutdown_ping is not None:
+            return
+        if self.closing:  # the client went away first: no new streams come
+            self._final_goaway()
+            return
+        self.shutdown_ping = ping = os.urandom(8)
+        self.flush()
+        self.transport.write(GoAwayFrame(0, last_stream_id=MAX_STREAM_ID, error_code=0).serialize())  # type: ignore[union-attr]
+        self.conn.ping(ping)
+        self.flush()
+        self.w.loop.call_later(SHUTDOWN_PING_WAIT, self._final_goaway)
+        for stream in list(self.streams.values()):
+            if type(stream) is H2WebSocketStream:
+                stream.on_shutdown()
+
+    def _final_goaway(self) -> None:
+        self.closing = True
         if self.closed:
             return
-        if not self.closing:
-            self.closing = True
+        if not self.conn.goaway_sent:
             self.flush()
             self.transport.write(self.conn.goaway())  # type: ignore[union-attr]
-        if not self.streams:
+        if not self.streams and not self.receiving:
             self._close()
 
     def abort(self) -> None:

@@ -11,7 +11,7 @@ import h2.events
 import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
-from hyperframe.frame import ContinuationFrame, DataFrame, GoAwayFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import ContinuationFrame, DataFrame, GoAwayFrame, HeadersFrame, PingFrame, SettingsFrame, WindowUpdateFrame
 
 from ftserver.testing import serve
 from tests.apps import basic
@@ -253,7 +253,9 @@ def test_a_few_pings_and_settings_are_fine():
 # -- connection lifetime --------------------------------------------------------------------
 
 
-def test_graceful_shutdown_goaway_lets_in_flight_streams_finish():
+def test_graceful_shutdown_two_goaways_let_in_flight_streams_finish():
+    """RFC 9113 §6.8: a GOAWAY naming 2^31-1 with a PING, then (at the PING's ACK) the GOAWAY
+    naming the last stream taken: a stream the client opened between the two is served."""
     with serve(basic.sleepy) as server:
         client = H2Client(server.port)
         try:
@@ -261,12 +263,24 @@ def test_graceful_shutdown_goaway_lets_in_flight_streams_finish():
             client.events_until(lambda events: any(isinstance(e, h2.events.SettingsAcknowledged) for e in events))
             stopper = threading.Thread(target=server.server.stop)
             stopper.start()
-            frames = client.raw_frames(lambda frames: any(isinstance(f, DataFrame) and "END_STREAM" in f.flags for f in frames))
+            frames = client.raw_frames(lambda frames: any(isinstance(f, PingFrame) for f in frames))
+            first = [f for f in frames if isinstance(f, GoAwayFrame)]
+            assert first and first[0].error_code == ErrorCodes.NO_ERROR and first[0].last_stream_id == 2**31 - 1
+            ping = [f for f in frames if isinstance(f, PingFrame)][0]
+            late = client.request("/", headers=[], end=True)  # (in flight when the first GOAWAY was sent)
+            client.send_raw(PingFrame(0, flags=["ACK"], opaque_data=ping.opaque_data).serialize())
+
+            def both_done(frames):
+                done = {f.stream_id for f in frames if isinstance(f, DataFrame) and "END_STREAM" in f.flags}
+                return {stream_id, late} <= done
+
+            frames += client.raw_frames(both_done)
             goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
-            assert goaway and goaway[0].error_code == ErrorCodes.NO_ERROR and goaway[0].last_stream_id == stream_id
-            data = [f for f in frames if isinstance(f, DataFrame)]
-            assert data[-1].stream_id == stream_id and data[-1].data == b"done"
-            assert frames.index(goaway[0]) < frames.index(data[-1])  # in flight at the GOAWAY, then finished
+            assert len(goaway) == 2 and goaway[1].error_code == ErrorCodes.NO_ERROR and goaway[1].last_stream_id == late
+            data = {f.stream_id: f.data for f in frames if isinstance(f, DataFrame) and f.data}
+            assert data == {stream_id: b"done", late: b"done"}
+            last_data = max(i for i, f in enumerate(frames) if isinstance(f, DataFrame))
+            assert frames.index(goaway[1]) < last_data  # in flight at the GOAWAY, then finished
             stopper.join(10)
         finally:
             client.close()

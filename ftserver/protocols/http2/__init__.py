@@ -10,10 +10,11 @@ from .connection import (
     StreamGone,
     WindowOpened,
 )
-from .request import MalformedRequest, check_trailers, request_from_fields, upgraded_request
+from .request import ExtendedConnect, MalformedRequest, check_trailers, request_from_fields, upgraded_request
 from .settings import PREFACE, H2Settings
 
 __all__ = [
+    "ExtendedConnect",
     "GoingAway",
     "H2ConnectionError",
     "H2Settings",

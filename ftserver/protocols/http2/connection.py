@@ -188,12 +188,15 @@ class HTTP2Connection:
 
     ``receive_data(data, now)`` returns the events of the bytes: ``Request`` (a stream
     opens), ``StreamBody``, ``StreamEnd``, ``StreamGone``, ``WindowOpened``, ``GoingAway``;
-    it raises ``H2ConnectionError`` when the connection must end. Whatever is to be sent
+    it raises ``H2ConnectionError`` when the connection must end. With ``extended_connect``
+    its SETTINGS allow the extended CONNECT of RFC 8441 (WebSocket over HTTP/2): such a
+    request is a ``request.ExtendedConnect``. Whatever is to be sent
     (SETTINGS, ACKs, WINDOW_UPDATEs, resets, responses) waits in ``data_to_send()``.
     """
 
-    def __init__(self, settings: H2Settings, server_header: bytes | None = None) -> None:
+    def __init__(self, settings: H2Settings, server_header: bytes | None = None, extended_connect: bool = False) -> None:
         self.settings = settings
+        self.extended_connect = extended_connect  # SETTINGS_ENABLE_CONNECT_PROTOCOL=1 sent (RFC 8441 §3)
         self.server_header = server_header
         config = H2Configuration(
             client_side=False,
@@ -211,6 +214,7 @@ class HTTP2Connection:
                 SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
                 SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
                 SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+                **({SettingCodes.ENABLE_CONNECT_PROTOCOL: 1} if extended_connect else {}),
             },
         )
         h2.max_inbound_frame_size = settings.max_frame_size
@@ -307,7 +311,7 @@ class HTTP2Connection:
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
             return
         try:
-            request = request_from_fields(stream_id, event.headers, event.stream_ended is not None)
+            request = request_from_fields(stream_id, event.headers, event.stream_ended is not None, self.extended_connect)
         except MalformedRequest:
             self._reset(stream_id)
             return

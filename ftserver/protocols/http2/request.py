@@ -14,7 +14,7 @@ from ..errors import ProtocolError
 from ..events import Request
 from ..http1.common import HOST_RE, TOKEN, TOKEN_RE
 
-__all__ = ["MalformedRequest", "check_trailers", "request_from_fields", "upgraded_request"]
+__all__ = ["ExtendedConnect", "MalformedRequest", "check_trailers", "request_from_fields", "upgraded_request"]
 
 #: A field name: a token without upper-case letters (RFC 9113 §8.2.1).
 _NAME_RE: Final = re.compile(TOKEN.replace(b"A-Z", b""))
@@ -33,6 +33,16 @@ class MalformedRequest(ProtocolError):
     """A request or its trailers break RFC 9113 §8: a stream error (``PROTOCOL_ERROR``)."""
 
 
+class ExtendedConnect(Request):
+    """An extended CONNECT (RFC 8441 §4): ``CONNECT`` with ``:protocol`` (``protocol``,
+    e.g. ``websocket``), ``:scheme``, ``:path`` (the ``target``) and ``:authority``. Its
+    stream stays open both ways: after a 2xx its DATA frames carry the protocol's bytes."""
+
+    __slots__ = ("protocol",)
+
+    protocol: str
+
+
 def _check_field(name: bytes, value: bytes) -> None:
     if _match_name(name) is None:
         raise MalformedRequest(f"invalid field name {name[:64]!r} (RFC 9113 §8.2.1: lower-case tokens)")
@@ -44,7 +54,7 @@ def _check_field(name: bytes, value: bytes) -> None:
         raise MalformedRequest("te other than 'trailers' (RFC 9113 §8.2.2)")
 
 
-def request_from_fields(stream_id: int, fields: list[tuple[bytes, bytes]], end_stream: bool) -> Request:
+def request_from_fields(stream_id: int, fields: list[tuple[bytes, bytes]], end_stream: bool, extended_connect: bool = False) -> Request:
     """The ``Request`` of a received field block (``fields`` as HPACK decoded them).
 
     Pseudo-header fields (RFC 9113 §8.3.1) come first, once each, and only the four a
@@ -53,6 +63,11 @@ def request_from_fields(stream_id: int, fields: list[tuple[bytes, bytes]], end_s
     the ``host`` field every interface reads (ASGI asks for it first); a ``host`` that
     names another authority is malformed. ``cookie`` crumbs are joined with ``"; "``
     (RFC 9113 §8.2.3). ``content-length`` must be one number (and 0 without a body).
+
+    With ``extended_connect`` (we sent SETTINGS_ENABLE_CONNECT_PROTOCOL=1) a CONNECT may
+    carry ``:protocol`` and then needs ``:scheme``, ``:path`` and ``:authority``: it is an
+    ``ExtendedConnect``. ``:protocol`` otherwise, or on another method, is malformed
+    (RFC 8441 §4, §5).
     """
     pseudo: dict[bytes, bytes] = {}
     headers: list[tuple[bytes, bytes]] = []
@@ -63,7 +78,7 @@ def request_from_fields(stream_id: int, fields: list[tuple[bytes, bytes]], end_s
         if name[:1] == b":":
             if headers or cookies is not None or host is not None:
                 raise MalformedRequest("pseudo-header field after a regular field (RFC 9113 §8.3)")
-            if name not in _PSEUDO:
+            if name not in _PSEUDO and (name != b":protocol" or not extended_connect):
                 raise MalformedRequest(f"unknown or response pseudo-header field {name[:64]!r} (RFC 9113 §8.3)")
             if name in pseudo:
                 raise MalformedRequest(f"repeated pseudo-header field {name.decode()} (RFC 9113 §8.3)")
@@ -92,7 +107,13 @@ def request_from_fields(stream_id: int, fields: list[tuple[bytes, bytes]], end_s
     authority = pseudo.get(b":authority")
     scheme_bytes = pseudo.get(b":scheme")
     path = pseudo.get(b":path")
-    if method == "CONNECT":
+    protocol = pseudo.get(b":protocol")
+    if protocol is not None:
+        if method != "CONNECT" or not scheme_bytes or not path or not authority or not protocol:
+            raise MalformedRequest(":protocol needs CONNECT with :scheme, :path and :authority (RFC 8441 §4)")
+        if end_stream:
+            raise MalformedRequest("an extended CONNECT ends its stream at once (RFC 8441 §4)")
+    if method == "CONNECT" and protocol is None:
         if scheme_bytes is not None or path is not None or not authority:
             raise MalformedRequest("CONNECT needs :authority and no :scheme or :path (RFC 9113 §8.5)")
         target = authority
@@ -129,6 +150,10 @@ def request_from_fields(stream_id: int, fields: list[tuple[bytes, bytes]], end_s
         if end_stream and length:
             raise MalformedRequest("content-length without a body (RFC 9113 §8.1.1)")
         headers.append((b"content-length", content_length))
+    if protocol is not None:
+        request = ExtendedConnect(stream_id, method, target, authority, scheme, "2", headers, None, True)
+        request.protocol = protocol.decode("latin-1")
+        return request
     return Request(stream_id, method, target, authority, scheme, "2", headers, length, not end_stream)
 
 
