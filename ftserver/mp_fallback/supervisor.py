@@ -29,9 +29,10 @@ from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, na
 from ftserver.mp_fallback.layout import choose_layout, mode_note
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
+from ftserver.mp_fallback.signals import SignalQueue
 from ftserver.net import close_listeners, reserve_port, stop_listening
 from ftserver.runtime import GILReport, free_threaded_build
-from ftserver.startup import EXIT_FORCED, EXIT_OK, Listening, SupervisorError, bind_listener, install_signal_handlers, log_banner
+from ftserver.startup import EXIT_FORCED, EXIT_OK, Listening, SupervisorError, bind_listener, log_banner
 from ftserver.threads.accept import ProcessLoads
 from ftserver.tls import server_context
 
@@ -43,18 +44,6 @@ TICK = 0.25
 RETRY_DELAY = 1.0
 #: After a forced stop (SIGQUIT), how long workers get before SIGKILL.
 FORCE_GRACE = 5.0
-
-HANDLED_SIGNALS = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGUSR1,
-    signal.SIGCHLD,
-)
-
 
 class Supervisor(Listening):
     """Runs and watches the worker processes (see the module docstring)."""
@@ -78,10 +67,8 @@ class Supervisor(Listening):
         self.failures: collections.deque[float] = collections.deque()
         self.next_rss_sample = 0.0
         self._numbers = itertools.count(1)
-        self._signals: collections.deque[int] = collections.deque()
+        self.signals = SignalQueue()
         self._selector: selectors.BaseSelector | None = None
-        self._wake_r = self._wake_w = -1
-        self._restore_signals: Callable[[], None] = lambda: None
         self._gil_warned = False
         self._mode_note: tuple[int, str] | None = None
         self._plan_if_gil: WorkerPlan | None = None  # --mode auto: the first worker decides
@@ -97,7 +84,7 @@ class Supervisor(Listening):
         name_process("ftserve master")
         with PidFile(config.pid_file):
             self._selector = selectors.DefaultSelector()
-            self._install_signal_handlers()
+            self.signals.install(self._selector)
             try:
                 server_context(config)  # TLS files checked before any fork: one line if unusable
                 self._bind()
@@ -194,12 +181,7 @@ class Supervisor(Listening):
 
     def _in_child(self, me: WorkerProcess) -> None:
         """Right after fork, in the worker: drop what belongs to the supervisor."""
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+        self.signals.in_child()
         ignore_supervisor_signals()  # until the worker installs its own (mp_fallback/child.py)
         if self._selector is not None:
             self._selector.close()
@@ -233,11 +215,11 @@ class Supervisor(Listening):
         while True:
             for key, _ in self._selector.select(TICK):
                 if key.data is None:
-                    self._drain_wakeup()
+                    self.signals.drain_wakeup()
                 else:
                     self._read_status(key.data)
-            while self._signals:
-                self._dispatch(self._signals.popleft())
+            while self.signals.pending:
+                self._dispatch(self.signals.pending.popleft())
             self._reap()
             now = time.monotonic()
             if self.stopping:
@@ -246,13 +228,6 @@ class Supervisor(Listening):
             else:
                 self._check_health(now)
             self._enforce_deadlines(now)
-
-    def _drain_wakeup(self) -> None:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
 
     def _dispatch(self, signum: int) -> None:
         name = signal.Signals(signum).name[3:].lower()
@@ -477,19 +452,6 @@ class Supervisor(Listening):
 
     # -- signals -----------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        self._wake_r, self._wake_w = os.pipe()
-        for fd in (self._wake_r, self._wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        assert self._selector is not None
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-
-        def handler(signum: int, frame: Any) -> None:
-            self._signals.append(signum)
-
-        self._restore_signals = install_signal_handlers(HANDLED_SIGNALS, handler, keep_ignored=(signal.SIGINT, signal.SIGTERM))
-
     def handle_int(self) -> None:
         self._on_stop_signal("SIGINT")
 
@@ -586,12 +548,7 @@ class Supervisor(Listening):
         close_listeners(self.listeners, self.config.uds)
         if self.port_holder is not None:
             self.port_holder.close()
-        signal.set_wakeup_fd(-1)
-        self._restore_signals()
+        self.signals.close()
         if self._selector is not None:
             self._selector.close()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
 
