@@ -32,6 +32,7 @@ from ftserver.mp_fallback.process import State, WorkerProcess
 from ftserver.mp_fallback.signals import SignalQueue
 from ftserver.net import close_listeners, reserve_port, stop_listening
 from ftserver.runtime import GILReport, free_threaded_build
+from ftserver.service import Lifecycle, Notifier
 from ftserver.startup import EXIT_FORCED, EXIT_OK, Listening, SupervisorError, bind_listener, log_banner
 from ftserver.threads.accept import ProcessLoads
 from ftserver.tls import server_context
@@ -68,6 +69,8 @@ class Supervisor(Listening):
         self.next_rss_sample = 0.0
         self._numbers = itertools.count(1)
         self.signals = SignalQueue()
+        self.lifecycle = Lifecycle(config)  # --drain-delay, sd_notify (ftserver/service.py)
+        self.reloading = False  # SIGHUP told systemd RELOADING=1: READY=1 once the new workers serve
         self._selector: selectors.BaseSelector | None = None
         self._gil_warned = False
         self._mode_note: tuple[int, str] | None = None
@@ -82,6 +85,7 @@ class Supervisor(Listening):
             raise SupervisorError("the supervisor handles signals, so it runs in the main thread only; use supervisor=False (or Server.start()) elsewhere")
         configure_logging_for(config)
         name_process("ftserve master")
+        self.lifecycle.notifier = Notifier.from_environment()  # (the workers neither notify nor feed the watchdog)
         with PidFile(config.pid_file):
             self._selector = selectors.DefaultSelector()
             self.signals.install(self._selector)
@@ -126,6 +130,7 @@ class Supervisor(Listening):
     def _boot(self) -> None:
         assert self.plan is not None
         logger.debug("starting %s", self.plan.describe())
+        self.lifecycle.notifier.status(f"Starting {self.plan.describe()}")
         for _ in range(1 if self._plan_if_gil else self.plan.processes):
             self._spawn()  # (with _plan_if_gil, the others once the first has decided)
 
@@ -142,6 +147,7 @@ class Supervisor(Listening):
         pids = [w.pid for w in self.workers]
         if log_banner(config, plan, self, report, interface, worker_pids=pids, note=self._mode_note):
             self._gil_warned = True
+        self.lifecycle.notifier.ready(f"Serving on {self.url}: {plan.describe()}")
 
     # -- workers -----------------------------------------------------------------------
 
@@ -213,7 +219,7 @@ class Supervisor(Listening):
     def _loop(self) -> None:
         assert self._selector is not None
         while True:
-            for key, _ in self._selector.select(TICK):
+            for key, _ in self._selector.select(self.lifecycle.timeout(time.monotonic(), TICK)):
                 if key.data is None:
                     self.signals.drain_wakeup()
                 else:
@@ -227,7 +233,16 @@ class Supervisor(Listening):
                     return
             else:
                 self._check_health(now)
+                self._check_lifecycle(now)
             self._enforce_deadlines(now)
+
+    def _check_lifecycle(self, now: float) -> None:
+        """The end of a --drain-delay; READY=1 once a reload's new workers all serve."""
+        if self.lifecycle.drain_ended(now):
+            self._begin_stop()
+        elif self.reloading and not any(w.recycle_reason == "reload" and w.state is not State.STOPPING for w in self.workers):
+            self.reloading = False
+            self.lifecycle.notifier.ready(f"Serving on {self.url}: reloaded")
 
     def _dispatch(self, signum: int) -> None:
         name = signal.Signals(signum).name[3:].lower()
@@ -459,12 +474,10 @@ class Supervisor(Listening):
         self._on_stop_signal("SIGTERM")
 
     def _on_stop_signal(self, name: str) -> None:
-        if not self.stopping:
-            logger.info("Received %s: shutting down gracefully (again to force)", name)
-            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
+        action = self.lifecycle.stop_signal(name)  # "drain": keep serving until _check_lifecycle
+        if action == "stop":
             self._begin_stop()
-        else:
-            logger.warning("Received %s again: forcing shutdown", name)
+        elif action == "force":
             self._force_stop()
 
     def handle_quit(self) -> None:
@@ -475,6 +488,9 @@ class Supervisor(Listening):
         if self.stopping:
             return
         self.stopping = True
+        self.lifecycle.begin_stop()
+        if self.fatal is None:
+            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
         if self.config.fd is None:  # (an inherited listener stays open for the next server)
             # New clients are refused at once, not queued to be reset once the workers are done.
             stop_listening(self.listeners, settle=bool(self.workers))
@@ -483,6 +499,7 @@ class Supervisor(Listening):
 
     def _force_stop(self) -> None:
         self.stopping = True
+        self.lifecycle.begin_stop()
         self.forced = True
         self.exit_code = EXIT_FORCED
         deadline = time.monotonic() + min(FORCE_GRACE, self.config.kill_timeout)
@@ -490,11 +507,14 @@ class Supervisor(Listening):
             worker.force(deadline)
 
     def handle_hup(self) -> None:
-        if self.stopping:
+        if self.stopping or self.lifecycle.draining:
             return
         serving = [w for w in self._active() if w.state is State.SERVING]
         note = " (--preload: they run the app as imported at start)" if self.config.preload else ""
         logger.info("Received SIGHUP: reloading %d worker(s); new workers start before the old ones stop%s", len(serving), note)
+        self.reloading = self.booted
+        if self.booted:
+            self.lifecycle.notifier.reloading(f"Reloading {len(serving)} worker(s)")
         for worker in serving:
             worker.recycle_reason = None
             if worker.replacement is None:
@@ -549,6 +569,7 @@ class Supervisor(Listening):
         if self.port_holder is not None:
             self.port_holder.close()
         self.signals.close()
+        self.lifecycle.notifier.close()
         if self._selector is not None:
             self._selector.close()
 
