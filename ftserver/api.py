@@ -7,6 +7,7 @@ They pick the process layout: the reloader (``--reload``), this very process
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.supervisor import Supervisor
 from ftserver.reloader import Reloader
 from ftserver.server import Server
+from ftserver.service import activated_socket
 from ftserver.startup import as_startup_failure
 
 
@@ -41,6 +43,10 @@ def serve(config: Config) -> int:
     """
     if config.env_file is not None:
         load_env_file(config.env_file)  # before the app is imported, here or in the workers
+    config, activation = activated_socket(config)  # systemd's LISTEN_FDS: served instead of binding
+    if activation is not None:
+        configure_logging_for(config)
+        logging.getLogger("ftserver.error").info("%s", activation)
     if config.reload:
         return Reloader(config).run()  # the server process it runs serves the metrics
     if not config.metrics:

@@ -55,7 +55,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
-        "timeout_keep_alive", "timeout_header_read", "timeout_graceful_shutdown", "timeout_io", "limit_request_body",
+        "timeout_keep_alive", "timeout_header_read", "timeout_graceful_shutdown", "drain_delay", "timeout_io", "limit_request_body",
         "limit_request_line", "limit_request_headers", "limit_request_fields",
     ),
     "Supervisor": (
@@ -222,6 +222,7 @@ def _version_message() -> str:
 @option("--access-log/--no-access-log", default=False, show_default=True, help="Log one line per request to stdout.")
 @option("--root-path", default="", help="ASGI root_path: the prefix the app is mounted under behind a proxy.")
 @option("--timeout-graceful-shutdown", default=30.0, show_default=True, type=DURATION, help="Seconds in-flight requests get to finish on shutdown before connections are closed.")
+@option("--drain-delay", default=0.0, show_default=True, type=DURATION, help="On SIGTERM, keep serving normally this many seconds (while a load balancer or Kubernetes stops sending new traffic), then shut down gracefully; a second SIGTERM or SIGINT skips the rest of the delay. Under systemd it reports the drain in its status (docs/deployment.md).")
 @option("--timeout-keep-alive", default=5.0, show_default=True, type=DURATION, help="Close idle keep-alive connections (and stalled request heads) after this many seconds.")
 @option("--timeout-header-read", default=10.0, show_default=True, type=DURATION, help="A request head must be complete within this many seconds of its first bytes, however slowly it trickles in (408 otherwise; checked once a second). --timeout-keep-alive, counted from the connection's last response, applies to it too: the first to run out ends it.")
 @option("--blocking-threads", default=8, show_default=True, type=int, help="WSGI: handler threads per worker thread; the app runs on them (in parallel on a free-threaded build).")

@@ -159,6 +159,7 @@ class Config:
     access_log: bool = False
     root_path: str = ""
     timeout_graceful_shutdown: float = 30.0
+    drain_delay: float = 0.0
     timeout_keep_alive: float = 5.0
     timeout_header_read: float = 10.0
     blocking_threads: int = 8
@@ -254,6 +255,8 @@ class Config:
             raise ConfigError(f"backlog: must be at least 1, got {self.backlog}")
         if self.timeout_graceful_shutdown < 0:
             raise ConfigError(f"timeout_graceful_shutdown: must be >= 0, got {self.timeout_graceful_shutdown}")
+        if not 0 <= self.drain_delay < math.inf:
+            raise ConfigError(f"drain_delay: must be >= 0 seconds, got {self.drain_delay}")
         if not self.timeout_header_read > 0:
             raise ConfigError(f"timeout_header_read: must be > 0, got {self.timeout_header_read}")
         if self.timeout_keep_alive <= 0:

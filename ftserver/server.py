@@ -21,6 +21,7 @@ from ftserver.config import Config, ConfigError, WorkerPlan
 from ftserver.logs import configure_logging_for, reopen_log_files
 from ftserver.net import BindError, bind_tcp, bind_tcp_group, close_listeners
 from ftserver.runtime import GILReport
+from ftserver.service import Lifecycle, Notifier
 from ftserver.startup import (
     EXIT_FORCED,
     EXIT_OK,
@@ -77,7 +78,7 @@ class Server(Listening):
         self._acceptor: AcceptQueue | None = None
         self.ssl_context: ServerContext | None = None  # built in _startup: in each worker process, after the fork
         self._thread: threading.Thread | None = None
-        self._signals_seen = 0
+        self.lifecycle = Lifecycle(config)  # --drain-delay; sd_notify when run() from the main thread
 
     # -- public API ------------------------------------------------------------------
 
@@ -85,6 +86,8 @@ class Server(Listening):
         """Serve until stopped; return the process exit code."""
         config = self.config
         configure_logging_for(config)
+        if threading.current_thread() is threading.main_thread():
+            self.lifecycle.notifier = Notifier.from_environment()  # (a worker process finds none: the supervisor took it)
         restore = self._install_signal_handlers()
         try:
             try:
@@ -96,10 +99,12 @@ class Server(Listening):
                 self._shutdown(force=True)
                 raise
             self.started.set()
+            self.lifecycle.notifier.ready(f"Serving on {self.url}: {self.config.threads} thread(s)")
             self._serve_forever()
             return self.exit_code
         finally:
             self.stopped.set()
+            self.lifecycle.notifier.close()
             restore()
 
     def start(self, timeout: float = 30.0) -> None:
@@ -202,9 +207,11 @@ class Server(Listening):
     def _serve_forever(self) -> None:
         while True:
             try:
-                kind, arg = self._events.get(timeout=0.5)
+                kind, arg = self._events.get(timeout=self.lifecycle.timeout(time.monotonic(), 0.5))
             except queue.Empty:
                 self._check_workers()
+                if self.lifecycle.drain_ended(time.monotonic()):
+                    self._events.put(("stop", False))
                 continue
             if kind == "stop":
                 self._shutdown(force=bool(arg))
@@ -216,12 +223,10 @@ class Server(Listening):
         if signum == signal.SIGUSR1:
             logger.info("Received SIGUSR1: reopened %d log file(s)", reopen_log_files())
             return
-        self._signals_seen += 1
-        if self._signals_seen == 1:
-            logger.info("Received %s: shutting down gracefully (again to force)", signal.Signals(signum).name)
+        action = self.lifecycle.stop_signal(signal.Signals(signum).name)  # "drain": until drain_ended
+        if action == "stop":
             self._events.put(("stop", False))
-        else:
-            logger.warning("Received %s again: forcing shutdown", signal.Signals(signum).name)
+        elif action == "force":
             self.exit_code = EXIT_FORCED
             for worker in self.workers:
                 worker.stop(force=True)
@@ -238,6 +243,7 @@ class Server(Listening):
             replacement.start()
 
     def _shutdown(self, force: bool) -> None:
+        self.lifecycle.begin_stop()
         if self._acceptor is not None and self._acceptor.is_alive():
             self._acceptor.stop(force)  # (it takes what is queued first, see AcceptQueue)
             self._acceptor.join(5)

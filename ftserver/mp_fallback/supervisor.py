@@ -29,9 +29,11 @@ from ftserver.mp_fallback.child import WorkerSpec, ignore_supervisor_signals, na
 from ftserver.mp_fallback.layout import choose_layout, mode_note
 from ftserver.mp_fallback.pidfile import PidFile
 from ftserver.mp_fallback.process import State, WorkerProcess
+from ftserver.mp_fallback.signals import SignalQueue
 from ftserver.net import close_listeners, reserve_port, stop_listening
 from ftserver.runtime import GILReport, free_threaded_build
-from ftserver.startup import EXIT_FORCED, EXIT_OK, Listening, SupervisorError, bind_listener, install_signal_handlers, log_banner
+from ftserver.service import Lifecycle, Notifier
+from ftserver.startup import EXIT_FORCED, EXIT_OK, Listening, SupervisorError, bind_listener, log_banner
 from ftserver.threads.accept import ProcessLoads
 from ftserver.tls import server_context
 
@@ -43,18 +45,6 @@ TICK = 0.25
 RETRY_DELAY = 1.0
 #: After a forced stop (SIGQUIT), how long workers get before SIGKILL.
 FORCE_GRACE = 5.0
-
-HANDLED_SIGNALS = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGUSR1,
-    signal.SIGCHLD,
-)
-
 
 class Supervisor(Listening):
     """Runs and watches the worker processes (see the module docstring)."""
@@ -78,10 +68,10 @@ class Supervisor(Listening):
         self.failures: collections.deque[float] = collections.deque()
         self.next_rss_sample = 0.0
         self._numbers = itertools.count(1)
-        self._signals: collections.deque[int] = collections.deque()
+        self.signals = SignalQueue()
+        self.lifecycle = Lifecycle(config)  # --drain-delay, sd_notify (ftserver/service.py)
+        self.reloading = False  # SIGHUP told systemd RELOADING=1: READY=1 once the new workers serve
         self._selector: selectors.BaseSelector | None = None
-        self._wake_r = self._wake_w = -1
-        self._restore_signals: Callable[[], None] = lambda: None
         self._gil_warned = False
         self._mode_note: tuple[int, str] | None = None
         self._plan_if_gil: WorkerPlan | None = None  # --mode auto: the first worker decides
@@ -95,9 +85,10 @@ class Supervisor(Listening):
             raise SupervisorError("the supervisor handles signals, so it runs in the main thread only; use supervisor=False (or Server.start()) elsewhere")
         configure_logging_for(config)
         name_process("ftserve master")
+        self.lifecycle.notifier = Notifier.from_environment()  # (the workers neither notify nor feed the watchdog)
         with PidFile(config.pid_file):
             self._selector = selectors.DefaultSelector()
-            self._install_signal_handlers()
+            self.signals.install(self._selector)
             try:
                 server_context(config)  # TLS files checked before any fork: one line if unusable
                 self._bind()
@@ -139,6 +130,7 @@ class Supervisor(Listening):
     def _boot(self) -> None:
         assert self.plan is not None
         logger.debug("starting %s", self.plan.describe())
+        self.lifecycle.notifier.status(f"Starting {self.plan.describe()}")
         for _ in range(1 if self._plan_if_gil else self.plan.processes):
             self._spawn()  # (with _plan_if_gil, the others once the first has decided)
 
@@ -155,6 +147,7 @@ class Supervisor(Listening):
         pids = [w.pid for w in self.workers]
         if log_banner(config, plan, self, report, interface, worker_pids=pids, note=self._mode_note):
             self._gil_warned = True
+        self.lifecycle.notifier.ready(f"Serving on {self.url}: {plan.describe()}")
 
     # -- workers -----------------------------------------------------------------------
 
@@ -194,12 +187,7 @@ class Supervisor(Listening):
 
     def _in_child(self, me: WorkerProcess) -> None:
         """Right after fork, in the worker: drop what belongs to the supervisor."""
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        for signum in HANDLED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
+        self.signals.in_child()
         ignore_supervisor_signals()  # until the worker installs its own (mp_fallback/child.py)
         if self._selector is not None:
             self._selector.close()
@@ -231,13 +219,13 @@ class Supervisor(Listening):
     def _loop(self) -> None:
         assert self._selector is not None
         while True:
-            for key, _ in self._selector.select(TICK):
+            for key, _ in self._selector.select(self.lifecycle.timeout(time.monotonic(), TICK)):
                 if key.data is None:
-                    self._drain_wakeup()
+                    self.signals.drain_wakeup()
                 else:
                     self._read_status(key.data)
-            while self._signals:
-                self._dispatch(self._signals.popleft())
+            while self.signals.pending:
+                self._dispatch(self.signals.pending.popleft())
             self._reap()
             now = time.monotonic()
             if self.stopping:
@@ -245,14 +233,16 @@ class Supervisor(Listening):
                     return
             else:
                 self._check_health(now)
+                self._check_lifecycle(now)
             self._enforce_deadlines(now)
 
-    def _drain_wakeup(self) -> None:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
+    def _check_lifecycle(self, now: float) -> None:
+        """The end of a --drain-delay; READY=1 once a reload's new workers all serve."""
+        if self.lifecycle.drain_ended(now):
+            self._begin_stop()
+        elif self.reloading and not any(w.recycle_reason == "reload" and w.state is not State.STOPPING for w in self.workers):
+            self.reloading = False
+            self.lifecycle.notifier.ready(f"Serving on {self.url}: reloaded")
 
     def _dispatch(self, signum: int) -> None:
         name = signal.Signals(signum).name[3:].lower()
@@ -477,19 +467,6 @@ class Supervisor(Listening):
 
     # -- signals -----------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        self._wake_r, self._wake_w = os.pipe()
-        for fd in (self._wake_r, self._wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        assert self._selector is not None
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-
-        def handler(signum: int, frame: Any) -> None:
-            self._signals.append(signum)
-
-        self._restore_signals = install_signal_handlers(HANDLED_SIGNALS, handler, keep_ignored=(signal.SIGINT, signal.SIGTERM))
-
     def handle_int(self) -> None:
         self._on_stop_signal("SIGINT")
 
@@ -497,12 +474,10 @@ class Supervisor(Listening):
         self._on_stop_signal("SIGTERM")
 
     def _on_stop_signal(self, name: str) -> None:
-        if not self.stopping:
-            logger.info("Received %s: shutting down gracefully (again to force)", name)
-            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
+        action = self.lifecycle.stop_signal(name)  # "drain": keep serving until _check_lifecycle
+        if action == "stop":
             self._begin_stop()
-        else:
-            logger.warning("Received %s again: forcing shutdown", name)
+        elif action == "force":
             self._force_stop()
 
     def handle_quit(self) -> None:
@@ -513,6 +488,9 @@ class Supervisor(Listening):
         if self.stopping:
             return
         self.stopping = True
+        self.lifecycle.begin_stop()
+        if self.fatal is None:
+            logger.info("Waiting for in-flight requests to finish (up to %ss)", self.config.timeout_graceful_shutdown)
         if self.config.fd is None:  # (an inherited listener stays open for the next server)
             # New clients are refused at once, not queued to be reset once the workers are done.
             stop_listening(self.listeners, settle=bool(self.workers))
@@ -521,6 +499,7 @@ class Supervisor(Listening):
 
     def _force_stop(self) -> None:
         self.stopping = True
+        self.lifecycle.begin_stop()
         self.forced = True
         self.exit_code = EXIT_FORCED
         deadline = time.monotonic() + min(FORCE_GRACE, self.config.kill_timeout)
@@ -528,11 +507,14 @@ class Supervisor(Listening):
             worker.force(deadline)
 
     def handle_hup(self) -> None:
-        if self.stopping:
+        if self.stopping or self.lifecycle.draining:
             return
         serving = [w for w in self._active() if w.state is State.SERVING]
         note = " (--preload: they run the app as imported at start)" if self.config.preload else ""
         logger.info("Received SIGHUP: reloading %d worker(s); new workers start before the old ones stop%s", len(serving), note)
+        self.reloading = self.booted
+        if self.booted:
+            self.lifecycle.notifier.reloading(f"Reloading {len(serving)} worker(s)")
         for worker in serving:
             worker.recycle_reason = None
             if worker.replacement is None:
@@ -586,12 +568,8 @@ class Supervisor(Listening):
         close_listeners(self.listeners, self.config.uds)
         if self.port_holder is not None:
             self.port_holder.close()
-        signal.set_wakeup_fd(-1)
-        self._restore_signals()
+        self.signals.close()
+        self.lifecycle.notifier.close()
         if self._selector is not None:
             self._selector.close()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
 
