@@ -27,9 +27,8 @@ V2_FIXED_LENGTH = 16
 #: allows 65535; senders put addresses and a few small TLVs there, 536 bytes in all at most
 #: without TLVs): a bound on what a connection may make the server buffer before it is known.
 V2_MAX_PAYLOAD = 4096
-#: §2.2: address block sizes by family (AF_INET, AF_INET6, AF_UNIX).
-_V2_ADDRESS_LENGTH = {1: 12, 2: 36, 3: 216}
-_V1_FAMILIES = {b"TCP4": ipaddress.IPv4Address, b"TCP6": ipaddress.IPv6Address}
+#: §2.2: address block sizes by family (UNSPEC, AF_INET, AF_INET6, AF_UNIX).
+_V2_ADDRESS_LENGTH = (0, 12, 36, 216)
 
 Address = tuple[str, int] | str
 
@@ -107,8 +106,11 @@ def _read_v1(data: bytes) -> ProxyHeader | None:
     family = parts[1]
     if family == b"UNKNOWN":  # the receiver ignores the rest of the line (§2.1)
         return ProxyHeader(1, length)
-    address_type = _V1_FAMILIES.get(family)
-    if address_type is None:
+    if family == b"TCP4":
+        address_type: type[ipaddress.IPv4Address | ipaddress.IPv6Address] = ipaddress.IPv4Address
+    elif family == b"TCP6":
+        address_type = ipaddress.IPv6Address
+    else:
         raise ProxyProtocolError(f"PROXY protocol v1: unknown protocol {family[:16]!r} (TCP4, TCP6 or UNKNOWN)")
     if len(parts) != 6:
         raise ProxyProtocolError("PROXY protocol v1: a line must hold 2 addresses and 2 ports, separated by single spaces")
@@ -147,7 +149,7 @@ def _read_v2(data: bytes) -> ProxyHeader | None:
     if len(data) < length:
         return None
     payload = data[V2_FIXED_LENGTH:length]
-    address_length = _V2_ADDRESS_LENGTH.get(family, 0)
+    address_length = _V2_ADDRESS_LENGTH[family]
     if size < address_length:
         raise ProxyProtocolError(f"PROXY protocol v2: {size} bytes cannot hold the addresses of family {family}")
     tlvs = _tlvs(payload[address_length:])
