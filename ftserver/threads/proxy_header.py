@@ -139,7 +139,7 @@ class ProxyHeaderReader:
         sock = self.sock
         taken = self.taken
         try:
-            peeked = sock.recv(MAX_HEADER - len(taken), socket.MSG_PEEK)
+            peeked = sock.recv((V1_MAX_LENGTH if self.mode == "v1" else MAX_HEADER) - len(taken), socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -180,6 +180,7 @@ class ProxyHeaderReader:
         sock = self.sock
         if header.client is not None:
             proxied = ProxiedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+            proxied.setblocking(False)  # (the descriptor is; the new object must know it)
             client, server = header.client, header.server
             if isinstance(client, tuple) and ":" in client[0]:
                 client, server = (*client, 0, 0), (*server, 0, 0)  # type: ignore[misc]  # as getpeername() gives IPv6
