@@ -28,6 +28,7 @@ from ftserver.config import (
     default_threads,
 )
 from ftserver.loading import AppImportError
+from ftserver.protocols.proxy_protocol import PROXY_PROTOCOL_MODES
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
 from ftserver.startup import STARTUP_FAILURES, exit_code_for
@@ -38,8 +39,8 @@ ENV_PREFIX = "FTSERVE"
 #: ``--help`` shows the options in these sections, in this order; everyday options first.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "App": ("interface", "factory", "app_dir", "env_file", "lifespan", "root_path"),
-    "Binding": ("host", "port", "uds", "fd", "backlog", "accept"),
-    "Proxies": ("proxy_headers", "forwarded_allow_ips"),
+    "Binding": ("host", "port", "uds", "uds_permissions", "fd", "backlog", "accept"),
+    "Proxies": ("proxy_headers", "forwarded_allow_ips", "proxy_protocol", "proxy_protocol_allow_ips"),
     "Metrics": ("metrics", "metrics_host", "metrics_port"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
     "HTTP": ("http", "http1", "server_header", "date_header", "wsgi_body_buffer"),
@@ -162,6 +163,7 @@ def _version_message() -> str:
 @option("--host", default="127.0.0.1", show_default=True, help="Bind to this address.")
 @option("--port", default=8000, show_default=True, type=int, help="Bind to this port (0 picks a free port; the log shows it).")
 @option("--uds", default=None, help="Bind to this Unix domain socket instead of TCP.")
+@option("--uds-permissions", default=None, metavar="MODE", show_default="0o666", help="Permissions of the --uds socket file, in octal (660, 0o660): who may connect.")
 @option(
     "--threads",
     default=None,
@@ -199,6 +201,8 @@ def _version_message() -> str:
 @option("--env-file", default=None, metavar="FILE", help="Load environment variables for the app from this dotenv file (NAME=value lines); variables already set win.")
 @option("--proxy-headers/--no-proxy-headers", default=False, show_default=True, help="Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host/-Port or RFC 7239 Forwarded, from trusted peers only (--forwarded-allow-ips); the app and the access log see them. Off by default (Uvicorn turns it on).")
 @option("--forwarded-allow-ips", default=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"), metavar="LIST", show_default="$FORWARDED_ALLOW_IPS, else 127.0.0.1", help="Comma-separated peers trusted with proxy headers: IP addresses, networks (10.0.0.0/8), 'unix' (peers on a Unix socket), '*' (everyone).")
+@option("--proxy-protocol", type=click.Choice(PROXY_PROTOCOL_MODES), default="off", show_default=True, help="Read HAProxy's PROXY protocol header (v1 text, v2 binary) that a TCP proxy (HAProxy send-proxy, nginx stream proxy_protocol, AWS NLB) sends first; the app and the access log see the client it names. v1/v2: required from the peers of --proxy-protocol-allow-ips (a bad or missing header closes that connection); auto: either version, or none.")
+@option("--proxy-protocol-allow-ips", default="127.0.0.1", show_default=True, metavar="LIST", help="Comma-separated peers whose connections start with a PROXY protocol header: IP addresses, networks, 'unix', '*'. Other peers' connections are served as they come.")
 @option("--metrics/--no-metrics", default=False, show_default=True, help="Serve Prometheus metrics (requests, latency, connections, loop lag, worker restarts; merged across worker processes) at http://METRICS_HOST:METRICS_PORT/metrics.")
 @option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics listener.")
 @option("--metrics-port", default=9090, show_default=True, type=int, help="Port of the metrics listener (0 picks a free one; the log shows it).")

@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from ftserver.accessformat import AccessFormat, AccessFormatError
 from ftserver.envfile import EnvFileError, parse_env_file
-from ftserver.net import parse_trusted
+from ftserver.net import parse_permissions, parse_trusted
 from ftserver.protocols.http2.settings import H2Settings
 from ftserver.protocols.limits import Limits
+from ftserver.protocols.proxy_protocol import PROXY_PROTOCOL_MODES, ProxyProtocolMode
 
 Interface = Literal["auto", "asgi", "asgi3", "asgi2", "wsgi", "rsgi"]
 HTTP1Mode = Literal["fast", "h11"]
@@ -140,6 +141,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     uds: str | None = None
+    uds_permissions: int | str | None = None
     threads: int | None = None
     mode: Mode = "auto"
     workers: int | None = None
@@ -215,6 +217,8 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9090
     forwarded_allow_ips: str | tuple[str, ...] = "127.0.0.1"
+    proxy_protocol: ProxyProtocolMode = "off"
+    proxy_protocol_allow_ips: str | tuple[str, ...] = "127.0.0.1"
     #: Not an option: where ``threads`` came from (see the class docstring).
     threads_from: InitVar[str | None] = None
     # -- TLS (ftserver/tls.py, docs/tls.md) -----------------------------------------------------------
@@ -292,10 +296,19 @@ class Config:
         self._validate_tls()
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port: must be 0..65535 (0 picks a free port), got {self.metrics_port}")
-        try:
-            parse_trusted(self.forwarded_allow_ips)
-        except ValueError as exc:
-            raise ConfigError(f"forwarded_allow_ips: {exc}") from None
+        for name in ("forwarded_allow_ips", "proxy_protocol_allow_ips"):
+            try:
+                parse_trusted(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        _choice("proxy_protocol", self.proxy_protocol, PROXY_PROTOCOL_MODES)
+        if self.uds_permissions is not None:
+            try:
+                object.__setattr__(self, "uds_permissions", parse_permissions(self.uds_permissions))
+            except ValueError as exc:
+                raise ConfigError(f"uds_permissions: {exc}") from None
+            if self.uds is None:
+                raise ConfigError("uds_permissions: the mode of the --uds socket file; add --uds PATH")
 
     def _validate_static(self) -> None:
         routes, mounts = tuple(self.static_path_route), tuple(self.static_path_mount)

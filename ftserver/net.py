@@ -128,7 +128,24 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return _bound_tcp(host, port, reuse_port=True)
 
 
-def bind_unix(path: str, backlog: int) -> socket.socket:
+def parse_permissions(value: int | str) -> int:
+    """A file mode for ``--uds-permissions``: an int, or octal text (``660``, ``0660``,
+    ``0o660``); ``ValueError`` names a bad one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        text = str(value).strip().lower().removeprefix("0o")
+        if not text or any(char not in "01234567" for char in text):
+            raise ValueError(f"must be an octal file mode such as 660 or 0o660, got {value!r}")
+        mode = int(text, 8)
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"must be an octal file mode between 0 and 0o7777, got {value!r}")
+    return mode
+
+
+def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket:
+    """A listening Unix socket at ``path``, its file's permissions ``mode`` (``--uds-permissions``;
+    default 0o666: who may connect is left to the directory), set before it listens."""
     if os.path.exists(path):
         if not stat.S_ISSOCK(os.stat(path).st_mode):
             raise BindError(17, f"cannot listen on {path}: exists and is not a socket")
@@ -136,7 +153,7 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-        os.chmod(path, 0o666)
+        os.chmod(path, 0o666 if mode is None else mode)
     except OSError as exc:
         sock.close()
         raise BindError(exc.errno, f"cannot listen on {path}: {exc.strerror}") from None

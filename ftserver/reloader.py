@@ -32,7 +32,7 @@ DEFAULT_INCLUDES = ("*.py",)
 DEFAULT_EXCLUDES = (".*", "*.py[cod]", "__pycache__", ".venv*", "venv", "site-packages", "node_modules", "*~")
 
 # Options that belong to the reloader, or that the child replaces with --fd.
-PARENT_ONLY_OPTIONS = frozenset({"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "host", "port", "uds", "fd"})
+PARENT_ONLY_OPTIONS = frozenset({"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "host", "port", "uds", "uds_permissions", "fd"})
 #: Options the child gets in its environment, not on its command line (which any user can read).
 SECRET_OPTIONS = ("ssl_keyfile_password",)
 

@@ -133,7 +133,7 @@ def bind_listener(config: Config, *, reuse_port: bool = False) -> socket.socket:
     if config.fd is not None:  # systemd socket activation, the reloader
         return listener_from_fd(config.fd)
     if config.uds:
-        return bind_unix(config.uds, config.backlog)
+        return bind_unix(config.uds, config.backlog, config.uds_permissions)  # type: ignore[arg-type]  # (an int once validated)
     return bind_tcp(config.host, config.port, config.backlog, reuse_port=reuse_port)
 
 

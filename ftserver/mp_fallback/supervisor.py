@@ -159,6 +159,7 @@ class Supervisor(Listening):
             threads=plan.threads,
             port=self.port,
             uds=None,  # the supervisor binds and unlinks it: to the worker, an inherited listener
+            uds_permissions=None,
             fd=config.fd if config.accept == "reuseport" else None,
             app=self.app if self.app is not None else config.app,
             factory=config.factory if self.app is None else False,

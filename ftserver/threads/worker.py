@@ -16,6 +16,7 @@ from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_co
 from ftserver.threads.host import WorkerHost, WorkerStats
 from ftserver.threads.http1 import HTTP1Driver
 from ftserver.threads.http2 import HTTP2Driver
+from ftserver.threads.proxy_header import ProxyProtocol
 from ftserver.threads.sockets import SocketTransport, WorkerLoop
 from ftserver.threads.tls_transport import TLSTransport
 
@@ -77,7 +78,8 @@ class WorkerThread(threading.Thread):
         self.backoff = AcceptBackoff()  # of the own listener's accept(), used by this thread
         self._stop: asyncio.Event | None = None
         self._force = False
-        self._handshakes: set[TLSTransport] = set()  # TLS connections in their handshake
+        self._handshakes: set[Any] = set()  # connections in their TLS handshake or PROXY header
+        self.proxy_protocol = ProxyProtocol.from_config(config)  # (used by this worker's thread only)
 
     # -- called from other threads ---------------------------------------------------
 
@@ -256,6 +258,13 @@ class WorkerThread(threading.Thread):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio does
             except OSError:
                 pass
+        proxy = self.proxy_protocol
+        if proxy is not None and proxy.expects_header(sock):
+            proxy.read(ctx.loop, sock, partial(self._set_up, ctx), self._handshakes)  # (threads/proxy_header.py)
+            return
+        self._set_up(ctx, sock)
+
+    def _set_up(self, ctx: WorkerHost, sock: socket.socket) -> None:
         context = self.ssl_context
         try:
             if context is None:
