@@ -320,6 +320,23 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         )
         for name, canned in (("floor", False), ("floor-canned", True))
     ),
+    ServerSpec(
+        name="floor-ws",  # not a server: a WebSocket echo with no app and no checks (bench/wsfloor.py)
+        python="ft",
+        requirements=(),
+        executable="python",
+        arguments=lambda launch: [
+            str(REPO / "bench" / "wsfloor.py"), "--host", launch.host, "--port", str(launch.port),
+            "--threads", str(launch.workers), launch.app,
+        ],  # fmt: skip
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=(),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+        tls=False,
+        protocols=frozenset({"websocket"}),
+    ),
 )
 
 
