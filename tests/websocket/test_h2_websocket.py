@@ -270,6 +270,33 @@ def test_pings_over_h2_are_answered(rec):
             client.close()
 
 
+def test_a_client_that_leaves_pings_unanswered_is_1006(rec):
+    with serve(make_app(rec), ws_ping_interval=1.0, ws_ping_timeout=1.0) as server:
+        client = H2WebSocketClient(server.port)
+        client.answer_pings = False
+        try:
+            stream_id, _, _ = client.connect("/echo")
+            assert client.ended(stream_id, limit=8) is not None
+            assert not client.messages[stream_id]  # (ended without a Close: the peer is gone)
+            assert disconnected(rec)["code"] == 1006
+            assert client.response(client.get("/"))[0] == 200  # (the stream, not the connection)
+        finally:
+            client.close()
+
+
+def test_an_open_websocket_is_not_an_idle_connection(rec):
+    with serve(make_app(rec), timeout_keep_alive=1, timeout_io=1, ws_ping_interval=0) as server:
+        client = H2WebSocketClient(server.port)
+        try:
+            stream_id, _, _ = client.connect("/echo")
+            client.until(lambda: False, limit=3.5)  # (no keep-alive, body or window timeout on it)
+            assert not client.closed
+            client.send(stream_id, "quiet but open")
+            assert client.recv(stream_id) == "quiet but open"
+        finally:
+            client.close()
+
+
 def close_code(frames: list, stream_id: int) -> int | None:
     """The status code of the server's Close frame in the stream's DATA (frames unmasked)."""
     payload = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream_id)
