@@ -472,7 +472,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
     def _close(self, goaway: bool = True) -> None:
         if self.closed:
             return
-        if goaway:
+        if goaway and not self.conn.goaway_sent:  # (a graceful stop's final GOAWAY said it all)
             try:
                 self.conn.close()
             except Exception:  # noqa: BLE001 - after h2's own GOAWAY for a connection error
