@@ -361,6 +361,7 @@ def test_rsgi_websocket_over_h2():
             client.close()
     scope = rec.scopes[0]
     assert scope.proto == "ws" and scope.http_version == "2" and scope.path == "/echo" and scope.query_string == "x=1"
+    assert scope.method == "CONNECT" and scope.authority == "localhost" and scope.scheme == "http"
 
 
 # -- the request rules (sans-I/O) --------------------------------------------------------------
