@@ -404,6 +404,8 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
                 logger.info("HTTP/2 stream %d of %s: no send window for %g s", stream.stream_id, self.info.client, timeout)
                 stream.reset(ErrorCodes.CANCEL)
             elif type(stream) is H2WebSocketStream:
+                if self.shutdown_ping is not None:
+                    stream.on_shutdown()  # (one accepted since the stop began: 1001 too)
                 stream.on_tick(now)  # (no body timeout: its pings, its close handshake)
             elif stream.body_open and not stream.closed:
                 self._check_body(stream, now, timeout)

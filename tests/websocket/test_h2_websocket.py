@@ -330,6 +330,26 @@ def test_shutdown_two_goaways_and_1001(rec):
             client.close()
 
 
+def test_a_websocket_accepted_during_the_stop_is_closed_1001_too(rec):
+    with serve(make_app(rec), timeout_graceful_shutdown=10) as server:
+        client = H2WebSocketClient(server.port)
+        try:
+            client.settings()
+            stream_id = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(stream_id, [
+                (b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"), (b":path", b"/late"),
+                (b":authority", b"localhost"), (b"sec-websocket-version", b"13")])
+            client.flush()
+            assert rec.wait_for(lambda: rec.events)  # (the app got websocket.connect, accepts in 1 s)
+            stopper = threading.Thread(target=server.server.stop)
+            stopper.start()
+            frames = client_frames(client, lambda frames: close_code(frames, stream_id) is not None)
+            assert close_code(frames, stream_id) == 1001
+            stopper.join(10)
+        finally:
+            client.close()
+
+
 def client_frames(client: H2WebSocketClient, done, limit: float = 10.0) -> list:
     """The server's frames read raw (h2's client takes no frame after a GOAWAY)."""
     from tests.threads.h2client import H2Client
