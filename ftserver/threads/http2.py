@@ -404,6 +404,8 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
                 logger.info("HTTP/2 stream %d of %s: no send window for %g s", stream.stream_id, self.info.client, timeout)
                 stream.reset(ErrorCodes.CANCEL)
             elif type(stream) is H2WebSocketStream:
+                if self.shutdown_ping is not None:
+                    stream.on_shutdown()  # (one accepted since the stop began: 1001 too)
                 stream.on_tick(now)  # (no body timeout: its pings, its close handshake)
             elif stream.body_open and not stream.closed:
                 self._check_body(stream, now, timeout)
@@ -472,7 +474,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
     def _close(self, goaway: bool = True) -> None:
         if self.closed:
             return
-        if goaway:
+        if goaway and not self.conn.goaway_sent:  # (a graceful stop's final GOAWAY said it all)
             try:
                 self.conn.close()
             except Exception:  # noqa: BLE001 - after h2's own GOAWAY for a connection error

@@ -3,6 +3,7 @@ reaches a client that is still sending its body, instead of being destroyed by a
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 
@@ -45,3 +46,33 @@ def test_a_413_reaches_a_client_still_sending_its_body():
             head, _, body = answer.partition(b"\r\n\r\n")
             assert b"connection: close" in head.lower()
             assert len(body) == int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+
+
+def test_http_client_that_sends_its_whole_body_first_reads_the_413():
+    """``http.client`` (as ``urllib`` and ``requests`` over it) writes the whole body before
+    it reads anything: without the lingering close its write fails (a reset) and the app's
+    answer is never read."""
+    with serve(basic.echo, limit_request_body=1024) as server:
+        for _ in range(3):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                connection.request("POST", "/echo", body=b"x" * BODY)
+                response = connection.getresponse()
+                assert response.status == 413
+                assert b"exceeds the limit of 1024 bytes" in response.read()
+            finally:
+                connection.close()
+
+
+def test_over_tls_too(certs):
+    """TLS cannot half-close: the client's bytes are read and dropped all the same."""
+    with serve(basic.echo, limit_request_body=1024, ssl_certfile=certs.server, ssl_keyfile=certs.server_key) as server:
+        for _ in range(2):
+            connection = http.client.HTTPSConnection("localhost", server.port, timeout=10, context=certs.client_context())
+            try:
+                connection.request("POST", "/echo", body=b"x" * BODY)
+                response = connection.getresponse()
+                assert response.status == 413
+                assert b"exceeds the limit of 1024 bytes" in response.read()
+            finally:
+                connection.close()

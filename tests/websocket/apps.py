@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import struct
@@ -53,6 +54,8 @@ def make_app(rec: Recorder) -> Any:
             raise RuntimeError("boom before accept")
         if path == "/return-before":
             return
+        if path == "/late":  # accepts after a while (a graceful stop may have begun)
+            await asyncio.sleep(1.0)
         subprotocol = "chat" if "chat" in scope["subprotocols"] else None
         await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": [(b"x-extra", b"yes")]})
         if path == "/crash-after":

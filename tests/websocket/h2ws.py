@@ -43,6 +43,7 @@ class H2WebSocketClient:
         self.closed = False
         self.auto_ack = True  # give the windows back as DATA arrives (False: the connection's only)
         self.server_settings: dict[int, int] = {}
+        self.answer_pings = True
 
     # -- the connection ------------------------------------------------------------------
 
@@ -87,7 +88,8 @@ class H2WebSocketClient:
         ws = self.ws[stream_id]
         for event in ws.events():
             if isinstance(event, Ping):
-                self._send_ws(stream_id, ws.send(event.response()))
+                if self.answer_pings:
+                    self._send_ws(stream_id, ws.send(event.response()))
             elif isinstance(event, (Message, CloseConnection)):
                 self.messages[stream_id].append(event)
 

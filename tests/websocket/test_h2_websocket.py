@@ -270,6 +270,33 @@ def test_pings_over_h2_are_answered(rec):
             client.close()
 
 
+def test_a_client_that_leaves_pings_unanswered_is_1006(rec):
+    with serve(make_app(rec), ws_ping_interval=1.0, ws_ping_timeout=1.0) as server:
+        client = H2WebSocketClient(server.port)
+        client.answer_pings = False
+        try:
+            stream_id, _, _ = client.connect("/echo")
+            assert client.ended(stream_id, limit=8) is not None
+            assert not client.messages[stream_id]  # (ended without a Close: the peer is gone)
+            assert disconnected(rec)["code"] == 1006
+            assert client.response(client.get("/"))[0] == 200  # (the stream, not the connection)
+        finally:
+            client.close()
+
+
+def test_an_open_websocket_is_not_an_idle_connection(rec):
+    with serve(make_app(rec), timeout_keep_alive=1, timeout_io=1, ws_ping_interval=0) as server:
+        client = H2WebSocketClient(server.port)
+        try:
+            stream_id, _, _ = client.connect("/echo")
+            client.until(lambda: False, limit=3.5)  # (no keep-alive, body or window timeout on it)
+            assert not client.closed
+            client.send(stream_id, "quiet but open")
+            assert client.recv(stream_id) == "quiet but open"
+        finally:
+            client.close()
+
+
 def close_code(frames: list, stream_id: int) -> int | None:
     """The status code of the server's Close frame in the stream's DATA (frames unmasked)."""
     payload = b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream_id)
@@ -298,6 +325,26 @@ def test_shutdown_two_goaways_and_1001(rec):
             frames += client_frames(client, lambda more: any(isinstance(f, GoAwayFrame) for f in more), limit=5)
             goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
             assert len(goaways) >= 2 and goaways[1].last_stream_id == stream_id  # (after the PING wait)
+            stopper.join(10)
+        finally:
+            client.close()
+
+
+def test_a_websocket_accepted_during_the_stop_is_closed_1001_too(rec):
+    with serve(make_app(rec), timeout_graceful_shutdown=10) as server:
+        client = H2WebSocketClient(server.port)
+        try:
+            client.settings()
+            stream_id = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(stream_id, [
+                (b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"), (b":path", b"/late"),
+                (b":authority", b"localhost"), (b"sec-websocket-version", b"13")])
+            client.flush()
+            assert rec.wait_for(lambda: rec.events)  # (the app got websocket.connect, accepts in 1 s)
+            stopper = threading.Thread(target=server.server.stop)
+            stopper.start()
+            frames = client_frames(client, lambda frames: close_code(frames, stream_id) is not None)
+            assert close_code(frames, stream_id) == 1001
             stopper.join(10)
         finally:
             client.close()
@@ -334,6 +381,7 @@ def test_rsgi_websocket_over_h2():
             client.close()
     scope = rec.scopes[0]
     assert scope.proto == "ws" and scope.http_version == "2" and scope.path == "/echo" and scope.query_string == "x=1"
+    assert scope.method == "CONNECT" and scope.authority == "localhost" and scope.scheme == "http"
 
 
 # -- the request rules (sans-I/O) --------------------------------------------------------------
