@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -206,6 +208,32 @@ def test_socket_activation(mode: str, started: list[Served]) -> None:
         seen = json.loads(body)
         assert seen["LISTEN_FDS"] is None and seen["LISTEN_PID"] is None
     assert served.stop() == 0
+
+
+@pytest.mark.skipif(not shutil.which("systemd-socket-activate"), reason="systemd-socket-activate is not installed")
+def test_systemd_socket_activate(started: list[Served]) -> None:
+    """systemd's own tool binds, and execs ftserve on the first connection."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # free a moment ago
+    tool = ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=ftserve"]
+    tool += [f"-E{name}" for name in ("PATH", "PYTHONPATH", "HOME", "LANG") if name in os.environ]
+    first: list[tuple[int, str]] = []
+    thread = threading.Thread(target=lambda: first.append(get_when_up(port)), daemon=True)
+    thread.start()
+    served = start_ftserve(argv=[*tool, *FTSERVE, *MODES["threads"], ENV_APP])
+    started.append(served)
+    thread.join(30)
+    assert first and first[0][0] == 200  # the connection that started it was served
+    assert served.port == port
+    served.wait_log(r"Socket activation: serving the socket systemd passed on fd 3 \(ftserve\)")
+    assert get(port)[0] == 200
+    assert served.stop() == 0
+
+
+def get_when_up(port: int) -> tuple[int, str]:
+    """``get`` once something listens on ``port``."""
+    wait_for(lambda: not refused(port), 20, "the port to listen")
+    return get(port, timeout=30)
 
 
 def test_activated_socket_rules(tmp_path: Path) -> None:
