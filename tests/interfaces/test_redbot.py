@@ -5,7 +5,8 @@ read off a raw socket and checked with httplint, the linter REDbot is built on.
 
 REDbot is not a test dependency (its dependencies are not all free-threading safe):
 install it into a venv of its own (``python3 -m venv /tmp/deploytools &&
-/tmp/deploytools/bin/pip install redbot``) and put it on PATH, or name it in ``REDBOT``.
+/tmp/deploytools/bin/pip install redbot``) and put it on PATH, or name it in ``REDBOT``;
+``ci/deploy-tools.sh`` installs it into ``.venv/tools``, where it is found too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import pytest
 
 from tests.ftserve_process import Served, start_ftserve
 
-REDBOT = os.environ.get("REDBOT") or shutil.which("redbot")
+#: ci/deploy-tools.sh installs it here.
+TOOLS = Path(__file__).resolve().parents[2] / ".venv" / "tools" / "bin"
+REDBOT = os.environ.get("REDBOT") or shutil.which("redbot") or shutil.which("redbot", path=str(TOOLS))
 pytestmark = pytest.mark.skipif(not REDBOT, reason="redbot is not installed (see the module docstring)")
 CSS = b"body { color: #333; margin: 0 auto; max-width: 40em; }\n" * 40
 
