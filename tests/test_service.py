@@ -170,6 +170,22 @@ def test_unreachable_notify_socket_does_not_stop_the_server(tmp_path: Path, star
     assert served.stop() == 0
 
 
+@pytest.mark.parametrize("mode", ["threads", "no-supervisor"])
+def test_a_notify_socket_nobody_reads_does_not_block(mode: str, tmp_path: Path, started: list[Served]) -> None:
+    """The manager's queue full (systemd hung): messages are dropped, the server goes on."""
+    deaf = FakeNotifySocket(str(tmp_path / "deaf"))  # never read: 10 datagrams fill it
+    try:
+        env = {"NOTIFY_SOCKET": deaf.address, "WATCHDOG_USEC": "20000"}  # a ping every 10 ms
+        served = start_ftserve(*MODES[mode], env=env, app=ENV_APP)
+        started.append(served)
+        served.wait_log("sd_notify: cannot send to NOTIFY_SOCKET")
+        assert get(served.port)[0] == 200
+        served.signal(signal.SIGTERM)  # handled by the main loop, which must not hang in a send
+        assert served.proc.wait(20) == 0
+    finally:
+        deaf.close()
+
+
 # -- socket activation -------------------------------------------------------------------
 
 #: Runs ftserve as systemd would: a listening socket on fd 3, LISTEN_PID the pid that execs
