@@ -252,6 +252,26 @@ def get_when_up(port: int) -> tuple[int, str]:
     return get(port, timeout=30)
 
 
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_socket_activation_unix(mode: str, tmp_path: Path, started: list[Served]) -> None:
+    path = tmp_path / "ftserve.sock"
+    script = ACTIVATE.replace('socket.create_server(("127.0.0.1", 0), backlog=64)', f"socket.socket(socket.AF_UNIX); listener.bind({str(path)!r}); listener.listen(64)")
+    script = script.replace("listener.getsockname()[1]", "0")
+    served = start_ftserve(argv=[sys.executable, "-c", script, *FTSERVE[1:], *MODES[mode], ENV_APP])
+    started.append(served)
+    assert served.url == f"unix:{path}"
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(10)
+        client.connect(str(path))
+        client.sendall(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        response = b""
+        while data := client.recv(65536):
+            response += data
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert served.stop() == 0
+    assert path.exists()  # systemd's socket: not ours to remove
+
+
 def test_activated_socket_rules(tmp_path: Path) -> None:
     config = Config(app="a:b", uds=str(tmp_path / "s"))
     env = {"LISTEN_FDS": "1", "LISTEN_PID": "1"}  # another process's
