@@ -5,6 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash ci/venvs.sh ft gil || exit 1
 bash ci/stress-tools.sh  # h2load/nghttp for the HTTP/2 tests (they skip without them)
+bash ci/deploy-tools.sh  # REDbot and hadolint in .venv/tools (their tests skip without them)
 
 status=0
 for env in ft gil; do

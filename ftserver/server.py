@@ -266,7 +266,8 @@ class Server(Listening):
         logger.log(self.lifecycle_log_level, "Server stopped")
 
     def _drain_signals(self) -> None:
-        """While waiting on workers, still act on a second SIGINT (force)."""
+        """While waiting on workers, still act on a second SIGINT (force) and feed the watchdog."""
+        self.lifecycle.notifier.tick(time.monotonic())
         try:
             while True:
                 kind, arg = self._events.get_nowait()

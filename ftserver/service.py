@@ -70,6 +70,7 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)  # a manager that does not read drops messages, never blocks us
             self._sock.sendto("\n".join(fields).encode(), self.address)
             return True
         except OSError as exc:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -168,6 +170,22 @@ def test_unreachable_notify_socket_does_not_stop_the_server(tmp_path: Path, star
     assert served.stop() == 0
 
 
+@pytest.mark.parametrize("mode", ["threads", "no-supervisor"])
+def test_a_notify_socket_nobody_reads_does_not_block(mode: str, tmp_path: Path, started: list[Served]) -> None:
+    """The manager's queue full (systemd hung): messages are dropped, the server goes on."""
+    deaf = FakeNotifySocket(str(tmp_path / "deaf"))  # never read: 10 datagrams fill it
+    try:
+        env = {"NOTIFY_SOCKET": deaf.address, "WATCHDOG_USEC": "20000"}  # a ping every 10 ms
+        served = start_ftserve(*MODES[mode], env=env, app=ENV_APP)
+        started.append(served)
+        served.wait_log("sd_notify: cannot send to NOTIFY_SOCKET")
+        assert get(served.port)[0] == 200
+        served.signal(signal.SIGTERM)  # handled by the main loop, which must not hang in a send
+        assert served.proc.wait(20) == 0
+    finally:
+        deaf.close()
+
+
 # -- socket activation -------------------------------------------------------------------
 
 #: Runs ftserve as systemd would: a listening socket on fd 3, LISTEN_PID the pid that execs
@@ -206,6 +224,52 @@ def test_socket_activation(mode: str, started: list[Served]) -> None:
         seen = json.loads(body)
         assert seen["LISTEN_FDS"] is None and seen["LISTEN_PID"] is None
     assert served.stop() == 0
+
+
+@pytest.mark.skipif(not shutil.which("systemd-socket-activate"), reason="systemd-socket-activate is not installed")
+def test_systemd_socket_activate(started: list[Served]) -> None:
+    """systemd's own tool binds, and execs ftserve on the first connection."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # free a moment ago
+    tool = ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=ftserve"]
+    tool += [f"-E{name}" for name in ("PATH", "PYTHONPATH", "HOME", "LANG") if name in os.environ]
+    first: list[tuple[int, str]] = []
+    thread = threading.Thread(target=lambda: first.append(get_when_up(port)), daemon=True)
+    thread.start()
+    served = start_ftserve(argv=[*tool, *FTSERVE, *MODES["threads"], ENV_APP])
+    started.append(served)
+    thread.join(30)
+    assert first and first[0][0] == 200  # the connection that started it was served
+    assert served.port == port
+    served.wait_log(r"Socket activation: serving the socket systemd passed on fd 3 \(ftserve\)")
+    assert get(port)[0] == 200
+    assert served.stop() == 0
+
+
+def get_when_up(port: int) -> tuple[int, str]:
+    """``get`` once something listens on ``port``."""
+    wait_for(lambda: not refused(port), 20, "the port to listen")
+    return get(port, timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_socket_activation_unix(mode: str, tmp_path: Path, started: list[Served]) -> None:
+    path = tmp_path / "ftserve.sock"
+    script = ACTIVATE.replace('socket.create_server(("127.0.0.1", 0), backlog=64)', f"socket.socket(socket.AF_UNIX); listener.bind({str(path)!r}); listener.listen(64)")
+    script = script.replace("listener.getsockname()[1]", "0")
+    served = start_ftserve(argv=[sys.executable, "-c", script, *FTSERVE[1:], *MODES[mode], ENV_APP])
+    started.append(served)
+    assert served.url == f"unix:{path}"
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(10)
+        client.connect(str(path))
+        client.sendall(b"GET / HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        response = b""
+        while data := client.recv(65536):
+            response += data
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert served.stop() == 0
+    assert path.exists()  # systemd's socket: not ours to remove
 
 
 def test_activated_socket_rules(tmp_path: Path) -> None:

@@ -145,7 +145,6 @@ class StaticExchange(Exchange):
         if _not_modified(fields, etag, int(info.st_mtime)):
             self._whole(304, b"", headers)
             return
-        headers.append((b"content-type", _content_type(path)))  # type: ignore[arg-type]
         start, count, status = 0, size, 200
         ranges = fields.get(b"range")
         if ranges is not None and _if_range_holds(fields.get(b"if-range"), etag, modified):
@@ -158,7 +157,8 @@ class StaticExchange(Exchange):
                 start, stop = span
                 count, status = stop - start, 206
                 headers.append((b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, size)))
-        headers.append((b"content-length", b"%d" % count))
+        # (after the 416: its body is text/plain, and a message has one Content-Type)
+        headers += [(b"content-type", _content_type(path)), (b"content-length", b"%d" % count)]  # type: ignore[arg-type]
         self.status, self.headers, self.started = status, headers, True
         await send_file_body(self.stream, self, file, start, count, method == "HEAD")
 
