@@ -270,8 +270,9 @@ def test_websocket_scope_client():
             assert json.loads(ws.recv(timeout=10)) == ["203.0.113.7", 56324]
 
 
-def test_many_connections_at_once():
-    """Headers and plain connections interleaved from several threads, on several worker threads."""
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_many_connections_at_once(accept):
+    """Headers from several client threads, on several worker threads, in both accept modes."""
     failures = []
 
     def client(index: int) -> None:
@@ -283,7 +284,7 @@ def test_many_connections_at_once():
         except Exception as exc:  # noqa: BLE001
             failures.append(exc)
 
-    with serve(scope_json, proxy_protocol="auto", threads=2) as running:
+    with serve(scope_json, proxy_protocol="auto", threads=2, accept=accept) as running:
         threads = [threading.Thread(target=client, args=(index,)) for index in range(8)]
         for thread in threads:
             thread.start()
