@@ -56,14 +56,16 @@ class ProxiedSocket(socket.socket):
 
 class ProxyProtocol:
     """``--proxy-protocol`` and its allow list, for one worker thread (built per thread: its
-    ``TrustedPeers`` is touched by that thread only)."""
+    ``TrustedPeers`` and its memory of the last peer are touched by that thread only)."""
 
-    __slots__ = ("mode", "trusted", "timeout")
+    __slots__ = ("mode", "trusted", "timeout", "last_peer", "last_trusted")
 
     def __init__(self, mode: ProxyProtocolMode, allow_ips: str | tuple[str, ...], timeout: float) -> None:
         self.mode = mode
         self.trusted: TrustedPeers = parse_trusted(allow_ips)
         self.timeout = timeout
+        self.last_peer: str | None = ""  # (behind a proxy, connection after connection is its)
+        self.last_trusted = False
 
     @classmethod
     def from_config(cls, config: Config) -> ProxyProtocol | None:
@@ -79,7 +81,10 @@ class ProxyProtocol:
             peer = sock.getpeername()
         except OSError:
             return False
-        return (peer[0] if isinstance(peer, tuple) else None) in self.trusted
+        host = peer[0] if isinstance(peer, tuple) else None
+        if host != self.last_peer:
+            self.last_peer, self.last_trusted = host, host in self.trusted
+        return self.last_trusted
 
     def read(
         self,
@@ -100,13 +105,16 @@ class ProxyHeaderReader:
 
     The bytes are peeked (``MSG_PEEK``) and only the header's are taken from the socket, so
     what follows (a TLS ClientHello, an HTTP/2 preface, a request) stays queued for the
-    transport, as if the header had never been there. Bytes known to be the header's (its
-    signature has been seen) are taken as they come, so a header sent piecemeal does not keep
-    the socket readable; in auto mode, first bytes too few to tell (``PR`` may begin an
-    HTTP/2 preface) are looked at again ``UNDECIDED_RETRY`` seconds later.
+    transport, as if the header had never been there. A proxy sends the header at once, so
+    it is usually there already when the connection is handed over: it is read then, with no
+    selector registration and no timer. Otherwise the reader waits for it until ``timeout``;
+    bytes known to be the header's (its signature has been seen) are taken as they come, so
+    a header sent piecemeal does not keep the socket readable; in auto mode, first bytes too
+    few to tell (``PR`` may begin an HTTP/2 preface) are looked at again ``UNDECIDED_RETRY``
+    seconds later.
     """
 
-    __slots__ = ("loop", "sock", "fd", "mode", "then", "on_over", "taken", "timer", "retry", "done")
+    __slots__ = ("loop", "sock", "fd", "mode", "timeout", "then", "on_over", "taken", "timer", "retry", "watching", "done")
 
     def __init__(
         self,
@@ -121,15 +129,21 @@ class ProxyHeaderReader:
         self.sock = sock
         self.fd = sock.fileno()
         self.mode = mode
+        self.timeout = timeout
         self.then = then
         self.on_over = on_over
         self.taken = b""  # the header's bytes taken from the socket so far
-        self.timer: asyncio.TimerHandle | None = loop.call_later(timeout, self._timed_out, timeout)
+        self.timer: asyncio.TimerHandle | None = None
         self.retry: asyncio.TimerHandle | None = None
+        self.watching = False  # a reader is registered with the loop
         self.done = False
 
     def start(self) -> None:
-        self.loop.add_reader(self.fd, self._read)
+        self._read()
+        if not self.done:
+            self.timer = self.loop.call_later(self.timeout, self._timed_out)
+            if self.retry is None:
+                self._watch()
 
     def abort(self) -> None:
         """Close the connection (the worker is stopping)."""
@@ -157,7 +171,7 @@ class ProxyHeaderReader:
         try:
             if header is None:
                 if detect(data) is None and self.mode == "auto":
-                    self.loop.remove_reader(self.fd)  # (still readable: look again soon)
+                    self._unwatch()  # (still readable: look again soon)
                     self.retry = self.loop.call_later(UNDECIDED_RETRY, self._look_again)
                     return
                 self.taken = data
@@ -172,15 +186,26 @@ class ProxyHeaderReader:
 
     def _look_again(self) -> None:
         self.retry = None
-        if not self.done:
+        self._read()
+        if not self.done and self.retry is None:
+            self._watch()
+
+    def _watch(self) -> None:
+        if not self.watching:
             self.loop.add_reader(self.fd, self._read)
+            self.watching = True
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            self.loop.remove_reader(self.fd)
+            self.watching = False
 
     def _finish(self, header: ProxyHeader) -> None:
         self._over()
         sock = self.sock
         if header.client is not None:
-            proxied = ProxiedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-            proxied.setblocking(False)  # (the descriptor is; the new object must know it)
+            # (SOCK_NONBLOCK: the descriptor is non-blocking; the new object knows it without a syscall)
+            proxied = ProxiedSocket(sock.family, sock.type | socket.SOCK_NONBLOCK, sock.proto, fileno=sock.detach())
             client, server = header.client, header.server
             if isinstance(client, tuple) and ":" in client[0]:
                 client, server = (*client, 0, 0), (*server, 0, 0)  # type: ignore[misc]  # as getpeername() gives IPv6
@@ -188,9 +213,9 @@ class ProxyHeaderReader:
             sock = proxied
         self.then(sock)
 
-    def _timed_out(self, timeout: float) -> None:
+    def _timed_out(self) -> None:
         self.timer = None
-        self._fail(f"no PROXY protocol header within {timeout:g} s")
+        self._fail(f"no PROXY protocol header within {self.timeout:g} s")
 
     def _fail(self, why: str | None) -> None:
         if self.done:
@@ -206,9 +231,8 @@ class ProxyHeaderReader:
 
     def _over(self) -> None:
         self.done = True
-        if self.retry is None:
-            self.loop.remove_reader(self.fd)
-        else:
+        self._unwatch()
+        if self.retry is not None:
             self.retry.cancel()
             self.retry = None
         if self.timer is not None:

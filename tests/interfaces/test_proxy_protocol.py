@@ -270,8 +270,9 @@ def test_websocket_scope_client():
             assert json.loads(ws.recv(timeout=10)) == ["203.0.113.7", 56324]
 
 
-def test_many_connections_at_once():
-    """Headers and plain connections interleaved from several threads, on several worker threads."""
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_many_connections_at_once(accept):
+    """Headers from several client threads, on several worker threads, in both accept modes."""
     failures = []
 
     def client(index: int) -> None:
@@ -283,7 +284,7 @@ def test_many_connections_at_once():
         except Exception as exc:  # noqa: BLE001
             failures.append(exc)
 
-    with serve(scope_json, proxy_protocol="auto", threads=2) as running:
+    with serve(scope_json, proxy_protocol="auto", threads=2, accept=accept) as running:
         threads = [threading.Thread(target=client, args=(index,)) for index in range(8)]
         for thread in threads:
             thread.start()
@@ -298,3 +299,15 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="proxy_protocol_allow_ips: 'nope' is not an IP address"):
         Config(app="a:b", proxy_protocol="v1", proxy_protocol_allow_ips="127.0.0.1, nope")
     assert Config(app="a:b", proxy_protocol="auto", proxy_protocol_allow_ips="unix,10.0.0.0/8,*").proxy_protocol == "auto"
+
+
+def test_the_reason_is_logged_at_debug(capfd):
+    with serve(scope_json, proxy_protocol="v1", log_level="debug") as running:
+        assert exchange(running.port, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n" + REQUEST) == b""
+        text = ""
+        deadline = time.monotonic() + 5
+        while "DEBUG: closing" not in text and time.monotonic() < deadline:
+            time.sleep(0.02)
+            text += capfd.readouterr().err
+    assert "DEBUG: closing the connection from ('127.0.0.1', " in text
+    assert "): PROXY protocol v1: a port must be a number 0..65535, got b'99999'" in text
