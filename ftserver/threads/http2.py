@@ -55,7 +55,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         adapter = w.adapter
         self.open_exchange = adapter.open
         self.start_exchange = adapter.start
-        self.conn = HTTP2Connection(w.http2, w.server_header)  # type: ignore[arg-type]
+        self.conn = HTTP2Connection(w.http2, w.server_header, w.default_headers)  # type: ignore[arg-type]
         self.transport: asyncio.Transport | None = None
         self.info: ConnectionInfo = None  # type: ignore[assignment]
         self.streams: dict[int, H2Stream] = {}

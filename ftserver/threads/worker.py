@@ -11,6 +11,7 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ftserver.interfaces.concurrency import InFlight
 from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_connections
 from ftserver.threads.host import WorkerHost, WorkerStats
@@ -66,6 +67,8 @@ class WorkerThread(threading.Thread):
         self.listener = listener
         self.owns_listener = owns_listener
         self.ssl_context = ssl_context
+        #: ``--limit-concurrency``: the process's count of requests in progress (set by the server).
+        self.in_flight: InFlight | None = None
         self.stats = WorkerStats()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
