@@ -28,6 +28,7 @@ from ftserver.config import (
     default_threads,
 )
 from ftserver.loading import AppImportError
+from ftserver.protocols.default_headers import parse_header
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
 from ftserver.startup import STARTUP_FAILURES, exit_code_for
@@ -99,6 +100,13 @@ class HeaderField(click.ParamType):
 
     def split_envvar_value(self, rv: str) -> list[str]:  # type: ignore[override]
         return [line for line in rv.splitlines() if line.strip()]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            parse_header(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
 
 
 class EnvOption(click.Option):

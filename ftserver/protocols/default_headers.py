@@ -33,12 +33,12 @@ def parse_header(text: str | tuple[str, str]) -> tuple[str, str]:
     name, value = name.strip(), value.strip(" \t")
     if not _TOKEN.fullmatch(name):
         raise ValueError(f"{name!r} is not a header name (a token: letters, digits and !#$%&'*+-.^_`|~)")
-    if not _VALUE.fullmatch(value):
-        raise ValueError(f"the value of {name!r} holds a control character (CR, LF, NUL...)")
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
         raise ValueError(f"the value of {name!r} is not Latin-1 text") from None
+    if not _VALUE.fullmatch(value):
+        raise ValueError(f"the value of {name!r} holds a control character (CR, LF, NUL...)")
     lowered = name.lower()
     if lowered in MANAGED:
         raise ValueError(f"{lowered!r} is set by the server itself (framing, connection, --date-header)")
