@@ -42,6 +42,10 @@ class InFlight:
         whole[slot * STRIDE] = 0  # (a replacement thread starts from nothing in progress)
         return whole[slot * STRIDE : slot * STRIDE + 1], whole[::STRIDE]
 
+    def total(self) -> int:
+        """Requests in progress in this process now."""
+        return sum(memoryview(self.memory).cast("q")[::STRIDE])
+
 
 class ConcurrencyLimit(AdapterWrapper):
     """A worker thread's adapter with the process-wide limit in front: ``start`` admits or
