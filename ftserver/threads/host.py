@@ -49,12 +49,13 @@ access_logger = logging.getLogger("ftserver.access")
 class WorkerStats:
     """Counters written only by their worker thread; the server sums them on read."""
 
-    __slots__ = ("requests", "connections", "closed")
+    __slots__ = ("requests", "connections", "closed", "dropped")
 
     def __init__(self) -> None:
         self.requests = 0
-        self.connections = 0  # opened
+        self.connections = 0  # opened (by a driver)
         self.closed = 0
+        self.dropped = 0  # closed before a driver had them (a failed TLS handshake...)
 
 
 class WorkerHost:
