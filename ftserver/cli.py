@@ -29,6 +29,7 @@ from ftserver.config import (
 )
 from ftserver.loading import AppImportError
 from ftserver.protocols.proxy_protocol import PROXY_PROTOCOL_MODES
+from ftserver.protocols.default_headers import parse_header
 from ftserver.reloader import DEFAULT_EXCLUDES
 from ftserver.runtime import python_build
 from ftserver.startup import STARTUP_FAILURES, exit_code_for
@@ -43,7 +44,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Proxies": ("proxy_headers", "forwarded_allow_ips", "proxy_protocol", "proxy_protocol_allow_ips"),
     "Metrics": ("metrics", "metrics_host", "metrics_port"),
     "Workers": ("threads", "workers", "mode", "blocking_threads"),
-    "HTTP": ("http", "http1", "server_header", "date_header", "wsgi_body_buffer"),
+    "HTTP": ("http", "http1", "server_header", "date_header", "headers", "wsgi_body_buffer"),
     "HTTP/2": (
         "h2_max_concurrent_streams", "h2_initial_window_size", "h2_max_frame_size", "h2_max_header_list_size",
         "h2_ping_interval", "h2_ping_timeout",
@@ -57,7 +58,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Logging": ("log_level", "access_log", "log_file", "access_log_file", "access_log_format", "log_config"),
     "Timeouts and limits": (
         "timeout_keep_alive", "timeout_header_read", "timeout_graceful_shutdown", "drain_delay", "timeout_io", "limit_request_body",
-        "limit_request_line", "limit_request_headers", "limit_request_fields",
+        "limit_request_line", "limit_request_headers", "limit_request_fields", "limit_concurrency",
+        "limit_max_connections",
     ),
     "Supervisor": (
         "supervisor", "preload", "pid_file", "max_requests", "max_requests_jitter", "workers_lifetime",
@@ -88,6 +90,24 @@ class Duration(click.ParamType):
 
 
 DURATION = Duration()
+
+
+class HeaderField(click.ParamType):
+    """``NAME:VALUE``; from ``FTSERVE_HEADER``, one per line (a value may hold spaces and
+    commas, never a line break)."""
+
+    name = "header"
+    envvar_list_splitter = "\n"
+
+    def split_envvar_value(self, rv: str) -> list[str]:  # type: ignore[override]
+        return [line for line in rv.splitlines() if line.strip()]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            parse_header(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
 
 
 class EnvOption(click.Option):
@@ -241,6 +261,9 @@ def _version_message() -> str:
 @option("--app-dir", default=".", show_default=True, help="Look for the app module in this directory (put first on sys.path; it must exist).")
 @option("--server-header/--no-server-header", default=True, show_default=True, help="Send 'server: ftserver'.")
 @option("--date-header/--no-date-header", default=True, show_default=True, help="Send a 'date' header.")
+@option("--header", "--headers", "headers", multiple=True, type=HeaderField(), metavar="NAME:VALUE", envvar="FTSERVE_HEADER", help="Add this field to every response (repeatable; FTSERVE_HEADER: one per line), unless the app sets a field of the same name: app responses on every protocol and interface, static files, the server's own error answers. 'server:NAME' replaces 'ftserver'. Framing fields and date are refused.")
+@option("--limit-concurrency", default=None, type=int, metavar="N", show_default="unlimited", help="Requests (and WebSockets) in progress at once per worker process; beyond it a request is answered 503 with 'retry-after: 1' without running the app (counted: ftserver_requests_refused_total).")
+@option("--limit-max-connections", default=None, type=int, metavar="N", show_default="unlimited", help="Connections per worker thread: at N the thread stops accepting (new connections wait in the kernel's listen queue, up to --backlog), and resumes once it is down to 90% of N.")
 @option("--limit-request-line", default=8190, show_default=True, type=int, help="Longest request line in bytes (414 beyond).")
 @option("--limit-request-headers", default=65536, show_default=True, type=int, help="Largest header section in bytes (431 beyond).")
 @option("--limit-request-fields", default=100, show_default=True, type=int, help="Most header fields in a request (431 beyond).")

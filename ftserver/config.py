@@ -11,6 +11,7 @@ from typing import Any, Literal
 from ftserver.accessformat import AccessFormat, AccessFormatError
 from ftserver.envfile import EnvFileError, parse_env_file
 from ftserver.net import parse_permissions, parse_trusted
+from ftserver.protocols.default_headers import parse_header
 from ftserver.protocols.http2.settings import H2Settings
 from ftserver.protocols.limits import Limits
 from ftserver.protocols.proxy_protocol import PROXY_PROTOCOL_MODES, ProxyProtocolMode
@@ -180,6 +181,10 @@ class Config:
     limit_request_headers: int = 65536
     limit_request_fields: int = 100
     limit_request_body: int | None = None
+    #: ``--header``: "name:value" strings or (name, value) pairs; (name, value) pairs after validation.
+    headers: tuple[Any, ...] = ()
+    limit_concurrency: int | None = None
+    limit_max_connections: int | None = None
     fd: int | None = None
     reload: bool = False
     reload_dirs: tuple[str, ...] = ()
@@ -287,6 +292,7 @@ class Config:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.limit_request_body is not None and self.limit_request_body < 0:
             raise ConfigError(f"limit_request_body: must be >= 0, got {self.limit_request_body}")
+        self._validate_backpressure()
         if self.fd is not None and (self.fd < 0 or self.uds is not None):
             raise ConfigError(f"fd: must be a file descriptor number >= 0 and not combined with uds, got {self.fd}")
         self._validate_reload()
@@ -309,6 +315,21 @@ class Config:
                 raise ConfigError(f"uds_permissions: {exc}") from None
             if self.uds is None:
                 raise ConfigError("uds_permissions: the mode of the --uds socket file; add --uds PATH")
+
+    def _validate_backpressure(self) -> None:
+        """``--header``, ``--limit-concurrency``, ``--limit-max-connections`` (docs/limits.md)."""
+        headers = (self.headers,) if isinstance(self.headers, str) else tuple(self.headers)
+        try:
+            headers = tuple(parse_header(header) for header in headers)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"headers: {exc}") from None
+        if sum(name == "server" for name, _ in headers) > 1:
+            raise ConfigError("headers: 'server' is given more than once")
+        object.__setattr__(self, "headers", headers)  # frozen: normalise once, here
+        for name in ("limit_concurrency", "limit_max_connections"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise ConfigError(f"{name}: must be a whole number of at least 1 (unset: no limit), got {value!r}")
 
     def _validate_static(self) -> None:
         routes, mounts = tuple(self.static_path_route), tuple(self.static_path_mount)

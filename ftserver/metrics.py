@@ -43,7 +43,8 @@ _OPEN = _CLOSED + 1  # a gauge
 _LAG = _OPEN + 1  # a gauge: the loop's lateness at its last tick
 _LAG_MAX = _LAG + 1  # a counter-like maximum since start
 _ALIVE = _LAG_MAX + 1  # 1.0 while the thread runs (gauges of exited threads are not summed)
-SLOT_SIZE = _ALIVE + 1
+_REFUSED = _ALIVE + 1  # requests answered 503 by --limit-concurrency
+SLOT_SIZE = _REFUSED + 1
 _DOUBLE = struct.calcsize("d")
 
 
@@ -74,6 +75,10 @@ class ThreadMetrics:
         """A response the server made to bytes that were no request (400, 408...)."""
         values = self.values
         values[_REQUESTS + len(CLASSES) + min(max(status // 100 - 1, 0), 4)] += 1
+
+    def refused(self) -> None:
+        """A request refused by ``--limit-concurrency`` (its 503 is also observed as a response)."""
+        self.values[_REFUSED] += 1
 
     def tick(self, now: float, opened: int, closed: int) -> None:
         """Once a second on the worker's loop: the loop's lag, then publish."""
@@ -235,6 +240,7 @@ class Totals:
             ("ftserver_event_loop_lag_seconds", "gauge", "The largest lateness of a worker thread's loop at its last once-a-second tick.", total[_LAG]),
             ("ftserver_event_loop_lag_max_seconds", "gauge", "The largest loop lateness seen since start.", total[_LAG_MAX]),
             ("ftserver_worker_threads", "gauge", "Worker threads serving now.", float(live)),
+            ("ftserver_requests_refused_total", "counter", "Requests answered 503 by --limit-concurrency.", total[_REFUSED]),
         )
         for name, kind, help_text, value in scalars:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {_number(value)}"]

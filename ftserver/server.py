@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ftserver.config import Config, ConfigError, WorkerPlan
+from ftserver.interfaces.concurrency import InFlight
 from ftserver.logs import configure_logging_for, reopen_log_files
 from ftserver.net import BindError, bind_tcp, bind_tcp_group, close_listeners
 from ftserver.runtime import GILReport
@@ -76,6 +77,7 @@ class Server(Listening):
         self.exit_code = EXIT_OK
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._acceptor: AcceptQueue | None = None
+        self.in_flight: InFlight | None = None  # --limit-concurrency (made in _startup)
         self.ssl_context: ServerContext | None = None  # built in _startup: in each worker process, after the fork
         self._thread: threading.Thread | None = None
         self.lifecycle = Lifecycle(config)  # --drain-delay; sd_notify when run() from the main thread
@@ -147,6 +149,8 @@ class Server(Listening):
         self.ssl_context = server_context(config, http2=config.http != "1")
         self.app, self.gil, self.interface = load_app(config)
         self._bind()  # (a worker process may change its thread count there, see child.py)
+        # --limit-concurrency counts the requests of every worker thread (of this process).
+        self.in_flight = InFlight(self.config.threads) if config.limit_concurrency is not None else None
         for index in range(self.config.threads):
             self.workers.append(self._new_worker(index))
         for worker in self.workers:
@@ -196,7 +200,9 @@ class Server(Listening):
                 self.listeners[index] = listener
         # An inherited socket (--fd: thread 0's, see _bind_beside) outlives this server.
         owns = listener is not None and (self.config.fd is None or listener is not self.listeners[0])
-        return WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener, self.ssl_context, owns_listener=owns)
+        worker = WorkerThread(index, self.app, self.config.replace(interface=self.interface), listener, self.ssl_context, owns_listener=owns)
+        worker.in_flight = self.in_flight
+        return worker
 
     def _banner(self) -> None:
         plan = WorkerPlan(mode="threads", processes=1, threads=self.config.threads)

@@ -24,6 +24,8 @@ STALE_LOOP = 2.5
 PAUSE = 0.25
 #: How long an acceptor over its share (``ProcessLoads``) leaves the listener to the others.
 SHARE_PAUSE = 0.05
+#: How often an acceptor whose workers are all at ``--limit-max-connections`` looks again.
+FULL_PAUSE = 0.02
 #: At most this many connections are taken from the queue on stop (Linux caps a listen
 #: backlog at net.core.somaxconn: 4096 by default).
 MAX_QUEUED = 4096
@@ -112,6 +114,11 @@ class AcceptQueue(threading.Thread):
     recovered loop, or its replacement) accepts them. With ``share`` (a worker process
     among several), it also leaves them to a less loaded process (``ProcessLoads``).
 
+    A worker at ``--limit-max-connections`` (``max_connections``: counted here as its load)
+    gets no new connection until it is down to its ``resume_at``; when every worker is full
+    the connections wait in the kernel's queue (``FULL_PAUSE``), none is accepted that no
+    worker could take.
+
     With ``limit`` (a worker process's ``--max-requests``), it counts the requests its
     process served before each accept (once per connection, not per request); at the
     limit it calls ``on_limit`` and stops accepting for good (``retire``): the connections
@@ -144,6 +151,7 @@ class AcceptQueue(threading.Thread):
         self.owns_listener = owns_listener
         self.retired = False
         self.sent: dict[int, int] = {}
+        self.full: set[int] = set()  # workers at --limit-max-connections (remade by run())
         self.backoff = AcceptBackoff()
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
@@ -173,6 +181,7 @@ class AcceptQueue(threading.Thread):
     def run(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ)
+        self.full = set()  # (made by this thread, which alone uses it)
         share = self.share
         pause = 0.0  # > 0: leave the listener alone that long, then watch it again
         try:
@@ -219,7 +228,7 @@ class AcceptQueue(threading.Thread):
             if worker is None:
                 if share is not None:
                     share.withdraw()
-                return PAUSE
+                return FULL_PAUSE if self.full else PAUSE
             if share is not None:
                 share.publish(load)
                 if share.over_share(load):
@@ -289,10 +298,20 @@ class AcceptQueue(threading.Thread):
             # (Not sent.get(): from this thread, on a dict the main thread made, that
             # spins 40 sched_yield() calls on 3.13t; see docs/free-threading.md.)
             index = worker.index
-            load = (sent[index] if index in sent else 0) - worker.stats.closed
+            stats = worker.stats
+            load = (sent[index] if index in sent else 0) - stats.closed - stats.dropped
             total += load
             if not worker.accepting:
                 continue
+            cap = worker.max_connections
+            if cap is not None and not stopping:
+                if index in self.full:
+                    if load > worker.resume_at:
+                        continue
+                    self.full.discard(index)
+                elif load >= cap:
+                    self.full.add(index)
+                    continue
             ctx = worker.ctx
             if ctx is None or (now - ctx.now > STALE_LOOP and not stopping):
                 continue  # its loop is blocked

@@ -127,7 +127,7 @@ class H2Stream(LoopWaiting):
             self._send_head(exchange, None, False)
         for name, value in self.request.headers:
             if name == b"te" and value.lower() == b"trailers":
-                fields = self.driver.conn.response_fields(200, trailers, None, None)
+                fields = self.driver.conn.response_fields(200, trailers, None, None, trailers=True)
                 self.trailers = fields[1:]  # (without the :status it starts with)
                 break
         self.end_pending = True
@@ -180,6 +180,8 @@ class H2Stream(LoopWaiting):
             w.report_response(exchange, self.driver.info.client, self.started_at)
 
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
+        if self.driver.w.concurrency is not None:
+            self.driver.w.concurrency.done(exchange)
         if exc is not None or not exchange.complete:
             report_app_exit(exchange, exc)
         self.app_done = True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftserver.accessformat import AccessFormat
 from ftserver.interfaces import make_adapter
+from ftserver.interfaces.concurrency import ConcurrencyLimit, InFlight
 from ftserver.interfaces.proxy import ProxyHeaders
 from ftserver.interfaces.static import StaticFiles
 from ftserver.interfaces.stream import ClientDisconnected, ConnectionInfo, await_app
@@ -30,6 +31,7 @@ from ftserver.logs import (
 )
 from ftserver.metrics import ThreadMetrics, thread_metrics
 from ftserver.net import parse_trusted
+from ftserver.protocols.default_headers import response_defaults
 from ftserver.protocols.http1 import HTTP11Connection
 from ftserver.threads.stepping import Stepper
 from ftserver.tls import TLSInfo
@@ -47,12 +49,13 @@ access_logger = logging.getLogger("ftserver.access")
 class WorkerStats:
     """Counters written only by their worker thread; the server sums them on read."""
 
-    __slots__ = ("requests", "connections", "closed")
+    __slots__ = ("requests", "connections", "closed", "dropped")
 
     def __init__(self) -> None:
         self.requests = 0
-        self.connections = 0  # opened
+        self.connections = 0  # opened (by a driver)
         self.closed = 0
+        self.dropped = 0  # closed before a driver had them (a failed TLS handshake...)
 
 
 class WorkerHost:
@@ -85,7 +88,8 @@ class WorkerHost:
         self.http2 = config.h2_settings  # None with --http 1
         self.h2_ping_interval = config.h2_ping_interval or 0.0
         self.h2_ping_timeout = config.h2_ping_timeout
-        self.server_header: bytes | None = b"ftserver" if config.server_header else None
+        # server and --header fields, made in this thread (no bytes shared on the response path)
+        self.server_header, self.default_headers = response_defaults(config.headers, config.server_header)
         self.date_header = config.date_header
         self.date: bytes | None = None
         self.now = loop.time()
@@ -96,8 +100,14 @@ class WorkerHost:
         self.access_log = config.access_log
         index = getattr(threading.current_thread(), "index", 0)
         self.metrics: ThreadMetrics | None = thread_metrics(index, config.threads or 1) if config.metrics else None
-        #: Something to do with each complete response (the access log, metrics).
-        self.report = self.access_log or self.metrics is not None
+        #: ``--limit-concurrency``: the drivers call its ``done`` as an exchange ends.
+        self.concurrency: ConcurrencyLimit | None = None
+        if config.limit_concurrency is not None:
+            # The process's counter, made by the server (WorkerThread.in_flight); else this thread's own.
+            in_flight = getattr(threading.current_thread(), "in_flight", None) or InFlight(1)
+            self.adapter = self.concurrency = ConcurrencyLimit(self.adapter, self, config.limit_concurrency, in_flight, index)
+        #: Something to do with each complete response (the access log, metrics, --limit-concurrency).
+        self.report = self.access_log or self.metrics is not None or self.concurrency is not None
         self.access_logger = access_logger
         # Set once the app is imported (its logging configuration may have changed ours).
         self.access_format = AccessFormat(config.access_log_format) if config.access_log_format else None
@@ -144,7 +154,10 @@ class WorkerHost:
     # -- the version-neutral duties of every driver ---------------------------------------
 
     def report_response(self, exchange: Exchange, client: tuple[str, int] | None, started_at: float) -> None:
-        """A complete response: its access-log line and its metrics."""
+        """A complete response: its access-log line and its metrics; its request is no longer
+        in progress (a WebSocket's ``101``: the WebSocket is, until it is over)."""
+        if self.concurrency is not None and exchange.status != 101:
+            self.concurrency.done(exchange)
         if self.access_log:
             self.log_access(exchange, client, started_at)
         if self.metrics is not None:

@@ -87,7 +87,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         adapter = w.adapter
         self.open_exchange = adapter.open
         self.start_exchange = adapter.start
-        self.conn = w.http1_class(w.limits, w.server_header)
+        self.conn = w.http1_class(w.limits, w.server_header, w.default_headers)
         self.transport: asyncio.Transport | None = None
         self.cycle: Exchange | None = None
         self.request: H1Request | None = None
@@ -516,6 +516,8 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self.w.loop.call_soon(self._handle_events)
 
     def app_finished(self, cycle: Exchange, exc: BaseException | None) -> None:
+        if self.w.concurrency is not None:
+            self.w.concurrency.done(cycle)
         if exc is not None or not cycle.complete:
             report_app_exit(cycle, exc)
         if cycle.complete or self.cycle is not cycle:

@@ -64,7 +64,9 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         self.open_exchange = adapter.open
         self.start_exchange = adapter.start
         # RFC 8441's SETTINGS_ENABLE_CONNECT_PROTOCOL, when the adapter serves WebSockets
-        self.conn = HTTP2Connection(w.http2, w.server_header, adapter.websocket is not None)  # type: ignore[arg-type]
+        self.conn = HTTP2Connection(  # type: ignore[arg-type]
+            w.http2, w.server_header, w.default_headers, extended_connect=adapter.websocket is not None
+        )
         self.transport: asyncio.Transport | None = None
         self.info: ConnectionInfo = None  # type: ignore[assignment]
         self.streams: dict[int, H2Stream] = {}

@@ -154,10 +154,14 @@ class UpgradedConnection(Deadlines, asyncio.Protocol):
 
     def response_complete(self, exchange: Exchange) -> None:
         """The WebSocket is over: close (after the bytes still buffered, under the send timeout)."""
+        if self.w.concurrency is not None:
+            self.w.concurrency.done(exchange)
         self._close()
 
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
-        pass  # the exchange closes the WebSocket itself (Close 1000 or 1011)
+        # (the exchange closes the WebSocket itself: Close 1000 or 1011)
+        if self.w.concurrency is not None:
+            self.w.concurrency.done(exchange)
 
     def send_trailers(self, exchange: Exchange, trailers: list[tuple[bytes, bytes]]) -> None:
         raise RuntimeError("an upgraded connection has no trailers")

@@ -8,9 +8,11 @@ import os
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ftserver.interfaces.concurrency import InFlight
 from ftserver.interfaces.stream import InterfaceStartupFailed
 from ftserver.net import CONNECTION_ERRORS, SETTLE, AcceptBackoff, refuse_new_connections
 from ftserver.threads.host import WorkerHost, WorkerStats
@@ -67,7 +69,14 @@ class WorkerThread(threading.Thread):
         self.listener = listener
         self.owns_listener = owns_listener
         self.ssl_context = ssl_context
-        self.stats = WorkerStats()
+        #: ``--limit-concurrency``: the process's count of requests in progress (set by the server).
+        self.in_flight: InFlight | None = None
+        #: ``--limit-max-connections``: at ``max_connections`` open connections this thread
+        #: takes no more until it is down to ``resume_at`` (the acceptor reads both too).
+        self.max_connections = config.limit_max_connections
+        self.resume_at = max_connections_low_water(config.limit_max_connections)
+        self.listening = False  # the own listener is watched (reuseport mode)
+        self.stats = WorkerStats() if self.max_connections is None else CountedStats(self._connection_closed)
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self.crashed: BaseException | None = None
@@ -160,6 +169,7 @@ class WorkerThread(threading.Thread):
         listener = self.listener
         if listener is not None:
             loop.add_reader(listener.fileno(), self._accept, ctx, listener)
+            self.listening = True
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
@@ -207,6 +217,7 @@ class WorkerThread(threading.Thread):
             while not self._accept(ctx, listener):
                 pass
         loop.remove_reader(listener.fileno())
+        self.listening = False
         if self.owns_listener:
             listener.close()
 
@@ -224,7 +235,14 @@ class WorkerThread(threading.Thread):
         """This worker's own SO_REUSEPORT listener is readable: take what is queued (a
         batch); True once nothing more is to be taken now."""
         backoff = self.backoff
+        cap = self.max_connections
         for _ in range(ACCEPT_BATCH):
+            if cap is not None and self.open_connections() >= cap and self.accepting:
+                # Full: leave new connections in the kernel's queue (and to the other
+                # threads' listeners) until enough of ours have closed (_connection_closed).
+                ctx.loop.remove_reader(listener.fileno())
+                self.listening = False
+                return True
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -235,6 +253,7 @@ class WorkerThread(threading.Thread):
                 # EMFILE and friends: stop watching the listener for a while (it stays
                 # readable: retrying now would spin); the open connections are served.
                 ctx.loop.remove_reader(listener.fileno())
+                self.listening = False
                 ctx.loop.call_later(backoff.failed(exc), self._watch, ctx, listener)
                 return True
             if backoff.since:
@@ -245,8 +264,33 @@ class WorkerThread(threading.Thread):
 
     def _watch(self, ctx: WorkerHost, listener: socket.socket) -> None:
         """Accept on this worker's own listener again (after a pause), unless stopping."""
-        if self.accepting:
+        if self.accepting and not self.listening:
             ctx.loop.add_reader(listener.fileno(), self._accept, ctx, listener)
+            self.listening = True
+
+    def open_connections(self) -> int:
+        """Connections this thread holds: served by a driver, or in their TLS handshake."""
+        stats = self.stats
+        return stats.connections - stats.closed + len(self._handshakes)
+
+    def _connection_closed(self) -> None:
+        """(``CountedStats``) A connection closed: resume accepting on the own listener
+        once down to the low-water mark."""
+        listener = self.listener
+        if not self.listening and listener is not None and self.ctx is not None and self.open_connections() <= self.resume_at:
+            self._watch(self.ctx, listener)
+
+    def _handshake_done(self, transport: TLSTransport) -> None:
+        """A TLS handshake is over. One that failed made no driver: its connection is
+        counted as ``dropped`` (the acceptor's count of it ends, as a driver's close would end it)."""
+        self._handshakes.discard(transport)
+        if transport.get_protocol() is None:
+            self._count_dropped()
+
+    def _count_dropped(self) -> None:
+        self.stats.dropped += 1
+        if self.max_connections is not None:
+            self._connection_closed()
 
     def _serve(self, ctx: WorkerHost, sock: socket.socket) -> None:
         """A new connection, driven straight from the selector by our own transport; over
@@ -271,17 +315,49 @@ class WorkerThread(threading.Thread):
                 SocketTransport(ctx.loop, sock, new_driver(ctx)).start()  # type: ignore[arg-type]
                 return
             handshakes = self._handshakes
-            transport = TLSTransport(ctx.loop, sock, context, partial(new_driver, ctx), self.config.ssl_handshake_timeout, handshakes.discard)  # type: ignore[arg-type]
+            transport = TLSTransport(ctx.loop, sock, context, partial(new_driver, ctx), self.config.ssl_handshake_timeout, self._handshake_done)  # type: ignore[arg-type]
             handshakes.add(transport)
             transport.start()
         except OSError as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
+            self._count_dropped()
 
     def _request_stop(self, force: bool) -> None:
         self._force = self._force or force
         if self._stop is not None:
             self._stop.set()
+
+
+def max_connections_low_water(cap: int | None) -> int:
+    """Where a thread at ``--limit-max-connections`` resumes accepting: 90 % of it (at least
+    one below it), so that a full thread does not stop and start again on every close."""
+    return 0 if cap is None else min(cap - 1, cap * 9 // 10)
+
+
+class CountedStats(WorkerStats):
+    """``WorkerStats`` that tell their thread of every closed connection (only with
+    ``--limit-max-connections``: nothing is paid without it)."""
+
+    __slots__ = ("_closed", "on_close")
+
+    def __init__(self, on_close: Callable[[], None]) -> None:
+        self.on_close: Callable[[], None] = _nothing
+        super().__init__()
+        self.on_close = on_close
+
+    @property  # type: ignore[override]
+    def closed(self) -> int:
+        return self._closed
+
+    @closed.setter
+    def closed(self, value: int) -> None:
+        self._closed = value
+        self.on_close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _peer(sock: socket.socket) -> Any:

@@ -31,6 +31,7 @@ from ..events import (
     EndOfMessage,
     Sentinel,
 )
+from ..default_headers import DefaultHeaders
 from ..limits import Limits
 from .common import TINY_CHUNKS, H1Request, comma_tokens, set_host, target_authority
 from .h11_guard import H11Guard
@@ -68,13 +69,13 @@ class H11Connection(ResponseWriter):
         "upgrade",
     )  # fmt: skip
 
-    def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
+    def __init__(self, limits: Limits, server_header: bytes | None = None, defaults: DefaultHeaders | None = None) -> None:
         # h11 bounds what it buffers while a head is incomplete: the largest head we allow.
         if limits.max_request_line is None or limits.max_header_bytes is None:
             head_limit = sys.maxsize
         else:
             head_limit = limits.max_request_line + limits.max_header_bytes + 4
-        super().__init__(server_header)
+        super().__init__(server_header, defaults)
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=head_limit)
         self._guard = H11Guard(limits)
         self._limits = limits

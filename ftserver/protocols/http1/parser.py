@@ -27,6 +27,7 @@ from ..events import (
     EndOfMessage,
     Sentinel,
 )
+from ..default_headers import DefaultHeaders
 from ..limits import Limits
 from .common import (
     CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TINY_CHUNKS, TOKEN, H1Request, comma_tokens, set_host,
@@ -132,8 +133,8 @@ class HTTP11Connection(ResponseWriter):
         "_max_body_size", "_max_chunk_overhead", "upgrade",
     )  # fmt: skip
 
-    def __init__(self, limits: Limits, server_header: bytes | None = None) -> None:
-        super().__init__(server_header)
+    def __init__(self, limits: Limits, server_header: bytes | None = None, defaults: DefaultHeaders | None = None) -> None:
+        super().__init__(server_header, defaults)
         # None means unlimited; a large int keeps the hot path free of None checks.
         self._max_request_line = _limit(limits.max_request_line)
         self._max_header_bytes = _limit(limits.max_header_bytes)

@@ -12,6 +12,7 @@ import re
 from http import HTTPStatus
 from typing import Final
 
+from ..default_headers import DefaultHeaders
 from ..errors import LocalProtocolError, ProtocolError
 from .common import FIELD_VALUE_RE, TOKEN, TOKEN_RE, comma_tokens
 
@@ -104,9 +105,10 @@ def _status_line_with_reason(status: int, reason: bytes) -> bytes:
 
 
 def render_error_response(
-    exc: ProtocolError, date: bytes | None, server_header: bytes | None
+    exc: ProtocolError, date: bytes | None, server_header: bytes | None, extra: bytes = b""
 ) -> bytes:
-    """A complete ``text/plain`` response naming the broken rule, with ``connection: close``."""
+    """A complete ``text/plain`` response naming the broken rule, with ``connection: close``
+    (``extra``: the ``--header`` field lines)."""
     body = f"{exc}\n".encode("utf-8", "replace")
     parts = [
         status_line(exc.status_code),
@@ -119,7 +121,7 @@ def render_error_response(
         parts += (b"date: ", date, b"\r\n")
     if server_header is not None:
         parts += (b"server: ", server_header, b"\r\n")
-    parts += (b"\r\n", body)
+    parts += (extra, b"\r\n", body)
     return b"".join(parts)
 
 
@@ -141,17 +143,22 @@ class ResponseWriter:
         "_framing",
         "_to_send",
         "_server_header",
+        "_defaults",
+        "_managed",
         "_tail_date",
         "_tail",
     )
 
-    def __init__(self, server_header: bytes | None) -> None:
+    def __init__(self, server_header: bytes | None, defaults: DefaultHeaders | None = None) -> None:
         if server_header is not None and not FIELD_VALUE_RE.fullmatch(server_header):
             raise ValueError(f"server header {server_header!r} is not a valid field value")
         self._server_header = server_header
-        # The date and server fields of the last head, joined (see _head).
+        # --header fields: their names join the fields _head looks out for.
+        self._defaults = defaults
+        self._managed = _MANAGED_RESPONSE_FIELDS | defaults.names if defaults else _MANAGED_RESPONSE_FIELDS
+        # The date, server and --header fields of the last head, joined (see _head).
         self._tail_date: bytes | None = None
-        self._tail = _date_and_server(None, server_header)
+        self._tail = _date_and_server(None, server_header, defaults)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -178,7 +185,8 @@ class ResponseWriter:
           another control character (RFC 9112 §4). ``None``: the standard phrase.
         - Every field name must be a token and no value may hold CR, LF or NUL
           (response splitting): ``LocalProtocolError`` otherwise, nothing emitted.
-        - ``date``/``server`` are added unless the application set them.
+        - ``date``/``server`` and the ``--header`` defaults are added unless the
+          application set fields of the same name.
         - Framing: the application's Content-Length (enforced by ``send_data``); else
           ``transfer-encoding: chunked`` for HTTP/1.1 (not added twice if the
           application set it); else, for HTTP/1.0, close-delimited. HEAD, 204 and 304
@@ -292,12 +300,13 @@ class ResponseWriter:
         parts = [_STATUS_LINES[status] if reason is None else _status_line_with_reason(status, reason)]
         content_length: bytes | None = None
         transfer_encoding_at = -1
-        close_requested = has_connection = has_date = has_server = False
+        close_requested = has_connection = has_date = has_server = has_default = False
+        managed = self._managed
         for name, value in headers:
             if _match_token(name) is None or _search_unsafe(value) is not None:
                 raise LocalProtocolError(_response_field_error(name, value))
             lowered = name.lower()
-            if lowered in _MANAGED_RESPONSE_FIELDS:
+            if lowered in managed:
                 if lowered == b"content-length":
                     if content_length is not None:
                         raise LocalProtocolError("more than one Content-Length")
@@ -313,8 +322,10 @@ class ResponseWriter:
                     close_requested = close_requested or b"close" in comma_tokens(value)
                 elif lowered == b"date":
                     has_date = True
-                else:
+                elif lowered == b"server":
                     has_server = True
+                else:  # a --header default the application set itself
+                    has_default = True
             parts += (name, b": ", value, b"\r\n")
 
         keep_alive = self._keep_alive and not close_requested
@@ -344,17 +355,20 @@ class ResponseWriter:
         if framing == _UNTIL_CLOSE:
             keep_alive = False
 
-        if not (has_date or has_server):
-            # The usual case: date and server in one piece, remade when the date changes.
+        if not (has_date or has_server or has_default):
+            # The usual case: date, server and --header fields in one piece, remade when
+            # the date changes.
             if date is not self._tail_date:
                 self._tail_date = date
-                self._tail = _date_and_server(date, self._server_header)
+                self._tail = _date_and_server(date, self._server_header, self._defaults)
             parts.append(self._tail)
         else:
             if date is not None and not has_date:
                 parts += (b"date: ", date, b"\r\n")
             if self._server_header is not None and not has_server:
                 parts += (b"server: ", self._server_header, b"\r\n")
+            if self._defaults is not None:
+                parts.append(self._defaults.lines_without(headers) if has_default else self._defaults.lines)
         if not keep_alive:
             if not close_requested:
                 parts.append(b"connection: close\r\n")
@@ -377,6 +391,8 @@ class ResponseWriter:
                 raise LocalProtocolError(_response_field_error(name, value))
             parts += (name, b": ", value, b"\r\n")
         parts.append(_date_and_server(date, self._server_header))
+        if self._defaults is not None:
+            parts.append(self._defaults.lines_without(headers))
         parts.append(b"\r\n")
         self._response_state = RESPONSE_SENT
         self._keep_alive = False
@@ -457,7 +473,8 @@ class ResponseWriter:
             raise LocalProtocolError("error_response() after a response was started")
         self._keep_alive = False
         self._response_state = RESPONSE_SENT
-        return render_error_response(exc, date, self._server_header)
+        defaults = self._defaults
+        return render_error_response(exc, date, self._server_header, defaults.lines if defaults else b"")
 
     # --- the end of a cycle ---------------------------------------------------------
 
@@ -479,10 +496,12 @@ class ResponseWriter:
         raise NotImplementedError
 
 
-def _date_and_server(date: bytes | None, server: bytes | None) -> bytes:
-    """The ``date`` and ``server`` field lines a response head gets (either may be absent)."""
+def _date_and_server(date: bytes | None, server: bytes | None, defaults: DefaultHeaders | None = None) -> bytes:
+    """The ``date``, ``server`` and ``--header`` field lines a response head gets (each may be absent)."""
     tail = b"" if date is None else b"date: " + date + b"\r\n"
-    return tail if server is None else tail + b"server: " + server + b"\r\n"
+    if server is not None:
+        tail += b"server: " + server + b"\r\n"
+    return tail if defaults is None else tail + defaults.lines
 
 
 _MANAGED_RESPONSE_FIELDS: Final = frozenset(

@@ -36,6 +36,7 @@ import hpack.hpack
 import hpack.table
 from hyperframe.frame import GoAwayFrame, HeadersFrame
 
+from ..default_headers import DefaultHeaders
 from ..errors import LocalProtocolError, ProtocolError
 from ..events import Request
 from ..http1.common import TOKEN_RE
@@ -194,10 +195,14 @@ class HTTP2Connection:
     (SETTINGS, ACKs, WINDOW_UPDATEs, resets, responses) waits in ``data_to_send()``.
     """
 
-    def __init__(self, settings: H2Settings, server_header: bytes | None = None, extended_connect: bool = False) -> None:
+    def __init__(
+        self, settings: H2Settings, server_header: bytes | None = None, defaults: DefaultHeaders | None = None,
+        extended_connect: bool = False,
+    ) -> None:
         self.settings = settings
         self.extended_connect = extended_connect  # SETTINGS_ENABLE_CONNECT_PROTOCOL=1 sent (RFC 8441 §3)
         self.server_header = server_header
+        self.defaults = defaults  # --header fields
         config = H2Configuration(
             client_side=False,
             header_encoding=None,
@@ -392,15 +397,16 @@ class HTTP2Connection:
     # -- sending ---------------------------------------------------------------------
 
     def response_fields(
-        self, status: int, headers: Any, date: bytes | None, content_length: int | None
+        self, status: int, headers: Any, date: bytes | None, content_length: int | None, trailers: bool = False
     ) -> list[tuple[bytes, bytes]]:
         """The response's field block: ``:status``, the app's fields (names lower-cased,
-        connection-specific ones dropped: RFC 9113 §8.2.2), ``server`` and ``date`` unless
-        the app gave them, and ``content-length`` when known and not given. Raises
-        ``LocalProtocolError`` for an invalid name or a value with CR, LF or NUL."""
+        connection-specific ones dropped: RFC 9113 §8.2.2), ``server``, ``date`` and the
+        ``--header`` fields unless the app gave fields of their names, and ``content-length``
+        when known and not given. Raises ``LocalProtocolError`` for an invalid name or a
+        value with CR, LF or NUL. ``trailers``: a trailer block, only the app's fields."""
         fields = [(b":status", _STATUS[status])]
         append = fields.append
-        server = self.server_header
+        server = None if trailers else self.server_header
         has_length = content_length is None
         for name, value in headers:
             if type(name) is not bytes or type(value) is not bytes:
@@ -423,6 +429,9 @@ class HTTP2Connection:
             append((b"date", date))
         if not has_length:
             append((b"content-length", str(content_length).encode()))
+        defaults = self.defaults
+        if defaults is not None and not trailers:
+            fields += defaults.fields_without([name for name, _ in fields])
         return fields
 
     def send_headers(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
