@@ -256,9 +256,15 @@ class ResponseWriter:
         match = _match_plain_lines(lines)
         if match is None or lines.count(b"\r\n") != len(headers):
             return None  # (a CR LF inside a name or value makes more lines than fields)
+        defaults = self._defaults
+        if defaults is not None:
+            names = defaults.names
+            for field in headers:
+                if field[0].lower() in names:
+                    return None  # the application's own field replaces a --header default
         if date is not self._tail_date:
             self._tail_date = date
-            self._tail = _date_and_server(date, self._server_header)
+            self._tail = _date_and_server(date, self._server_header, defaults)
         if self._is_head or status == 204 or status == 304:
             length = b""  # no body and nothing added (an application Content-Length as given)
             body = b""
