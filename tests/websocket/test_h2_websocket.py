@@ -125,6 +125,8 @@ def test_a_ping_flood_without_a_window_is_bounded(rec):
         finally:
             client.close()
 
+
+def test_permessage_deflate_is_negotiated(rec):
     with serve(make_app(rec)) as server:
         client = H2WebSocketClient(server.port)
         try:
