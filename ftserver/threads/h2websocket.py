@@ -28,16 +28,37 @@ logger = logging.getLogger("ftserver.error")
 #: (The connection's driver, ``threads.http2.HTTP2Driver``, which imports this module.)
 HTTP2Driver = Any
 
+#: Frames waiting for the client's window above which its own bytes are no longer given back
+#: to its window: the pongs of a ping flood from a client that opens no window stay bounded.
+#: (An application's sends wait for the window: they never queue more than a frame or two.)
+OUT_FRAMES_HIGH = 64
+
 
 class H2WebSocketStream(H2Stream):
     """The stream of an extended CONNECT. Until ``upgrade`` it answers like any stream (a
     denial is an ordinary response); after it, it is the WebSocket's transport."""
 
-    __slots__ = ("upgraded",)
+    __slots__ = ("upgraded", "withheld")
 
     def __init__(self, driver: HTTP2Driver, request: ExtendedConnect, started_at: float) -> None:
         super().__init__(driver, request, started_at)
         self.upgraded = False
+        self.withheld = 0  # bytes read but not given back to the client's window yet
+
+    def body_consumed(self, exchange: Exchange, nbytes: int) -> None:
+        if len(self.out) > OUT_FRAMES_HIGH:
+            self.unread -= nbytes
+            self.withheld += nbytes
+            return
+        super().body_consumed(exchange, nbytes)
+
+    def wake(self) -> None:
+        withheld = self.withheld
+        if withheld and len(self.out) <= OUT_FRAMES_HIGH and self.exchange is not None:
+            self.withheld = 0
+            self.unread += withheld
+            super().body_consumed(self.exchange, withheld)
+        super().wake()
 
     def upgrade(self, exchange: Exchange) -> H2WebSocketStream:
         """Accept: ``:status 200`` with ``exchange.headers`` (subprotocol, extensions, the

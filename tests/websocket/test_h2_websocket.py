@@ -12,7 +12,7 @@ import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame
-from wsproto.events import CloseConnection
+from wsproto.events import CloseConnection, Ping
 
 from ftserver.testing import serve
 from tests.websocket.apps import Recorder, make_app
@@ -101,6 +101,29 @@ def test_a_client_that_opens_no_window_holds_the_app(rec):
         finally:
             client.close()
         assert rec.wait_for(lambda: rec.events and rec.events[-1]["type"] != "websocket.connect")
+
+
+def test_a_ping_flood_without_a_window_is_bounded(rec):
+    """A client that sends pings and opens no window for the pongs: past a few dozen queued
+    pongs its own window is no longer given back, so it cannot make them pile up."""
+    with serve(make_app(rec)) as server:
+        client = H2WebSocketClient(server.port)
+        client.auto_ack = False
+        try:
+            stream_id, _, _ = client.connect("/hold")
+            ping = client.ws[stream_id].send(Ping(payload=b"p" * 125))
+            sent = 0
+            while sent < 2_000_000:
+                if client.conn.local_flow_control_window(stream_id) < len(ping):
+                    client.until(lambda: client.conn.local_flow_control_window(stream_id) >= len(ping), limit=1.0)
+                    if client.conn.local_flow_control_window(stream_id) < len(ping):
+                        break
+                client.conn.send_data(stream_id, ping)
+                client.flush()
+                sent += len(ping)
+            assert sent < 200_000  # (the window, 64 KiB, and what the pongs that fit it cost)
+        finally:
+            client.close()
 
 
 def test_permessage_deflate_is_negotiated(rec):
