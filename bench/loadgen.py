@@ -77,7 +77,9 @@ def run_wrk(spec: LoadSpec) -> LoadResult:
             argv += ["-s", str(_wrk_script(spec, Path(folder)))]
         argv.append(spec.url)
         try:
-            done = subprocess.run(_pinned(argv, spec.cpus), check=False, capture_output=True, text=True, timeout=spec.duration_s + 30)
+            done = subprocess.run(
+                _pinned(argv, spec.cpus), check=False, capture_output=True, text=True, timeout=spec.duration_s + 30
+            )
         except subprocess.TimeoutExpired as exc:
             raise LoadError("wrk did not finish in time") from exc
     total, rate = _WRK_TOTAL.search(done.stdout), _WRK_RATE.search(done.stdout)

@@ -201,7 +201,9 @@ def describe_load(settings: Settings) -> str:
     return "; ".join(parts)
 
 
-def start(ready: Ready, scenario: Scenario, workers: int, cpus: str | None, log_name: str) -> tuple[procs.ServerProcess, Launch]:
+def start(
+    ready: Ready, scenario: Scenario, workers: int, cpus: str | None, log_name: str
+) -> tuple[procs.ServerProcess, Launch]:
     """Start a server for ``scenario`` on a fresh port (pinned to ``cpus`` via taskset when given)."""
     launch = Launch(
         scenario.app, scenario.interface, HOST, procs.free_port(HOST), workers, scenario.access_log,

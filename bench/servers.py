@@ -160,7 +160,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name=REFERENCE,
         python="ft",
-        requirements=("-e", str(REPO)),
+        requirements=("-e", str(REPO), *APP_REQUIREMENTS),  # the frameworks: without a project venv
         executable="ftserve",
         arguments=_ftserve,
         interfaces=frozenset({"asgi", "wsgi", "rsgi"}),
@@ -224,7 +224,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="ftserve-metrics",  # ftserve with --metrics: its overhead on hello
         python="ft",
-        requirements=("-e", str(REPO)),
+        requirements=("-e", str(REPO), *APP_REQUIREMENTS),  # the frameworks: without a project venv
         executable="ftserve",
         arguments=_ftserve_metrics,
         interfaces=frozenset({"asgi"}),
@@ -233,6 +233,7 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         unit="thread",
         project_venv=REPO / ".venv" / "ft",
         scenarios=frozenset({"hello"}),
+        venv="ftserve",
     ),
 )
 
@@ -240,7 +241,7 @@ GIL_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="ftserve-gil",
         python="gil",
-        requirements=("-e", str(REPO)),
+        requirements=("-e", str(REPO), *APP_REQUIREMENTS),  # the frameworks: without a project venv
         executable="ftserve",
         arguments=_ftserve,
         interfaces=frozenset({"asgi", "wsgi", "rsgi"}),
@@ -293,7 +294,7 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name="ftserve-h11",  # the strict mode: h11 parses requests (compare with uvicorn, also h11)
         python="ft",
-        requirements=("-e", str(REPO)),
+        requirements=("-e", str(REPO), *APP_REQUIREMENTS),  # the frameworks: without a project venv
         executable="ftserve",
         arguments=_ftserve_h11,
         interfaces=frozenset({"asgi"}),
@@ -301,6 +302,7 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         modules=("ftserver.cli", "h11"),
         unit="thread",
         project_venv=REPO / ".venv" / "ft",
+        venv="ftserve",
     ),
     *(
         ServerSpec(
