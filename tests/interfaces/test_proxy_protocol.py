@@ -301,13 +301,22 @@ def test_config_errors():
     assert Config(app="a:b", proxy_protocol="auto", proxy_protocol_allow_ips="unix,10.0.0.0/8,*").proxy_protocol == "auto"
 
 
-def test_the_reason_is_logged_at_debug(capfd):
+def test_the_reason_is_logged_at_debug():
+    import logging
+
+    records: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("ftserver.error")
     with serve(scope_json, proxy_protocol="v1", log_level="debug") as running:
-        assert exchange(running.port, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n" + REQUEST) == b""
-        text = ""
-        deadline = time.monotonic() + 5
-        while "DEBUG: closing" not in text and time.monotonic() < deadline:
-            time.sleep(0.02)
-            text += capfd.readouterr().err
-    assert "DEBUG: closing the connection from ('127.0.0.1', " in text
-    assert "): PROXY protocol v1: a port must be a number 0..65535, got b'99999'" in text
+        logger.addHandler(handler)
+        try:
+            assert exchange(running.port, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n" + REQUEST) == b""
+            deadline = time.monotonic() + 5
+            while not records and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            logger.removeHandler(handler)
+    message = next(line for line in records if line.startswith("closing the connection"))
+    assert message.startswith("closing the connection from ('127.0.0.1', ")
+    assert message.endswith("): PROXY protocol v1: a port must be a number 0..65535, got b'99999'")

@@ -36,6 +36,7 @@ def test_v1_tcp4_tcp6_unknown():
     assert header.client == ("203.0.113.7", 56324) and header.server == ("192.0.2.1", 443)
     header = read_header(b"PROXY TCP6 2001:db8::1 ::1 1 65535\r\n", "auto")
     assert header.client == ("2001:db8::1", 1) and header.server == ("::1", 65535)
+    assert read_header(b"PROXY TCP6 2001:DB8:0::1 ::1 1 2\r\n", "v1").client == ("2001:db8::1", 1)  # canonical text
     header = read_header(b"PROXY UNKNOWN ffff::1 ::1 1 2\r\nrest", "v1")
     assert header.client is None and header.length == len(b"PROXY UNKNOWN ffff::1 ::1 1 2\r\n")
     assert read_header(b"PROXY UNKNOWN\r\n", "v1").client is None
@@ -89,6 +90,7 @@ def test_auto_mode_without_a_header():
         (b"PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", "v1", "2 addresses and 2 ports"),
         (b"PROXY TCP4 ::1 5.6.7.8 1 2\r\n", "v1", "not TCP4"),
         (b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n", "v1", "not TCP6"),
+        (b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n", "v1", "not TCP4"),  # (leading zeros: octal to some parsers)
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n", "v1", "0..65535"),
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 -1 2\r\n", "v1", "0..65535"),
         (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", "v1", None),
