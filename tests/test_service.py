@@ -345,6 +345,14 @@ def test_sigint_does_not_drain(started: list[Served]) -> None:
     assert "draining" not in served.output
 
 
+def test_no_drain_delay_under_the_reloader() -> None:
+    """--reload restarts its server process on each change: that does not wait for the delay."""
+    from ftserver.reloader import server_command
+
+    command = server_command(Config(app="a:b", reload=True, drain_delay=5, timeout_keep_alive=7))
+    assert "--timeout-keep-alive" in command and "--drain-delay" not in command
+
+
 def test_drain_delay_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="drain_delay"):
         Config(app="a:b", drain_delay=-1)
