@@ -31,11 +31,12 @@ logger = logging.getLogger("ftserver.error")
 DEFAULT_INCLUDES = ("*.py",)
 DEFAULT_EXCLUDES = (".*", "*.py[cod]", "__pycache__", ".venv*", "venv", "site-packages", "node_modules", "*~")
 
-# Options that belong to the reloader, or that the child replaces with --fd; a restart on a
-# change does not wait for a --drain-delay.
-PARENT_ONLY_OPTIONS = frozenset({"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "host", "port", "uds", "fd", "drain_delay"})
+# Options that belong to the reloader, or that the child replaces with --fd.
+PARENT_ONLY_OPTIONS = frozenset({"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "host", "port", "uds", "fd"})
 #: Options the child gets in its environment, not on its command line (which any user can read).
 SECRET_OPTIONS = ("ssl_keyfile_password",)
+#: --drain-delay stays with the reloader too: a restart on a change does not wait for it.
+PARENT_ONLY_OPTIONS |= {"drain_delay"}
 
 Snapshot = dict[str, tuple[int, int]]
 
