@@ -35,6 +35,8 @@ DEFAULT_EXCLUDES = (".*", "*.py[cod]", "__pycache__", ".venv*", "venv", "site-pa
 PARENT_ONLY_OPTIONS = frozenset({"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "host", "port", "uds", "uds_permissions", "fd"})
 #: Options the child gets in its environment, not on its command line (which any user can read).
 SECRET_OPTIONS = ("ssl_keyfile_password",)
+#: --drain-delay stays with the reloader too: a restart on a change does not wait for it.
+PARENT_ONLY_OPTIONS |= {"drain_delay"}
 
 Snapshot = dict[str, tuple[int, int]]
 

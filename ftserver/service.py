@@ -2,9 +2,9 @@
 socket activation (``activated_socket``) and the ``--drain-delay`` before a graceful
 stop (``Lifecycle``). ``docs/deployment.md`` shows them at work.
 
-Both are read from the environment once, by the process systemd started (the supervisor,
-or a ``--no-supervisor`` server), and the variables are removed, so that the worker
-processes and whatever the app starts neither notify nor take the activated sockets.
+systemd's variables are read once, by the process systemd started (the supervisor, or a
+``--no-supervisor`` server), and removed, so that the worker processes and whatever the
+app starts neither notify nor take the activated sockets.
 """
 
 from __future__ import annotations
