@@ -54,10 +54,14 @@ class ConcurrencyLimit(AdapterWrapper):
 
     def __init__(self, inner: InterfaceAdapter, host: AppHost, limit: int, in_flight: InFlight, slot: int) -> None:
         super().__init__(inner, host)
-        self.limit = limit
+        # A copy made by this thread: every thread comparing with the config's own int object
+        # would write its reference count on every request (3.13t: shared, atomic).
+        self.limit = int(str(limit))
         self.mine, self.every = in_flight.views(slot)
+        self.alone = in_flight.slots == 1  # one worker thread: its own count is the total
         self.active: set[Any] = set()  # this thread's exchanges in progress
         self.metrics = getattr(host, "metrics", None)
+        self.body = bytes(bytearray(_BODY))  # (this thread's own, as every object of the answer)
         self.headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(_BODY)),
@@ -67,8 +71,9 @@ class ConcurrencyLimit(AdapterWrapper):
     def start(self, exchange: Any) -> None:
         active = self.active
         active.add(exchange)
-        self.mine[0] = len(active)
-        if sum(self.every) <= self.limit:
+        count = len(active)
+        self.mine[0] = count
+        if (count if self.alone else sum(self.every)) <= self.limit:
             self.inner.start(exchange)
             return
         active.discard(exchange)
@@ -91,8 +96,8 @@ class ConcurrencyLimit(AdapterWrapper):
         if exchange.reason is not None:
             exchange.reason = None
         exchange.started = exchange.body_sent = exchange.complete = True
-        exchange.response_bytes = len(_BODY)
+        exchange.response_bytes = len(self.body)
         stream = exchange.stream
-        stream.send_body(exchange, _BODY, False)
+        stream.send_body(exchange, self.body, False)
         stream.response_complete(exchange)
         stream.app_finished(exchange, None)
