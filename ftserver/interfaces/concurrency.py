@@ -14,6 +14,8 @@ is written only by that thread: nothing is locked and nothing shared is written 
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.stream import AdapterWrapper
@@ -21,8 +23,12 @@ from ftserver.interfaces.stream import AdapterWrapper
 if TYPE_CHECKING:
     from ftserver.interfaces.stream import AppHost, Exchange, InterfaceAdapter
 
+logger = logging.getLogger("ftserver.error")
+
 #: ``Retry-After`` of a refused request, in seconds.
 RETRY_AFTER = 1
+#: A worker thread logs its refusals at most this often (seconds).
+WARN_EVERY = 10.0
 _BODY = b"Service Unavailable"
 #: Slots one cache line apart (8 x 8 bytes), so that threads do not write the same line.
 STRIDE = 8
@@ -60,6 +66,8 @@ class ConcurrencyLimit(AdapterWrapper):
         self.mine, self.every = in_flight.views(slot)
         self.alone = in_flight.slots == 1  # one worker thread: its own count is the total
         self.active: set[Any] = set()  # this thread's exchanges in progress
+        self.refused = 0  # since the last warning
+        self.warned_at = -WARN_EVERY
         self.metrics = getattr(host, "metrics", None)
         self.body = bytes(bytearray(_BODY))  # (this thread's own, as every object of the answer)
         self.headers = [
@@ -80,6 +88,14 @@ class ConcurrencyLimit(AdapterWrapper):
         self.mine[0] = len(active)
         if self.metrics is not None:
             self.metrics.refused()
+        self.refused += 1
+        now = time.monotonic()
+        if now - self.warned_at >= WARN_EVERY:
+            logger.warning(
+                "Exceeded --limit-concurrency %d: %d request(s) answered 503 (logged at most every %g s per worker thread)",
+                self.limit, self.refused, WARN_EVERY,
+            )
+            self.warned_at, self.refused = now, 0
         self.refuse(exchange)
 
     def done(self, exchange: Exchange) -> None:
