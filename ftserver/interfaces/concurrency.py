@@ -60,6 +60,9 @@ class ConcurrencyLimit(AdapterWrapper):
 
     def __init__(self, inner: InterfaceAdapter, host: AppHost, limit: int, in_flight: InFlight, slot: int) -> None:
         super().__init__(inner, host)
+        self.open = inner.open  # type: ignore[method-assign]  # (the drivers call the inner one directly)
+        self.open_websocket = inner.open_websocket  # type: ignore[method-assign]
+        self.inner_start = inner.start
         # A copy made by this thread: every thread comparing with the config's own int object
         # would write its reference count on every request (3.13t: shared, atomic).
         self.limit = int(str(limit))
@@ -82,7 +85,7 @@ class ConcurrencyLimit(AdapterWrapper):
         count = len(active)
         self.mine[0] = count
         if (count if self.alone else sum(self.every)) <= self.limit:
-            self.inner.start(exchange)
+            self.inner_start(exchange)
             return
         active.discard(exchange)
         self.mine[0] = len(active)
