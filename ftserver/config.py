@@ -181,7 +181,7 @@ class Config:
     limit_request_headers: int = 65536
     limit_request_fields: int = 100
     limit_request_body: int | None = None
-    #: ``--header``: "name:value" strings or (name, value) pairs; (name, value) pairs after validation.
+    #: ``--header``: "name:value" strings or (name, value) pairs; "name: value" after validation.
     headers: tuple[Any, ...] = ()
     limit_concurrency: int | None = None
     limit_max_connections: int | None = None
@@ -325,7 +325,8 @@ class Config:
             raise ConfigError(f"headers: {exc}") from None
         if sum(name == "server" for name, _ in headers) > 1:
             raise ConfigError("headers: 'server' is given more than once")
-        object.__setattr__(self, "headers", headers)  # frozen: normalise once, here
+        # frozen: normalise once, here, to "name: value" (the option's own form: --reload passes it on)
+        object.__setattr__(self, "headers", tuple(f"{name}: {value}" for name, value in headers))
         for name in ("limit_concurrency", "limit_max_connections"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 1):

@@ -486,6 +486,7 @@ def test_server_command_round_trips_through_the_cli(tmp_path):
         backlog=10, lifespan="off", log_level="debug", access_log=True, root_path="/api", timeout_graceful_shutdown=2.5,
         timeout_keep_alive=7.0, factory=True, app_dir=str(tmp_path), server_header=False, date_header=False,
         limit_request_line=100, limit_request_headers=2000, limit_request_fields=7, limit_request_body=1000,
+        headers=("X-A:  1, 2 ", ("Server", "edge")), limit_concurrency=5, limit_max_connections=9,
         reload=True, reload_dirs=(str(tmp_path),), reload_includes=("*.html",), reload_excludes=("x*",), reload_delay=0.5,
     )
     command = server_command(config)

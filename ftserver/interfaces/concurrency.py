@@ -14,6 +14,8 @@ is written only by that thread: nothing is locked and nothing shared is written 
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ftserver.interfaces.stream import AdapterWrapper
@@ -21,8 +23,12 @@ from ftserver.interfaces.stream import AdapterWrapper
 if TYPE_CHECKING:
     from ftserver.interfaces.stream import AppHost, Exchange, InterfaceAdapter
 
+logger = logging.getLogger("ftserver.error")
+
 #: ``Retry-After`` of a refused request, in seconds.
 RETRY_AFTER = 1
+#: A worker thread logs its refusals at most this often (seconds).
+WARN_EVERY = 10.0
 _BODY = b"Service Unavailable"
 #: Slots one cache line apart (8 x 8 bytes), so that threads do not write the same line.
 STRIDE = 8
@@ -54,10 +60,19 @@ class ConcurrencyLimit(AdapterWrapper):
 
     def __init__(self, inner: InterfaceAdapter, host: AppHost, limit: int, in_flight: InFlight, slot: int) -> None:
         super().__init__(inner, host)
-        self.limit = limit
+        self.open = inner.open  # type: ignore[method-assign]  # (the drivers call the inner one directly)
+        self.open_websocket = inner.open_websocket  # type: ignore[method-assign]
+        self.inner_start = inner.start
+        # A copy made by this thread: every thread comparing with the config's own int object
+        # would write its reference count on every request (3.13t: shared, atomic).
+        self.limit = int(str(limit))
         self.mine, self.every = in_flight.views(slot)
+        self.alone = in_flight.slots == 1  # one worker thread: its own count is the total
         self.active: set[Any] = set()  # this thread's exchanges in progress
+        self.refused = 0  # since the last warning
+        self.warned_at = -WARN_EVERY
         self.metrics = getattr(host, "metrics", None)
+        self.body = bytes(bytearray(_BODY))  # (this thread's own, as every object of the answer)
         self.headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(_BODY)),
@@ -67,14 +82,23 @@ class ConcurrencyLimit(AdapterWrapper):
     def start(self, exchange: Any) -> None:
         active = self.active
         active.add(exchange)
-        self.mine[0] = len(active)
-        if sum(self.every) <= self.limit:
-            self.inner.start(exchange)
+        count = len(active)
+        self.mine[0] = count
+        if (count if self.alone else sum(self.every)) <= self.limit:
+            self.inner_start(exchange)
             return
         active.discard(exchange)
         self.mine[0] = len(active)
         if self.metrics is not None:
             self.metrics.refused()
+        self.refused += 1
+        now = time.monotonic()
+        if now - self.warned_at >= WARN_EVERY:
+            logger.warning(
+                "Exceeded --limit-concurrency %d: %d request(s) answered 503 (logged at most every %g s per worker thread)",
+                self.limit, self.refused, WARN_EVERY,
+            )
+            self.warned_at, self.refused = now, 0
         self.refuse(exchange)
 
     def done(self, exchange: Exchange) -> None:
@@ -91,8 +115,8 @@ class ConcurrencyLimit(AdapterWrapper):
         if exchange.reason is not None:
             exchange.reason = None
         exchange.started = exchange.body_sent = exchange.complete = True
-        exchange.response_bytes = len(_BODY)
+        exchange.response_bytes = len(self.body)
         stream = exchange.stream
-        stream.send_body(exchange, _BODY, False)
+        stream.send_body(exchange, self.body, False)
         stream.response_complete(exchange)
         stream.app_finished(exchange, None)

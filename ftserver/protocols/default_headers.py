@@ -73,13 +73,13 @@ class DefaultHeaders:
         return [field for field in self.fields if field[0] not in own]
 
 
-def response_defaults(headers: Iterable[tuple[str, str]], server_header: bool) -> tuple[bytes | None, DefaultHeaders | None]:
-    """The ``server`` value and the ``DefaultHeaders`` of a worker thread, from the validated
-    ``--header`` pairs and ``--server-header``: a ``--header server:...`` replaces
+def response_defaults(headers: Iterable[str | tuple[str, str]], server_header: bool) -> tuple[bytes | None, DefaultHeaders | None]:
+    """The ``server`` value and the ``DefaultHeaders`` of a worker thread, from the
+    ``--header`` fields and ``--server-header``: a ``--header server:...`` replaces
     ``ftserver`` (and is sent even with ``--no-server-header``, as Uvicorn does)."""
     server: str | None = "ftserver" if server_header else None
     others = []
-    for name, value in headers:
+    for name, value in map(parse_header, headers):
         if name == "server":
             server = value
         else:

@@ -73,6 +73,7 @@ def test_the_request_over_the_limit_gets_503_and_is_counted(ftserve, tmp_path, l
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["retry-after"] == "1"
     assert started(tmp_path) == 2  # the app never saw the refused ones
+    served.wait_log(r"WARNING: Exceeded --limit-concurrency 2: 1 request\(s\) answered 503")
     (tmp_path / "open").touch()
     for thread in threads:
         thread.join(40)
