@@ -9,13 +9,16 @@ and asyncio's selector/transport layer, so the figure is the server's own Python
     python bench/inloop.py                       # µs per request for each app
     python bench/inloop.py --app hello --profile # pyinstrument profile of one app
     python bench/inloop.py --http1 h11
+    python bench/inloop.py --app hello --metrics # with --metrics on
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ftserver.config import Config  # noqa: E402
+from ftserver.metrics import DIR_ENV  # noqa: E402
 from ftserver.threads.host import WorkerHost, WorkerStats  # noqa: E402
 from ftserver.threads.worker import new_driver  # noqa: E402
 
@@ -81,7 +85,7 @@ class FakeTransport(asyncio.Transport):
         return False
 
 
-def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1) -> tuple[float, float]:
+def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1, metrics: bool = False) -> tuple[float, float]:
     """µs per request (wall clock, and CPU time of the thread), the mean over ``parallel``
     threads each running its own loop (with 2 or more, a figure above the 1-thread one is
     contention between threads). The CPU figure does not count time the thread spent
@@ -94,7 +98,7 @@ def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1) -> 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         interface = "rsgi" if hasattr(APPS[app_name], "__rsgi__") else "asgi"
-        config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface=interface)
+        config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface=interface, metrics=metrics)
         ctx = WorkerHost(loop, APPS[app_name], config, WorkerStats())
         protocol = new_driver(ctx)
         transport = FakeTransport()
@@ -152,9 +156,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile (install pyinstrument)")
     parser.add_argument("--parallel", type=int, default=1, help="threads running the same loop side by side")
+    parser.add_argument("--metrics", action="store_true", help="with --metrics on")
     args = parser.parse_args()
+    if args.metrics:
+        os.environ[DIR_ENV] = tempfile.mkdtemp(prefix="inloop-metrics-")
     for name in args.app or sorted(APPS):
-        runs = [run(name, args.http1, args.n, args.profile, args.parallel) for _ in range(1 if args.profile else args.repeat)]
+        runs = [
+            run(name, args.http1, args.n, args.profile, args.parallel, args.metrics)
+            for _ in range(1 if args.profile else args.repeat)
+        ]
         times = [wall for wall, _ in runs]
         cpus = [cpu for _, cpu in runs]
         print(

@@ -10,6 +10,7 @@ non-main thread.
     python bench/opcount.py                 # per function, hello app
     python bench/opcount.py --app stream --lines --top 60
     python bench/opcount.py --shared        # loads of objects all worker threads share
+    python bench/opcount.py --metrics       # with --metrics on (its cost: the difference)
 
 ``--shared`` counts, per request, the loads that take a reference to an object every worker
 thread touches: a mortal object that existed before the worker thread started (made at import
@@ -27,7 +28,9 @@ import collections
 import dis
 import gc
 import inspect
+import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inloop  # noqa: E402
 
 from ftserver.config import Config  # noqa: E402
+from ftserver.metrics import DIR_ENV  # noqa: E402
 from ftserver.threads.host import WorkerHost, WorkerStats  # noqa: E402
 from ftserver.threads.worker import new_driver  # noqa: E402
 
@@ -80,7 +84,7 @@ def _loaded(frame: FrameType, opname: str, argval: Any, local: str | None) -> An
     return _MISSING if callable(value) or isinstance(value, (property, staticmethod, classmethod)) else value
 
 
-def count(app_name: str, n: int, by_line: bool, shared: bool = False) -> collections.Counter[str]:
+def count(app_name: str, n: int, by_line: bool, shared: bool = False, metrics: bool = False) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     loads: dict[Any, dict[int, tuple[str, Any, str | None]]] = {}
     before: set[int] = set()
@@ -111,7 +115,8 @@ def count(app_name: str, n: int, by_line: bool, shared: bool = False) -> collect
         asyncio.set_event_loop(loop)
         app = inloop.APPS[app_name]
         interface = "rsgi" if hasattr(app, "__rsgi__") else "asgi"
-        ctx = WorkerHost(loop, app, Config(app=app, lifespan="off", interface=interface), WorkerStats())
+        config = Config(app=app, lifespan="off", interface=interface, metrics=metrics)
+        ctx = WorkerHost(loop, app, config, WorkerStats())
         protocol = new_driver(ctx)
         protocol.connection_made(inloop.FakeTransport())  # type: ignore[arg-type]
 
@@ -148,9 +153,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--lines", action="store_true", help="count by source line, not by function")
     parser.add_argument("--shared", action="store_true", help="count loads of objects all threads share")
+    parser.add_argument("--metrics", action="store_true", help="with --metrics on")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
-    counts = count(args.app, args.n, args.lines, args.shared)
+    if args.metrics:
+        os.environ[DIR_ENV] = tempfile.mkdtemp(prefix="opcount-metrics-")
+    counts = count(args.app, args.n, args.lines, args.shared, args.metrics)
     what = "loads of shared objects" if args.shared else "bytecodes"
     print(f"{args.app}: {sum(counts.values()) / args.n:.0f} {what} per request")
     for where, total in counts.most_common(args.top):

@@ -16,11 +16,14 @@ import os
 import struct
 import tempfile
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ftserver.interfaces.stream import Exchange
     from ftserver.protocols.events import Request
 
 logger = logging.getLogger("ftserver.error")
@@ -49,7 +52,13 @@ _DOUBLE = struct.calcsize("d")
 
 
 class ThreadMetrics:
-    """The counters of one worker thread, written by that thread only."""
+    """The counters of one worker thread, written by that thread only.
+
+    A response costs four items added to ``done`` (``report``); the once-a-second ``tick``
+    folds them into the counters with C-level passes over slices of ``done`` before
+    publishing, so the counts and buckets stay exact. (Flat, not a tuple per response: no
+    container stays alive for the garbage collector to walk.)
+    """
 
     def __init__(self, board: MetricsBoard, slot: int) -> None:
         self.view = board.slot(slot)
@@ -60,16 +69,50 @@ class ThreadMetrics:
         self.buckets = tuple(BUCKETS)
         self.expected = 0.0
         self.values[_ALIVE] = 1.0
+        #: HTTP version, status, body bytes and seconds of each response since the last fold.
+        self.done: list[str | int | float] = []
+        self.extend = self.done.extend
+
+    def report(self, exchange: Exchange, client: object, started_at: float) -> None:
+        """One complete response (``WorkerHost.report_response`` has this signature, and
+        is this method when there is no access log to write)."""
+        self.extend((exchange.request.http_version, exchange.status, exchange.response_bytes, perf_counter() - started_at))
 
     def observe(self, request: Request, status: int, nbytes: int, duration: float) -> None:
-        """One complete response."""
+        """One complete response, told field by field."""
+        self.extend((request.http_version, status, nbytes, duration))
+
+    def fold(self) -> None:
+        """Count the responses ``report`` and ``observe`` noted."""
+        done = self.done
+        if not done:
+            return
+        versions, statuses, durations = done[0::4], done[1::4], done[3::4]
         values = self.values
-        first = self.index.get(request.http_version, _REQUESTS + len(CLASSES))  # 1.1 if unknown
-        klass = status // 100 - 1
-        values[first + (klass if 0 <= klass < 5 else 4)] += 1
-        values[_BUCKETS + bisect_left(self.buckets, duration)] += 1
-        values[_SUM] += duration
-        values[_BYTES_OUT] += nbytes
+        values[_BYTES_OUT] += sum(done[2::4])
+        done.clear()
+        count = len(versions)
+        if versions.count(versions[0]) == count:  # the usual batch: one version
+            tally = {(versions[0], status): n for status, n in _tally(statuses).items()}
+        else:
+            tally = Counter(zip(versions, statuses))
+        index = self.index
+        for (version, status), n in tally.items():
+            klass = status // 100 - 1  # type: ignore[operator]
+            first = index.get(version, _REQUESTS + len(CLASSES))  # 1.1 if unknown
+            values[first + (klass if 0 <= klass < 5 else 4)] += n
+        values[_SUM] += sum(durations)  # type: ignore[arg-type]
+        buckets = self.buckets
+        if max(durations) <= buckets[0]:  # type: ignore[type-var]
+            values[_BUCKETS] += count  # the usual batch: all in the first bucket, no sort
+            return
+        durations.sort()  # type: ignore[call-arg]
+        below = 0
+        for at, bound in enumerate(buckets, _BUCKETS):
+            upto = bisect_right(durations, bound)  # type: ignore[arg-type]  # (upper bounds: le)
+            values[at] += upto - below
+            below = upto
+        values[_BUCKETS + len(buckets)] += count - below
 
     def server_response(self, status: int) -> None:
         """A response the server made to bytes that were no request (400, 408...)."""
@@ -92,6 +135,7 @@ class ThreadMetrics:
         values[_OPENED] = opened
         values[_CLOSED] = closed
         values[_OPEN] = opened - closed
+        self.fold()
         self.publish()
 
     def publish(self) -> None:
@@ -100,6 +144,7 @@ class ThreadMetrics:
             view[index] = value
 
     def stop(self) -> None:
+        self.fold()
         self.values[_ALIVE] = 0.0
         self.values[_OPEN] = 0.0
         self.values[_LAG] = 0.0
@@ -124,6 +169,14 @@ class MetricsBoard:
         if not 0 <= index < self.slots:
             raise IndexError(f"metrics slot {index} of {self.slots}")
         return memoryview(self.memory)[index * SLOT_SIZE * _DOUBLE : (index + 1) * SLOT_SIZE * _DOUBLE].cast("d")
+
+
+def _tally(items: list[Any]) -> dict[Any, int]:
+    """How many times each item occurs: one C-level pass when they are all the same."""
+    first = items[0]
+    if items.count(first) == len(items):
+        return {first: len(items)}
+    return Counter(items)
 
 
 _boards: dict[int, MetricsBoard] = {}

@@ -108,6 +108,8 @@ class WorkerHost:
             self.adapter = self.concurrency = ConcurrencyLimit(self.adapter, self, config.limit_concurrency, in_flight, index)
         #: Something to do with each complete response (the access log, metrics, --limit-concurrency).
         self.report = self.access_log or self.metrics is not None or self.concurrency is not None
+        if self.metrics is not None and not self.access_log and self.concurrency is None:
+            self.report_response = self.metrics.report  # (the same call, one frame less)
         self.access_logger = access_logger
         # Set once the app is imported (its logging configuration may have changed ours).
         self.access_format = AccessFormat(config.access_log_format) if config.access_log_format else None
@@ -161,7 +163,7 @@ class WorkerHost:
         if self.access_log:
             self.log_access(exchange, client, started_at)
         if self.metrics is not None:
-            self.metrics.observe(exchange.request, exchange.status, exchange.response_bytes, time.perf_counter() - started_at)
+            self.metrics.report(exchange, client, started_at)
 
     def report_error(
         self, client: tuple[str, int] | None, request: Request | None, status: int, nbytes: int, started_at: float

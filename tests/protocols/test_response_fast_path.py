@@ -27,20 +27,31 @@ DATE = b"Tue, 24 Nov 2026 10:00:00 GMT"
 
 def generic_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Turn the one-piece path off: every response goes field by field."""
-    monkeypatch.setattr(ResponseWriter, "_plain_head", lambda self, *args: None)
+    monkeypatch.setattr(ResponseWriter, "send_complete", ResponseWriter.complete_by_fields)
 
 
-def ready(request: bytes) -> HTTP11Connection:
-    conn = HTTP11Connection(Limits(), b"ftserver")
+class Connection(HTTP11Connection):
+    """Notes whether ``send_complete`` declined to the field-by-field path."""
+
+    __slots__ = ("declined",)
+
+    def complete_by_fields(self, *args: Any) -> bytes:
+        self.declined = True
+        return super().complete_by_fields(*args)
+
+
+def ready(request: bytes) -> Connection:
+    conn = Connection(Limits(), b"ftserver")
+    conn.declined = False
     conn.receive_data(request)
     conn.next_event()  # the request
     conn.next_event()  # its end
     return conn
 
 
-def outcome(conn: HTTP11Connection, status: int, headers: Any, body: bytes) -> tuple[Any, ...]:
+def outcome(conn: HTTP11Connection, send: Any, status: int, headers: Any, body: bytes) -> tuple[Any, ...]:
     try:
-        data: Any = conn.send_complete(status, headers, DATE, body)
+        data: Any = send(conn, status, headers, DATE, body)
     except (LocalProtocolError, TypeError, ValueError, AttributeError) as exc:
         data = (type(exc), str(exc))
     return data, conn.keep_alive, conn.response_started
@@ -49,16 +60,9 @@ def outcome(conn: HTTP11Connection, status: int, headers: Any, body: bytes) -> t
 def both(request: bytes, status: int, headers: Any, body: bytes) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
     """(one-piece outcome, field-by-field outcome, whether the one-piece path answered)."""
     fast = ready(request)
-    taken = fast._plain_head(status, list(headers), DATE, body) is not None
-    fast = ready(request)
-    generic = ready(request)
-    plain = ResponseWriter._plain_head
-    try:
-        ResponseWriter._plain_head = lambda self, *args: None  # type: ignore[method-assign]
-        expected = outcome(generic, status, headers, body)
-    finally:
-        ResponseWriter._plain_head = plain  # type: ignore[method-assign]
-    return outcome(fast, status, headers, body), expected, taken
+    one_piece = outcome(fast, ResponseWriter.send_complete, status, headers, body)
+    field_by_field = outcome(ready(request), ResponseWriter.complete_by_fields, status, headers, body)
+    return one_piece, field_by_field, not fast.declined
 
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -74,7 +78,8 @@ REQUESTS = [
 
 def test_hello_is_one_piece() -> None:
     conn = ready(GET)
-    data = conn._plain_head(200, [(b"content-type", b"text/plain")], DATE, b"Hello, world!")
+    data = conn.send_complete(200, [(b"content-type", b"text/plain")], DATE, b"Hello, world!")
+    assert not conn.declined
     assert data == (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n"
         b"date: " + DATE + b"\r\nserver: ftserver\r\n\r\nHello, world!"

@@ -53,7 +53,7 @@ _search_unsafe: Final = _UNSAFE_VALUE_RE.search
 _match_reason_phrase: Final = FIELD_VALUE_RE.fullmatch
 
 # The application's fields rendered as ``name: value\r\n`` lines, checked at once (see
-# ResponseWriter._plain_head): a token name that is none of the fields the writer manages,
+# ResponseWriter.send_complete): a token name that is none of the fields the writer manages,
 # a value without CR, LF, NUL or ": " (so the first ": " of a line is the separator, and
 # the line is the field, whatever the name held), at most one ``content-length`` of digits
 # (captured). Anything else declines to the field-by-field path, which has the errors.
@@ -62,6 +62,8 @@ _PLAIN_LINE = (
     + TOKEN
     + rb": (?:[^\r\n\x00:]++|:(?! ))*+\r\n)*+"
 )
+#: Responses without a body whatever the request (RFC 9110 §6.4.1).
+_BODILESS_STATUS: Final = frozenset((204, 304))
 _match_plain_lines: Final = re.compile(
     _PLAIN_LINE + rb"(?:(?i:content-length): ([0-9]++)\r\n" + _PLAIN_LINE + rb")?+"
 ).fullmatch
@@ -214,12 +216,58 @@ class ResponseWriter:
         The rules are theirs. If the head is valid but ``body`` is longer than the
         application's Content-Length, the head counts as sent (``response_started``)
         and ``LocalProtocolError`` is raised, as ``send_data`` would.
+
+        The usual response is made here in one piece, byte for byte what the field-by-field
+        path (``complete_by_fields``) makes: the standard reason phrase, fields that are
+        2-tuples of bytes, none managed by the writer but a Content-Length equal to the
+        body's length (checked at once by ``_match_plain_lines``). Anything else goes
+        field by field, where the errors are.
         """
-        if reason is None:
-            # The usual response: plain fields, rendered and checked in one piece.
-            data = self._plain_head(status, headers, date, body)
-            if data is not None:
-                return data
+        if reason is not None or self._response_state != RESPONSE_READY or not 200 <= status <= 999:
+            return self.complete_by_fields(status, headers, date, body, reason)
+        try:
+            lines = b"".join([b"%b: %b\r\n" % field for field in headers])
+        except TypeError:  # not a 2-tuple of bytes-like objects
+            return self.complete_by_fields(status, headers, date, body, reason)
+        match = _match_plain_lines(lines)
+        if match is None or lines.count(b"\r\n") != len(headers):
+            # (A CR LF inside a name or value makes more lines than fields.)
+            return self.complete_by_fields(status, headers, date, body, reason)
+        if self._is_head or status in _BODILESS_STATUS:
+            length = b""  # no body and nothing added (an application Content-Length as given)
+            body = b""
+        elif match[1] is None:
+            length = b"content-length: %d\r\n" % len(body)
+        elif int(match[1]) == len(body):
+            length = b""
+        else:  # the field-by-field path keeps the connection from reuse, or raises
+            return self.complete_by_fields(status, headers, date, body, reason)
+        defaults = self._defaults
+        if defaults is not None:
+            names = defaults.names
+            for field in headers:
+                if field[0].lower() in names:  # the application's field replaces a --header default
+                    return self.complete_by_fields(status, headers, date, body, reason)
+        if date is not self._tail_date:
+            self._tail_date = date
+            self._tail = _date_and_server(date, self._server_header, defaults)
+        self._response_state = RESPONSE_SENT
+        if self._keep_alive:
+            end = b"\r\n" if self._http11 else b"connection: keep-alive\r\n\r\n"
+        else:
+            end = b"connection: close\r\n\r\n"
+        return b"".join((_STATUS_LINES[status], lines, length, self._tail, end, body))
+
+    def complete_by_fields(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        date: bytes | None,
+        body: bytes,
+        reason: bytes | None = None,
+    ) -> bytes:
+        """``send_complete`` field by field, for any response (the path its one piece
+        must match)."""
         parts = self._head(status, headers, date, len(body), reason)
         framing = self._framing
         if framing == _LENGTH:
@@ -240,46 +288,6 @@ class ResponseWriter:
             parts.append(body)
         self._response_state = RESPONSE_SENT
         return b"".join(parts)
-
-    def _plain_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], date: bytes | None, body: bytes
-    ) -> bytes | None:
-        """``send_complete`` for the usual response, byte for byte what ``_head`` makes:
-        fields that are 2-tuples of bytes, none managed by the writer but a Content-Length
-        equal to the body's length. ``None`` (nothing changed) for anything else."""
-        if self._response_state != RESPONSE_READY or not 200 <= status <= 999:
-            return None
-        try:
-            lines = b"".join([b"%b: %b\r\n" % field for field in headers])
-        except TypeError:  # not a 2-tuple of bytes-like objects
-            return None
-        match = _match_plain_lines(lines)
-        if match is None or lines.count(b"\r\n") != len(headers):
-            return None  # (a CR LF inside a name or value makes more lines than fields)
-        defaults = self._defaults
-        if defaults is not None:
-            names = defaults.names
-            for field in headers:
-                if field[0].lower() in names:
-                    return None  # the application's own field replaces a --header default
-        if date is not self._tail_date:
-            self._tail_date = date
-            self._tail = _date_and_server(date, self._server_header, defaults)
-        if self._is_head or status == 204 or status == 304:
-            length = b""  # no body and nothing added (an application Content-Length as given)
-            body = b""
-        elif match[1] is None:
-            length = b"content-length: %d\r\n" % len(body)
-        elif int(match[1]) == len(body):
-            length = b""
-        else:
-            return None  # the field-by-field path keeps the connection from reuse or raises
-        self._response_state = RESPONSE_SENT
-        if self._keep_alive:
-            end = b"\r\n" if self._http11 else b"connection: keep-alive\r\n\r\n"
-        else:
-            end = b"connection: close\r\n\r\n"
-        return b"".join((_STATUS_LINES[status], lines, length, self._tail, end, body))
 
     @property
     def response_started(self) -> bool:
