@@ -89,6 +89,8 @@ class H2Stream(LoopWaiting):
         if self.closed or self.ended:
             return
         if self.head_pending:
+            if not more and self._send_whole(exchange, body):
+                return
             self._send_head(exchange, None if more else len(body), not more and not body)
             if self.ended:
                 return
@@ -97,6 +99,25 @@ class H2Stream(LoopWaiting):
         if not more:
             self.end_pending = True
         self.driver.pump(self)
+
+    def _send_whole(self, exchange: Exchange, body: bytes) -> bool:
+        """The whole response in one piece, framed at once when it fits one frame and the
+        windows (``HTTP2Connection.send_response``); False: sent the usual way."""
+        status = exchange.status
+        length: int | None = len(body)
+        if status in NO_CONTENT:
+            length = None  # (as _send_head)
+            body = b""
+        elif self.discard:  # HEAD
+            body = b""
+        driver = self.driver
+        if not driver.conn.send_response(self.stream_id, status, exchange.headers, driver.w.date, length, body):
+            return False
+        self.head_pending = False
+        self.end_pending = self.ended = True
+        driver.flush_soon()
+        self.finish_if_done()
+        return True
 
     def _send_head(self, exchange: Exchange, length: int | None, end: bool) -> None:
         """The response head; ``length`` (the whole body's, when known) becomes its

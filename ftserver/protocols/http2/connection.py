@@ -10,10 +10,11 @@ them, and counts the floods a client can send cheaply (``H2Settings``).
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any, Final
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -32,6 +33,7 @@ from h2.events import (
 from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
+from h2.stream import StreamClosedBy, StreamState
 import hpack.hpack
 import hpack.table
 from hyperframe.frame import GoAwayFrame, HeadersFrame
@@ -61,6 +63,12 @@ NO_CONTENT: Final = frozenset((204, 304))
 _match_token: Final = TOKEN_RE.fullmatch
 _search_unsafe: Final = re.compile(rb"[\r\n\x00]").search
 _STATUS: Final = {code: str(code).encode() for code in range(100, 1000)}
+#: A frame header (RFC 9113 §4.1): length and type as one word, flags, stream id.
+_frame_header: Final = struct.Struct(">LBL").pack
+_HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
+_STREAM_CLOSED: Final = StreamState.CLOSED
+_SERVER_OPEN: Final = ConnectionState.SERVER_OPEN
+_SENT_END: Final = StreamClosedBy.SEND_END_STREAM
 
 
 class _Silent:
@@ -433,6 +441,50 @@ class HTTP2Connection:
         if defaults is not None and not trailers:
             fields += defaults.fields_without([name for name, _ in fields])
         return fields
+
+    def send_response(
+        self, stream_id: int, status: int, headers: Any, date: bytes | None, length: int | None, body: bytes
+    ) -> bool:
+        """A whole response at once: HEADERS (``response_fields``), then ``body`` as one DATA
+        frame with END_STREAM, or END_STREAM on the HEADERS when ``body`` is empty. Framed
+        here, not by h2's per-frame machinery, when the stream is half-closed (remote) with
+        nothing sent yet and ``body`` fits one frame and both send windows; h2's state is
+        then left as its ``send_headers`` and ``send_data`` would leave it (stream closed by
+        END_STREAM, windows decremented). Else False, and nothing done."""
+        h2 = self.h2
+        stream = h2.streams.get(stream_id)
+        if stream is None:
+            return False
+        machine = stream.state_machine
+        size = len(body)
+        max_frame = h2.max_outbound_frame_size
+        if (
+            machine.state is not _HALF_CLOSED_REMOTE
+            or machine.headers_sent
+            or h2.state_machine.state is not _SERVER_OPEN
+            or size > max_frame
+            or size > stream.outbound_flow_control_window
+            or size > h2.outbound_flow_control_window
+        ):
+            return False
+        block = h2.encoder.encode(self.response_fields(status, headers, date, length))
+        if len(block) <= max_frame:
+            frames = _frame_header(len(block) << 8 | 1, 4 if size else 5, stream_id) + block
+        else:  # HEADERS and CONTINUATION frames (RFC 9113 §6.10)
+            frames = _frame_header(max_frame << 8 | 1, 0 if size else 1, stream_id) + block[:max_frame]
+            for start in range(max_frame, len(block), max_frame):
+                piece = block[start : start + max_frame]
+                end_headers = 4 if start + max_frame >= len(block) else 0
+                frames += _frame_header(len(piece) << 8 | 9, end_headers, stream_id) + piece
+        if size:
+            frames += _frame_header(size << 8, 1, stream_id) + body
+            stream.outbound_flow_control_window -= size
+            h2.outbound_flow_control_window -= size
+        machine.headers_sent = True
+        machine.state = _STREAM_CLOSED
+        machine.stream_closed_by = _SENT_END
+        h2._data_to_send += frames  # noqa: SLF001 - (h2 4.4's output buffer, pinned by test_h2_fast_path.py)
+        return True
 
     def send_headers(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
         self.h2.send_headers(stream_id, fields, end_stream=end)
