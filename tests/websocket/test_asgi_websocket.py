@@ -284,6 +284,28 @@ def test_shutdown_closes_open_websockets_with_1001(rec):
     assert rec.events[-1]["code"] == 1001
 
 
+def test_a_websocket_accepted_during_the_stop_is_closed_1001_too(rec):
+    """The app is still in its connect handler when the stop begins (it accepts 1 s
+    later): the WebSocket it opens is closed with 1001 well within the graceful timeout."""
+    async def main() -> None:
+        from websockets.asyncio.client import connect as aconnect
+
+        with serve(make_app(rec), timeout_graceful_shutdown=30) as server:
+            loop = asyncio.get_running_loop()
+            opening = asyncio.ensure_future(aconnect(ws_url(server, "/late")))
+            assert await loop.run_in_executor(None, rec.wait_for, lambda: rec.events)  # in its connect handler
+            stopping = loop.run_in_executor(None, server.server.stop)
+            ws = await asyncio.wait_for(opening, 10)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)  # (far below the 30 s graceful timeout)
+            assert closed.value.rcvd.code == 1001
+            await asyncio.wait_for(stopping, 10)
+
+    asyncio.run(main())
+    assert rec.wait_for(lambda: rec.events[-1]["type"] == "websocket.disconnect")
+    assert rec.events[-1]["code"] == 1001
+
+
 def test_http_on_the_same_server_still_works(rec):
     with serve(make_app(rec)) as server:
         assert httpx.get(server.url + "/").text == "plain http"
