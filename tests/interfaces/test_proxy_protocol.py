@@ -74,6 +74,7 @@ def scope_of(response: bytes) -> dict:
         (b"PROXY TCP6 2001:db8::7 2001:db8::1 1234 8443\r\n", ["2001:db8::7", 1234], ["2001:db8::1", 8443]),
         (V2, ["198.51.100.9", 40000], ["10.0.0.1", 8000]),
         (v2(family=2, addresses=inet6("2001:db8::9", "::1", 7, 8), tlvs=b"\x01\x00\x02h2\x05\x00\x04abcd"), ["2001:db8::9", 7], ["::1", 8]),
+        (v2(family=3, addresses=b"/run/c.sock".ljust(108, b"\0") + b"/run/s.sock".ljust(108, b"\0")), None, ["/run/s.sock", None]),
     ],
 )
 @pytest.mark.parametrize("mode", ["auto", "exact"])
