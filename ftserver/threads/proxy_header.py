@@ -92,10 +92,13 @@ class ProxyProtocol:
         sock: socket.socket,
         then: Callable[[socket.socket], None],
         pending: set[Any],
+        on_dropped: Callable[[], None] | None = None,
     ) -> None:
         """Read ``sock``'s header, then call ``then`` with the socket to serve; ``pending``
-        holds the reader meanwhile (a stopping worker aborts what it holds)."""
-        reader = ProxyHeaderReader(loop, sock, self.mode, self.timeout, then, pending.discard)
+        holds the reader meanwhile (a stopping worker aborts what it holds). A connection
+        closed for its header (or on a stop) is never served: ``on_dropped`` is called then,
+        for the worker's count of the connections it was handed."""
+        reader = ProxyHeaderReader(loop, sock, self.mode, self.timeout, then, pending.discard, on_dropped)
         pending.add(reader)
         reader.start()
 
@@ -114,7 +117,7 @@ class ProxyHeaderReader:
     seconds later.
     """
 
-    __slots__ = ("loop", "sock", "fd", "mode", "timeout", "then", "on_over", "taken", "timer", "retry", "watching", "done")
+    __slots__ = ("loop", "sock", "fd", "mode", "timeout", "then", "on_over", "on_dropped", "taken", "timer", "retry", "watching", "done")
 
     def __init__(
         self,
@@ -124,6 +127,7 @@ class ProxyHeaderReader:
         timeout: float,
         then: Callable[[socket.socket], None],
         on_over: Callable[[ProxyHeaderReader], None],
+        on_dropped: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -132,6 +136,7 @@ class ProxyHeaderReader:
         self.timeout = timeout
         self.then = then
         self.on_over = on_over
+        self.on_dropped = on_dropped
         self.taken = b""  # the header's bytes taken from the socket so far
         self.timer: asyncio.TimerHandle | None = None
         self.retry: asyncio.TimerHandle | None = None
@@ -228,6 +233,8 @@ class ProxyHeaderReader:
             logger.debug("closing the connection from %s: %s", peer, why)
         self._over()
         self.sock.close()
+        if self.on_dropped is not None:
+            self.on_dropped()
 
     def _over(self) -> None:
         self.done = True

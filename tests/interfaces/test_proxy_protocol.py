@@ -74,6 +74,7 @@ def scope_of(response: bytes) -> dict:
         (b"PROXY TCP6 2001:db8::7 2001:db8::1 1234 8443\r\n", ["2001:db8::7", 1234], ["2001:db8::1", 8443]),
         (V2, ["198.51.100.9", 40000], ["10.0.0.1", 8000]),
         (v2(family=2, addresses=inet6("2001:db8::9", "::1", 7, 8), tlvs=b"\x01\x00\x02h2\x05\x00\x04abcd"), ["2001:db8::9", 7], ["::1", 8]),
+        (v2(family=3, addresses=b"/run/c.sock".ljust(108, b"\0") + b"/run/s.sock".ljust(108, b"\0")), None, ["/run/s.sock", None]),
     ],
 )
 @pytest.mark.parametrize("mode", ["auto", "exact"])
@@ -320,3 +321,39 @@ def test_the_reason_is_logged_at_debug():
     message = next(line for line in records if line.startswith("closing the connection"))
     assert message.startswith("closing the connection from ('127.0.0.1', ")
     assert message.endswith("): PROXY protocol v1: a port must be a number 0..65535, got b'99999'")
+
+
+def test_the_reader_reports_each_connection_it_drops():
+    """``ProxyProtocol.read`` on a real loop and socket pair: a served connection is handed on,
+    a rejected one reported through ``on_dropped`` (the worker's count of its connections)."""
+    import asyncio
+
+    from ftserver.threads.proxy_header import ProxiedSocket, ProxyProtocol
+
+    proxy = ProxyProtocol("v1", "unix", 5.0)
+    loop = asyncio.new_event_loop()
+    try:
+        for data, served_ok in ((V1 + REQUEST, True), (REQUEST, False), (b"", False)):
+            ours, theirs = socket.socketpair()
+            ours.setblocking(False)
+            assert proxy.expects_header(ours)
+            served: list[socket.socket] = []
+            dropped: list[int] = []
+            pending: set = set()
+            if data:
+                theirs.sendall(data)
+            else:
+                theirs.close()
+            proxy.read(loop, ours, served.append, pending, lambda: dropped.append(1))
+            loop.run_until_complete(asyncio.sleep(0.05))
+            assert not pending
+            if served_ok:
+                assert dropped == [] and isinstance(served[0], ProxiedSocket)
+                assert served[0].getpeername() == ("203.0.113.7", 56324)
+                assert served[0].recv(100) == REQUEST  # the header taken, nothing more
+                served[0].close()
+            else:
+                assert served == [] and dropped == [1]
+            theirs.close()
+    finally:
+        loop.close()

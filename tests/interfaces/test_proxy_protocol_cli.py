@@ -152,16 +152,25 @@ def nginx_has_stream() -> bool:
 
 
 @pytest.mark.skipif(not nginx_has_stream(), reason="nginx with its stream module is not installed")
-def test_behind_an_nginx_stream_proxy(tmp_path):
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls-passthrough"])
+def test_behind_an_nginx_stream_proxy(tmp_path, tls, request):
+    """nginx passes TCP through (TLS included: the handshake is the client's, with ftserve),
+    with ``proxy_protocol on``: a v1 header naming the client."""
     from ftserver.testing import serve
     from tests.apps.basic import scope_json
+
+    options = {}
+    if tls:
+        certs = request.getfixturevalue("certs")
+        options = {"ssl_certfile": certs.server, "ssl_keyfile": certs.server_key}
+        context = certs.client_context()
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     built = subprocess.run([NGINX, "-V"], capture_output=True, text=True, timeout=30).stderr
     load_module = "" if "--with-stream " in built + " " else f"load_module {STREAM_MODULE};"
-    with serve(scope_json, proxy_protocol="v1", threads=1) as server:
+    with serve(scope_json, proxy_protocol="v1", threads=1, **options) as server:
         conf = NGINX_STREAM_CONF.format(tmp=tmp_path, port=port, upstream=server.port, load_module=load_module)
         (tmp_path / "nginx.conf").write_text(conf)
         proc = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], stderr=subprocess.PIPE)
@@ -169,8 +178,9 @@ def test_behind_an_nginx_stream_proxy(tmp_path):
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-                        client_port = client.getsockname()[1]
+                    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                        client_port = raw.getsockname()[1]
+                        client = context.wrap_socket(raw, server_hostname="localhost") if tls else raw
                         client.sendall(REQUEST)
                         response = b""
                         while chunk := client.recv(65536):
@@ -190,3 +200,4 @@ def test_behind_an_nginx_stream_proxy(tmp_path):
     # The client's own port (nginx's header), not nginx's connection to ftserve.
     assert scope["client"] == ["127.0.0.1", client_port]
     assert scope["server"] == ["127.0.0.1", port]
+    assert scope["scheme"] == ("https" if tls else "http")
