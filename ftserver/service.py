@@ -24,6 +24,8 @@ logger = logging.getLogger("ftserver.error")
 LISTEN_FDS_START = 3
 #: The ``FileDescriptorName=`` that picks the socket to serve when several are passed.
 FDNAME = "ftserve"
+#: How long a state message (READY, STOPPING...) waits for room in the manager's queue.
+SEND_WAIT = 1.0
 
 
 class Notifier:
@@ -63,17 +65,25 @@ class Notifier:
     def enabled(self) -> bool:
         return self.address is not None
 
-    def send(self, *fields: str) -> bool:
-        """Send ``fields`` (``"READY=1"``, ``"STATUS=..."``) as one message; whether it went."""
+    def send(self, *fields: str, wait: float = SEND_WAIT) -> bool:
+        """Send ``fields`` (``"READY=1"``, ``"STATUS=..."``) as one message; whether it went.
+
+        A manager whose queue is full (it is not reading) gets ``wait`` seconds to make room;
+        then the message is dropped: a hung manager slows the main loop, never stops it.
+        """
         if self.address is None:
             return False
         try:
             if self._sock is None:
+                # Connected: then a full queue makes the socket unwritable, and the wait sleeps.
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._sock.setblocking(False)  # a manager that does not read drops messages, never blocks us
-            self._sock.sendto("\n".join(fields).encode(), self.address)
+                self._sock.connect(self.address)
+            self._sock.settimeout(wait)
+            self._sock.send("\n".join(fields).encode())
             return True
-        except OSError as exc:
+        except OSError as exc:  # TimeoutError and BlockingIOError included
+            if not isinstance(exc, (TimeoutError, BlockingIOError)):
+                self.close()  # gone (or never there): connect again next time
             if not self._warned:
                 self._warned = True
                 logger.warning("sd_notify: cannot send to NOTIFY_SOCKET %r: %s", self.address.replace("\0", "@"), exc)
@@ -99,7 +109,7 @@ class Notifier:
         if interval is None:
             return math.inf
         if now >= self.next_ping:
-            self.send("WATCHDOG=1")
+            self.send("WATCHDOG=1", wait=0.0)  # the next ping is as good
             self.next_ping = now + interval
         return self.next_ping - now
 

@@ -54,17 +54,29 @@ class FakeNotifySocket:
         self.address = address
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(address.replace("@", "\0", 1) if address.startswith("@") else address)
-        self.sock.settimeout(0.2)
         self.messages: list[dict[str, str]] = []
+        self._closed = threading.Event()
+
+    def start(self) -> FakeNotifySocket:
+        """Read in a thread from now on, as systemd does (its queue holds 10 datagrams)."""
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._closed.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines())
+            fields["at"] = str(time.monotonic())
+            self.messages.append(fields)
 
     def receive(self) -> None:
-        try:
-            data = self.sock.recv(4096)
-        except TimeoutError:
-            return
-        fields = dict(line.split("=", 1) for line in data.decode().splitlines())
-        fields["at"] = str(time.monotonic())
-        self.messages.append(fields)
+        time.sleep(0.02)
 
     def wait(self, key: str, value: str = "1", timeout: float = 20.0, after: int = 0) -> int:
         """Receive until a message from index ``after`` on has ``key=value``; its index."""
@@ -94,13 +106,14 @@ class FakeNotifySocket:
         return sum(1 for message in self.messages if key in message)
 
     def close(self) -> None:
+        self._closed.set()
         self.sock.close()
 
 
 @pytest.fixture(params=["path", "abstract"])
 def notify(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeNotifySocket]:
     address = str(tmp_path / "notify") if request.param == "path" else f"@ftserve-test-{uuid.uuid4().hex}"
-    fake = FakeNotifySocket(address)
+    fake = FakeNotifySocket(address).start()
     yield fake
     fake.close()
 
