@@ -20,7 +20,9 @@ REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"localh
 
 def pair(requests: int = 1, max_frame: int | None = None) -> tuple[HTTP2Connection, h2.connection.H2Connection]:
     """A server connection and h2's client, in memory, after ``requests`` GETs."""
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False,
+    ))
     client.initiate_connection()
     if max_frame:
         client.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame})
@@ -174,3 +176,32 @@ def test_many_streams_mixed_with_the_frame_by_frame_path():
             assert client.conn.open_outbound_streams == 0
         finally:
             client.close()
+
+
+def test_a_repeated_field_block_makes_its_own_request_and_a_malformed_one_is_reset_each_time():
+    """The connection remembers a checked field block: the same block again is a new
+    ``Request`` (its own stream id and header list), a malformed one is never remembered."""
+    server, client = pair(requests=2)
+    for stream_id in (1, 3):
+        server.send_response(stream_id, 204, [], None, None, b"")
+    client.receive_data(server.data_to_send())
+    fields = REQUEST + [(b"user-agent", b"t"), (b"cookie", b"a=1"), (b"cookie", b"b=2")]
+    requests = []
+    for _ in range(3):
+        client.send_headers(client.get_next_available_stream_id(), fields, end_stream=True)
+        requests += [e for e in server.receive_data(client.data_to_send(), 0.0) if type(e).__name__ == "Request"]
+    assert [r.stream_id for r in requests] == [5, 7, 9]
+    assert len(server.requests) == 2  # (the GETs of pair(), these)
+    requests[0].headers.append((b"x-added", b"by the app"))
+    for request in requests[1:]:
+        assert request.headers == [(b"host", b"localhost"), (b"user-agent", b"t"), (b"cookie", b"a=1; b=2")]
+        assert (request.method, request.target, request.scheme, request.has_body) == ("GET", b"/", "http", False)
+        assert request.headers is not requests[1].headers or request is requests[1]
+    bad = REQUEST + [(b"connection", b"close")]
+    for _ in range(2):
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(stream_id, bad, end_stream=True)
+        assert not [e for e in server.receive_data(client.data_to_send(), 0.0) if type(e).__name__ == "Request"]
+        resets = [e for e in client.receive_data(server.data_to_send()) if isinstance(e, h2.events.StreamReset)]
+        assert [(e.stream_id, e.error_code) for e in resets] == [(stream_id, 1)]
+    assert len(server.requests) == 2

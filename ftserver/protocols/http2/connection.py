@@ -42,7 +42,7 @@ from ..default_headers import DefaultHeaders
 from ..errors import LocalProtocolError, ProtocolError
 from ..events import Request
 from ..http1.common import TOKEN_RE
-from .hpack_cache import CachingDecoder, CachingEncoder
+from .hpack_cache import MAX_BLOCK_BYTES, CachingDecoder, CachingEncoder
 from .request import CONNECTION_FIELDS, MalformedRequest, check_trailers, request_from_fields
 from .settings import ABUSE_WINDOW, H2Settings
 
@@ -63,6 +63,9 @@ NO_CONTENT: Final = frozenset((204, 304))
 _match_token: Final = TOKEN_RE.fullmatch
 _search_unsafe: Final = re.compile(rb"[\r\n\x00]").search
 _STATUS: Final = {code: str(code).encode() for code in range(100, 1000)}
+#: Field blocks remembered per connection as the ``Request`` they made (a client repeating
+#: a request is not checked again), and only blocks of up to ``MAX_BLOCK_BYTES``.
+MAX_REQUESTS: Final = 16
 #: A frame header (RFC 9113 §4.1): length and type as one word, flags, stream id.
 _frame_header: Final = struct.Struct(">LBL").pack
 _HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
@@ -236,6 +239,7 @@ class HTTP2Connection:
         h2.incoming_buffer = HeaderBlockCap(settings.max_header_list_size)
         self.h2 = h2
         self.window = settings.initial_window_size
+        self.requests: dict[tuple[Any, bool], tuple[Any, ...]] = {}  # checked field blocks (_on_request)
         self.stream_unacked: dict[int, int] = {}  # per open request body: bytes read, not given back
         self.unacked = 0  # connection-level bytes received and not yet given back
         self.last_stream_id = 0  # the highest stream a Request was returned for
@@ -323,11 +327,28 @@ class HTTP2Connection:
         if self.goaway_sent and stream_id > self.last_stream_id:
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
             return
-        try:
-            request = request_from_fields(stream_id, event.headers, event.stream_ended is not None, self.extended_connect)
-        except MalformedRequest:
-            self._reset(stream_id)
-            return
+        fields = event.headers
+        ended = event.stream_ended is not None
+        key = (tuple(fields), ended)
+        seen = self.requests.get(key)
+        if seen is not None:  # the same field block as before: already checked
+            method, target, authority, scheme, headers, length, has_body = seen
+            request = Request(stream_id, method, target, authority, scheme, "2", list(headers), length, has_body)
+        else:
+            try:
+                request = request_from_fields(stream_id, fields, ended, self.extended_connect)
+            except MalformedRequest:
+                self._reset(stream_id)
+                return
+            if (
+                type(request) is Request
+                and len(self.requests) < MAX_REQUESTS
+                and sum(len(name) + len(value) for name, value in fields) <= MAX_BLOCK_BYTES
+            ):
+                self.requests[key] = (
+                    request.method, request.target, request.authority, request.scheme, tuple(request.headers),
+                    request.content_length, request.has_body,
+                )
         self.last_stream_id = stream_id
         if request.has_body:
             self.stream_unacked[stream_id] = 0

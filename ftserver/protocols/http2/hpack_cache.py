@@ -15,7 +15,7 @@ from typing import Any, Final
 from hpack import Decoder, Encoder
 from hpack.table import HeaderTable
 
-__all__ = ["CachingDecoder", "CachingEncoder", "CountingTable"]
+__all__ = ["MAX_BLOCK_BYTES", "CachingDecoder", "CachingEncoder", "CountingTable"]
 
 #: Blocks remembered per direction and connection, and the largest block remembered.
 MAX_BLOCKS: Final = 16
