@@ -10,6 +10,7 @@ import h2.connection
 import h2.events
 import pytest
 from h2.stream import StreamClosedBy, StreamState
+from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
 
 from ftserver.protocols.http2 import H2Settings, HTTP2Connection
 from ftserver.testing import serve
@@ -205,3 +206,20 @@ def test_a_repeated_field_block_makes_its_own_request_and_a_malformed_one_is_res
         resets = [e for e in client.receive_data(server.data_to_send()) if isinstance(e, h2.events.StreamReset)]
         assert [(e.stream_id, e.error_code) for e in resets] == [(stream_id, 1)]
     assert len(server.requests) == 2
+
+
+def test_a_request_with_an_informational_status_is_a_stream_error_not_a_connection_error():
+    """h2 would take ``:status: 1xx`` for an informational response and end the connection;
+    a request with a ``:status`` is malformed (RFC 9113 §8.3): its stream is reset."""
+    server, client = pair(requests=1)
+    server.send_response(1, 200, [], None, 0, b"")
+    client.receive_data(server.data_to_send())
+    block = client.encoder.encode([(b":status", b"103")] + REQUEST)  # (h2's client would not send it)
+    events = server.receive_data(HeadersFrame(3, block, flags=["END_HEADERS", "END_STREAM"]).serialize(), 0.0)
+    assert not [e for e in events if type(e).__name__ == "Request"]
+    out = server.data_to_send()
+    frame, _ = Frame.parse_frame_header(memoryview(out[:9]))
+    frame.parse_body(memoryview(out[9:]))
+    assert (type(frame), frame.stream_id, frame.error_code) == (RstStreamFrame, 3, 1)
+    client.send_headers(5, REQUEST, end_stream=True)
+    assert [type(e).__name__ for e in server.receive_data(client.data_to_send(), 0.0)] == ["Request", "StreamEnd"]

@@ -33,7 +33,7 @@ from h2.events import (
 from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamClosedBy, StreamState
+from h2.stream import H2Stream as _H2Stream, StreamClosedBy, StreamInputs, StreamState
 import hpack.hpack
 import hpack.table
 from hyperframe.frame import GoAwayFrame, HeadersFrame
@@ -166,10 +166,11 @@ class _ServerConnection(H2Connection):
     ``request_from_fields`` and the driver check it), and a stream beyond
     ``max_concurrent_streams`` (RFC 9113 §5.1.2: refused, its id in ``refused``)."""
 
-    def __init__(self, config: H2Configuration) -> None:
+    def __init__(self, config: H2Configuration, max_streams: int) -> None:
         super().__init__(config)
         self.refused: set[int] = set()
         self.counting = True
+        self.max_streams = max_streams  # (our SETTINGS_MAX_CONCURRENT_STREAMS)
 
     @property
     def open_inbound_streams(self) -> int:
@@ -177,7 +178,7 @@ class _ServerConnection(H2Connection):
 
     def _receive_headers_frame(self, frame: Any) -> Any:
         if frame.stream_id not in self.streams:
-            if super().open_inbound_streams >= self.local_settings.max_concurrent_streams:
+            if super().open_inbound_streams >= self.max_streams:
                 self.refused.add(frame.stream_id)
             self.counting = False  # (h2's own check would end the connection)
         try:
@@ -187,12 +188,31 @@ class _ServerConnection(H2Connection):
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
-        stream._initialize_content_length = _no_length_check  # noqa: SLF001
+        stream.__class__ = _ServerStream
         return stream
 
 
-def _no_length_check(headers: Any) -> None:
-    pass
+class _ServerStream(_H2Stream):
+    """h2's stream, receiving a field block without what ``request.py`` does itself: no
+    ``content-length`` tracking (the driver checks it: a stream error), no informational
+    response check (a ``:status`` in a request or its trailers is malformed there: a stream
+    error), no header pipeline (validation and normalization are off in our configuration)."""
+
+    def receive_headers(self, headers: Any, end_stream: bool, header_encoding: Any) -> Any:
+        machine = self.state_machine
+        events = machine.process_input(StreamInputs.RECV_HEADERS)
+        event = events[0]
+        if end_stream:
+            ended = machine.process_input(StreamInputs.RECV_END_STREAM)
+            event.stream_ended = ended[0]
+            events += ended
+        elif type(event) is TrailersReceived:
+            raise H2ProtocolError("Trailers must have END_STREAM set")
+        event.headers = headers
+        return [], events
+
+    def _initialize_content_length(self, headers: Any) -> None:
+        pass
 
 
 class HTTP2Connection:
@@ -222,7 +242,7 @@ class HTTP2Connection:
             validate_outbound_headers=False,  # response_fields() does it
             normalize_outbound_headers=False,
         )
-        h2 = _ServerConnection(config)
+        h2 = _ServerConnection(config, settings.max_concurrent_streams)
         h2.local_settings = Settings(
             client=False,
             initial_values={
