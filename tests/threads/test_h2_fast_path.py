@@ -223,3 +223,21 @@ def test_a_request_with_an_informational_status_is_a_stream_error_not_a_connecti
     assert (type(frame), frame.stream_id, frame.error_code) == (RstStreamFrame, 3, 1)
     client.send_headers(5, REQUEST, end_stream=True)
     assert [type(e).__name__ for e in server.receive_data(client.data_to_send(), 0.0)] == ["Request", "StreamEnd"]
+
+
+def test_a_remembered_response_block_is_the_same_response_only():
+    """Responses alike but for a field, the date or the length each reach the client as
+    they are, remembered or not; an unhashable field is framed the usual way."""
+    server, client = pair(requests=8)
+    responses = [
+        ([(b"x-a", b"1")], b"d1", 2), ([(b"x-a", b"1")], b"d1", 2), ([(b"x-a", b"2")], b"d1", 2),
+        ([(b"x-a", b"1")], b"d2", 2), ([(b"x-a", b"1")], b"d2", 2), ([(b"x-a", b"1")], b"d2", 5),
+        ([[b"x-a", b"3"]], b"d2", 2), ([(b"x-a", b"1")], b"d1", 2),
+    ]
+    for stream_id, (headers, date, length) in zip(range(1, 17, 2), responses):
+        assert server.send_response(stream_id, 200, headers, date, length, b"x" * length)
+    got = [dict(e.headers) for e in client.receive_data(server.data_to_send()) if isinstance(e, h2.events.ResponseReceived)]
+    want = [
+        {b":status": b"200", b"x-a": bytes(h[0][1]), b"date": d, b"content-length": str(n).encode()} for h, d, n in responses
+    ]
+    assert got == want

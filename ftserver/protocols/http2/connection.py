@@ -42,7 +42,7 @@ from ..default_headers import DefaultHeaders
 from ..errors import LocalProtocolError, ProtocolError
 from ..events import Request
 from ..http1.common import TOKEN_RE
-from .hpack_cache import MAX_BLOCK_BYTES, CachingDecoder, CachingEncoder
+from .hpack_cache import MAX_BLOCK_BYTES, MAX_BLOCKS, CachingDecoder, CachingEncoder
 from .request import CONNECTION_FIELDS, MalformedRequest, check_trailers, request_from_fields
 from .settings import ABUSE_WINDOW, H2Settings
 
@@ -508,7 +508,20 @@ class HTTP2Connection:
             or size > h2.outbound_flow_control_window
         ):
             return False
-        block = h2.encoder.encode(self.response_fields(status, headers, date, length))
+        # The block of the same response as before, under the same HPACK table, is known
+        # (as CachingEncoder knows it for the same fields) without making the fields again.
+        encoder = h2.encoder
+        table = encoder.header_table
+        try:
+            key: Any = (status, tuple(headers), date, length)
+            block = None if table.resized else encoder.blocks.get(key)
+        except TypeError:  # (an unhashable field)
+            key = block = None
+        if block is None:
+            changes = table.changes
+            block = encoder.encode(self.response_fields(status, headers, date, length))
+            if key is not None and table.changes == changes and len(encoder.blocks) < MAX_BLOCKS:
+                encoder.blocks[key] = block
         if len(block) <= max_frame:
             frames = _frame_header(len(block) << 8 | 1, 4 if size else 5, stream_id) + block
         else:  # HEADERS and CONTINUATION frames (RFC 9113 §6.10)
