@@ -10,6 +10,7 @@ import h2.connection
 import h2.events
 import pytest
 from h2.stream import StreamClosedBy, StreamState
+from hyperframe.frame import Frame, HeadersFrame, RstStreamFrame
 
 from ftserver.protocols.http2 import H2Settings, HTTP2Connection
 from ftserver.testing import serve
@@ -20,7 +21,9 @@ REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"localh
 
 def pair(requests: int = 1, max_frame: int | None = None) -> tuple[HTTP2Connection, h2.connection.H2Connection]:
     """A server connection and h2's client, in memory, after ``requests`` GETs."""
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False,
+    ))
     client.initiate_connection()
     if max_frame:
         client.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame})
@@ -174,3 +177,67 @@ def test_many_streams_mixed_with_the_frame_by_frame_path():
             assert client.conn.open_outbound_streams == 0
         finally:
             client.close()
+
+
+def test_a_repeated_field_block_makes_its_own_request_and_a_malformed_one_is_reset_each_time():
+    """The connection remembers a checked field block: the same block again is a new
+    ``Request`` (its own stream id and header list), a malformed one is never remembered."""
+    server, client = pair(requests=2)
+    for stream_id in (1, 3):
+        server.send_response(stream_id, 204, [], None, None, b"")
+    client.receive_data(server.data_to_send())
+    fields = REQUEST + [(b"user-agent", b"t"), (b"cookie", b"a=1"), (b"cookie", b"b=2")]
+    requests = []
+    for _ in range(3):
+        client.send_headers(client.get_next_available_stream_id(), fields, end_stream=True)
+        requests += [e for e in server.receive_data(client.data_to_send(), 0.0) if type(e).__name__ == "Request"]
+    assert [r.stream_id for r in requests] == [5, 7, 9]
+    assert len(server.requests) == 2  # (the GETs of pair(), these)
+    requests[0].headers.append((b"x-added", b"by the app"))
+    for request in requests[1:]:
+        assert request.headers == [(b"host", b"localhost"), (b"user-agent", b"t"), (b"cookie", b"a=1; b=2")]
+        assert (request.method, request.target, request.scheme, request.has_body) == ("GET", b"/", "http", False)
+        assert request.headers is not requests[1].headers or request is requests[1]
+    bad = REQUEST + [(b"connection", b"close")]
+    for _ in range(2):
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(stream_id, bad, end_stream=True)
+        assert not [e for e in server.receive_data(client.data_to_send(), 0.0) if type(e).__name__ == "Request"]
+        resets = [e for e in client.receive_data(server.data_to_send()) if isinstance(e, h2.events.StreamReset)]
+        assert [(e.stream_id, e.error_code) for e in resets] == [(stream_id, 1)]
+    assert len(server.requests) == 2
+
+
+def test_a_request_with_an_informational_status_is_a_stream_error_not_a_connection_error():
+    """h2 would take ``:status: 1xx`` for an informational response and end the connection;
+    a request with a ``:status`` is malformed (RFC 9113 §8.3): its stream is reset."""
+    server, client = pair(requests=1)
+    server.send_response(1, 200, [], None, 0, b"")
+    client.receive_data(server.data_to_send())
+    block = client.encoder.encode([(b":status", b"103")] + REQUEST)  # (h2's client would not send it)
+    events = server.receive_data(HeadersFrame(3, block, flags=["END_HEADERS", "END_STREAM"]).serialize(), 0.0)
+    assert not [e for e in events if type(e).__name__ == "Request"]
+    out = server.data_to_send()
+    frame, _ = Frame.parse_frame_header(memoryview(out[:9]))
+    frame.parse_body(memoryview(out[9:]))
+    assert (type(frame), frame.stream_id, frame.error_code) == (RstStreamFrame, 3, 1)
+    client.send_headers(5, REQUEST, end_stream=True)
+    assert [type(e).__name__ for e in server.receive_data(client.data_to_send(), 0.0)] == ["Request", "StreamEnd"]
+
+
+def test_a_remembered_response_block_is_the_same_response_only():
+    """Responses alike but for a field, the date or the length each reach the client as
+    they are, remembered or not; an unhashable field is framed the usual way."""
+    server, client = pair(requests=8)
+    responses = [
+        ([(b"x-a", b"1")], b"d1", 2), ([(b"x-a", b"1")], b"d1", 2), ([(b"x-a", b"2")], b"d1", 2),
+        ([(b"x-a", b"1")], b"d2", 2), ([(b"x-a", b"1")], b"d2", 2), ([(b"x-a", b"1")], b"d2", 5),
+        ([[b"x-a", b"3"]], b"d2", 2), ([(b"x-a", b"1")], b"d1", 2),
+    ]
+    for stream_id, (headers, date, length) in zip(range(1, 17, 2), responses):
+        assert server.send_response(stream_id, 200, headers, date, length, b"x" * length)
+    got = [dict(e.headers) for e in client.receive_data(server.data_to_send()) if isinstance(e, h2.events.ResponseReceived)]
+    want = [
+        {b":status": b"200", b"x-a": bytes(h[0][1]), b"date": d, b"content-length": str(n).encode()} for h, d, n in responses
+    ]
+    assert got == want

@@ -1,5 +1,6 @@
 """HTTP/2 (RFC 9113), sans-I/O, on the ``h2`` library: ``HTTP2Connection`` (``connection.py``),
-the request rules (``request.py``) and the settings and flood limits (``settings.py``)."""
+h2's connection as it uses it (``h2core.py``), the request rules (``request.py``) and the
+settings and flood limits (``settings.py``)."""
 
 from .connection import (
     GoingAway,

@@ -10,11 +10,9 @@ them, and counts the floods a client can send cheaply (``H2Settings``).
 from __future__ import annotations
 
 import re
-import struct
 from typing import Any, Final
 
 from h2.config import H2Configuration
-from h2.connection import ConnectionState, H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -30,19 +28,18 @@ from h2.events import (
     UnknownFrameReceived,
     WindowUpdated,
 )
-from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError
-from h2.frame_buffer import FrameBuffer
+from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.settings import SettingCodes, Settings
-from h2.stream import StreamClosedBy, StreamState
 import hpack.hpack
 import hpack.table
-from hyperframe.frame import GoAwayFrame, HeadersFrame
+from hyperframe.frame import GoAwayFrame
 
 from ..default_headers import DefaultHeaders
 from ..errors import LocalProtocolError, ProtocolError
 from ..events import Request
 from ..http1.common import TOKEN_RE
-from .hpack_cache import CachingDecoder, CachingEncoder
+from .h2core import HeaderBlockCap, ServerConnection
+from .hpack_cache import MAX_BLOCK_BYTES, MAX_BLOCKS, CachingDecoder, CachingEncoder
 from .request import CONNECTION_FIELDS, MalformedRequest, check_trailers, request_from_fields
 from .settings import ABUSE_WINDOW, H2Settings
 
@@ -63,12 +60,9 @@ NO_CONTENT: Final = frozenset((204, 304))
 _match_token: Final = TOKEN_RE.fullmatch
 _search_unsafe: Final = re.compile(rb"[\r\n\x00]").search
 _STATUS: Final = {code: str(code).encode() for code in range(100, 1000)}
-#: A frame header (RFC 9113 §4.1): length and type as one word, flags, stream id.
-_frame_header: Final = struct.Struct(">LBL").pack
-_HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
-_STREAM_CLOSED: Final = StreamState.CLOSED
-_SERVER_OPEN: Final = ConnectionState.SERVER_OPEN
-_SENT_END: Final = StreamClosedBy.SEND_END_STREAM
+#: Field blocks remembered per connection as the ``Request`` they made (a client repeating
+#: a request is not checked again), and only blocks of up to ``MAX_BLOCK_BYTES``.
+MAX_REQUESTS: Final = 16
 
 
 class _Silent:
@@ -139,59 +133,6 @@ class GoingAway:
         self.last_stream_id = last_stream_id
 
 
-class HeaderBlockCap(FrameBuffer):
-    """h2's frame buffer with a byte cap on a header block before it is decoded: a
-    CONTINUATION flood is refused at ``cap`` bytes, not at h2's 64 frames."""
-
-    def __init__(self, cap: int) -> None:
-        super().__init__(server=True)
-        self.cap = cap
-
-    def _update_header_buffer(self, f: Any) -> Any:
-        f = super()._update_header_buffer(f)
-        if self._headers_buffer:
-            if sum(len(frame.data) for frame in self._headers_buffer) > self.cap:
-                raise DenialOfServiceError(f"header block larger than {self.cap} bytes")
-        elif type(f) is HeadersFrame and len(f.data) > self.cap:
-            raise DenialOfServiceError(f"header block larger than {self.cap} bytes")
-        return f
-
-
-class _ServerConnection(H2Connection):
-    """h2's connection, with two stream errors where h2 would end the whole connection: a
-    request body that does not match its ``content-length`` (RFC 9113 §8.1.1:
-    ``request_from_fields`` and the driver check it), and a stream beyond
-    ``max_concurrent_streams`` (RFC 9113 §5.1.2: refused, its id in ``refused``)."""
-
-    def __init__(self, config: H2Configuration) -> None:
-        super().__init__(config)
-        self.refused: set[int] = set()
-        self.counting = True
-
-    @property
-    def open_inbound_streams(self) -> int:
-        return super().open_inbound_streams if self.counting else 0
-
-    def _receive_headers_frame(self, frame: Any) -> Any:
-        if frame.stream_id not in self.streams:
-            if super().open_inbound_streams >= self.local_settings.max_concurrent_streams:
-                self.refused.add(frame.stream_id)
-            self.counting = False  # (h2's own check would end the connection)
-        try:
-            return super()._receive_headers_frame(frame)
-        finally:
-            self.counting = True
-
-    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
-        stream = super()._begin_new_stream(stream_id, allowed_ids)
-        stream._initialize_content_length = _no_length_check  # noqa: SLF001
-        return stream
-
-
-def _no_length_check(headers: Any) -> None:
-    pass
-
-
 class HTTP2Connection:
     """The server side of one HTTP/2 connection.
 
@@ -219,7 +160,7 @@ class HTTP2Connection:
             validate_outbound_headers=False,  # response_fields() does it
             normalize_outbound_headers=False,
         )
-        h2 = _ServerConnection(config)
+        h2 = ServerConnection(config, settings.max_concurrent_streams)
         h2.local_settings = Settings(
             client=False,
             initial_values={
@@ -236,6 +177,7 @@ class HTTP2Connection:
         h2.incoming_buffer = HeaderBlockCap(settings.max_header_list_size)
         self.h2 = h2
         self.window = settings.initial_window_size
+        self.requests: dict[tuple[Any, bool], tuple[Any, ...]] = {}  # checked field blocks (_on_request)
         self.stream_unacked: dict[int, int] = {}  # per open request body: bytes read, not given back
         self.unacked = 0  # connection-level bytes received and not yet given back
         self.last_stream_id = 0  # the highest stream a Request was returned for
@@ -323,11 +265,28 @@ class HTTP2Connection:
         if self.goaway_sent and stream_id > self.last_stream_id:
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
             return
-        try:
-            request = request_from_fields(stream_id, event.headers, event.stream_ended is not None, self.extended_connect)
-        except MalformedRequest:
-            self._reset(stream_id)
-            return
+        fields = event.headers
+        ended = event.stream_ended is not None
+        key = (tuple(fields), ended)
+        seen = self.requests.get(key)
+        if seen is not None:  # the same field block as before: already checked
+            method, target, authority, scheme, headers, length, has_body = seen
+            request = Request(stream_id, method, target, authority, scheme, "2", list(headers), length, has_body)
+        else:
+            try:
+                request = request_from_fields(stream_id, fields, ended, self.extended_connect)
+            except MalformedRequest:
+                self._reset(stream_id)
+                return
+            if (
+                type(request) is Request
+                and len(self.requests) < MAX_REQUESTS
+                and sum(len(name) + len(value) for name, value in fields) <= MAX_BLOCK_BYTES
+            ):
+                self.requests[key] = (
+                    request.method, request.target, request.authority, request.scheme, tuple(request.headers),
+                    request.content_length, request.has_body,
+                )
         self.last_stream_id = stream_id
         if request.has_body:
             self.stream_unacked[stream_id] = 0
@@ -452,38 +411,24 @@ class HTTP2Connection:
         then left as its ``send_headers`` and ``send_data`` would leave it (stream closed by
         END_STREAM, windows decremented). Else False, and nothing done."""
         h2 = self.h2
-        stream = h2.streams.get(stream_id)
+        stream = h2.whole_response_stream(stream_id, len(body))
         if stream is None:
             return False
-        machine = stream.state_machine
-        size = len(body)
-        max_frame = h2.max_outbound_frame_size
-        if (
-            machine.state is not _HALF_CLOSED_REMOTE
-            or machine.headers_sent
-            or h2.state_machine.state is not _SERVER_OPEN
-            or size > max_frame
-            or size > stream.outbound_flow_control_window
-            or size > h2.outbound_flow_control_window
-        ):
-            return False
-        block = h2.encoder.encode(self.response_fields(status, headers, date, length))
-        if len(block) <= max_frame:
-            frames = _frame_header(len(block) << 8 | 1, 4 if size else 5, stream_id) + block
-        else:  # HEADERS and CONTINUATION frames (RFC 9113 §6.10)
-            frames = _frame_header(max_frame << 8 | 1, 0 if size else 1, stream_id) + block[:max_frame]
-            for start in range(max_frame, len(block), max_frame):
-                piece = block[start : start + max_frame]
-                end_headers = 4 if start + max_frame >= len(block) else 0
-                frames += _frame_header(len(piece) << 8 | 9, end_headers, stream_id) + piece
-        if size:
-            frames += _frame_header(size << 8, 1, stream_id) + body
-            stream.outbound_flow_control_window -= size
-            h2.outbound_flow_control_window -= size
-        machine.headers_sent = True
-        machine.state = _STREAM_CLOSED
-        machine.stream_closed_by = _SENT_END
-        h2._data_to_send += frames  # noqa: SLF001 - (h2 4.4's output buffer, pinned by test_h2_fast_path.py)
+        # The block of the same response as before, under the same HPACK table, is known
+        # (as CachingEncoder knows it for the same fields) without making the fields again.
+        encoder = h2.encoder
+        table = encoder.header_table
+        try:
+            key: Any = (status, tuple(headers), date, length)
+            block = None if table.resized else encoder.blocks.get(key)
+        except TypeError:  # (an unhashable field)
+            key = block = None
+        if block is None:
+            changes = table.changes
+            block = encoder.encode(self.response_fields(status, headers, date, length))
+            if key is not None and table.changes == changes and len(encoder.blocks) < MAX_BLOCKS:
+                encoder.blocks[key] = block
+        h2.send_whole(stream, block, body)
         return True
 
     def send_headers(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:

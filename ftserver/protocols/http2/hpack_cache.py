@@ -15,7 +15,7 @@ from typing import Any, Final
 from hpack import Decoder, Encoder
 from hpack.table import HeaderTable
 
-__all__ = ["CachingDecoder", "CachingEncoder", "CountingTable"]
+__all__ = ["MAX_BLOCK_BYTES", "MAX_BLOCKS", "CachingDecoder", "CachingEncoder", "CountingTable"]
 
 #: Blocks remembered per direction and connection, and the largest block remembered.
 MAX_BLOCKS: Final = 16
@@ -69,7 +69,9 @@ class CachingDecoder(Decoder):
 
 class CachingEncoder(Encoder):
     """``hpack.Encoder`` giving the block it made before for the same fields under the same
-    table. Only lists of plain 2- or 3-tuples are remembered (what ``HTTP2Connection`` sends)."""
+    table. Only lists of plain 2- or 3-tuples are remembered (what ``HTTP2Connection`` sends).
+    ``blocks`` may hold other keys standing for fields (``HTTP2Connection.send_response``'s
+    response, before its fields are made): all are forgotten when the table changes."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,0 +1,146 @@
+"""h2's connection and stream as ``HTTP2Connection`` uses them (h2 4.x's private methods
+overridden here are pinned by ``tests/threads/test_h2_fast_path.py`` and the HTTP/2 tests):
+a byte cap on header blocks, stream errors where h2 would end the connection, and a whole
+response framed at once."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from h2.config import H2Configuration
+from h2.connection import ConnectionState, H2Connection
+from h2.events import TrailersReceived
+from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError
+from h2.frame_buffer import FrameBuffer
+from h2.stream import H2Stream, StreamClosedBy, StreamInputs, StreamState
+from hyperframe.frame import HeadersFrame
+
+__all__ = ["HeaderBlockCap", "ServerConnection", "ServerStream"]
+
+#: A frame header (RFC 9113 §4.1): length and type as one word, flags, stream id.
+_frame_header: Final = struct.Struct(">LBL").pack
+_HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
+_STREAM_CLOSED: Final = StreamState.CLOSED
+_SERVER_OPEN: Final = ConnectionState.SERVER_OPEN
+_SENT_END: Final = StreamClosedBy.SEND_END_STREAM
+
+
+class HeaderBlockCap(FrameBuffer):
+    """h2's frame buffer with a byte cap on a header block before it is decoded: a
+    CONTINUATION flood is refused at ``cap`` bytes, not at h2's 64 frames."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(server=True)
+        self.cap = cap
+
+    def _update_header_buffer(self, f: Any) -> Any:
+        f = super()._update_header_buffer(f)
+        if self._headers_buffer:
+            if sum(len(frame.data) for frame in self._headers_buffer) > self.cap:
+                raise DenialOfServiceError(f"header block larger than {self.cap} bytes")
+        elif type(f) is HeadersFrame and len(f.data) > self.cap:
+            raise DenialOfServiceError(f"header block larger than {self.cap} bytes")
+        return f
+
+
+class ServerConnection(H2Connection):
+    """h2's connection, with two stream errors where h2 would end the whole connection: a
+    request body that does not match its ``content-length`` (RFC 9113 §8.1.1:
+    ``request_from_fields`` and the driver check it), and a stream beyond
+    ``max_concurrent_streams`` (RFC 9113 §5.1.2: refused, its id in ``refused``)."""
+
+    def __init__(self, config: H2Configuration, max_streams: int) -> None:
+        super().__init__(config)
+        self.refused: set[int] = set()
+        self.counting = True
+        self.max_streams = max_streams  # (our SETTINGS_MAX_CONCURRENT_STREAMS)
+
+    @property
+    def open_inbound_streams(self) -> int:
+        return super().open_inbound_streams if self.counting else 0
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        if frame.stream_id not in self.streams:
+            if super().open_inbound_streams >= self.max_streams:
+                self.refused.add(frame.stream_id)
+            self.counting = False  # (h2's own check would end the connection)
+        try:
+            return super()._receive_headers_frame(frame)
+        finally:
+            self.counting = True
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream.__class__ = ServerStream
+        return stream
+
+    # -- a whole response at once (HTTP2Connection.send_response) ------------------------
+
+    def whole_response_stream(self, stream_id: int, size: int) -> Any:
+        """The stream, if a response with ``size`` body bytes can go on it at once: it is
+        half-closed (remote) with nothing sent yet, the connection is open, and the body
+        fits one frame and both send windows; else None."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return None
+        machine = stream.state_machine
+        if (
+            machine.state is not _HALF_CLOSED_REMOTE
+            or machine.headers_sent
+            or self.state_machine.state is not _SERVER_OPEN
+            or size > self.max_outbound_frame_size
+            or size > stream.outbound_flow_control_window
+            or size > self.outbound_flow_control_window
+        ):
+            return None
+        return stream
+
+    def send_whole(self, stream: Any, block: bytes, body: bytes) -> None:
+        """HEADERS (and CONTINUATION) with the HPACK ``block``, then ``body`` as one DATA
+        frame with END_STREAM (END_STREAM on the HEADERS when empty), on a stream from
+        ``whole_response_stream``; the stream and the windows left as ``send_headers`` and
+        ``send_data`` would leave them (closed by END_STREAM, windows smaller by the body)."""
+        stream_id = stream.stream_id
+        size = len(body)
+        max_frame = self.max_outbound_frame_size
+        if len(block) <= max_frame:
+            frames = _frame_header(len(block) << 8 | 1, 4 if size else 5, stream_id) + block
+        else:  # HEADERS and CONTINUATION frames (RFC 9113 §6.10)
+            frames = _frame_header(max_frame << 8 | 1, 0 if size else 1, stream_id) + block[:max_frame]
+            for start in range(max_frame, len(block), max_frame):
+                piece = block[start : start + max_frame]
+                end_headers = 4 if start + max_frame >= len(block) else 0
+                frames += _frame_header(len(piece) << 8 | 9, end_headers, stream_id) + piece
+        if size:
+            frames += _frame_header(size << 8, 1, stream_id) + body
+            stream.outbound_flow_control_window -= size
+            self.outbound_flow_control_window -= size
+        machine = stream.state_machine
+        machine.headers_sent = True
+        machine.state = _STREAM_CLOSED
+        machine.stream_closed_by = _SENT_END
+        self._data_to_send += frames  # (h2 4.4's output buffer, pinned by test_h2_fast_path.py)
+
+
+class ServerStream(H2Stream):
+    """h2's stream, receiving a field block without what ``request.py`` does itself: no
+    ``content-length`` tracking (the driver checks it: a stream error), no informational
+    response check (a ``:status`` in a request or its trailers is malformed there: a stream
+    error), no header pipeline (validation and normalization are off in our configuration)."""
+
+    def receive_headers(self, headers: Any, end_stream: bool, header_encoding: Any) -> Any:
+        machine = self.state_machine
+        events = machine.process_input(StreamInputs.RECV_HEADERS)
+        event = events[0]
+        if end_stream:
+            ended = machine.process_input(StreamInputs.RECV_END_STREAM)
+            event.stream_ended = ended[0]
+            events += ended
+        elif type(event) is TrailersReceived:
+            raise H2ProtocolError("Trailers must have END_STREAM set")
+        event.headers = headers
+        return [], events
+
+    def _initialize_content_length(self, headers: Any) -> None:
+        pass
