@@ -182,6 +182,10 @@ def test_a_directory_without_its_trailing_slash_is_redirected(site, tmp_path):
         # The route itself (its mount's root has no index file) and a directory without one: 404.
         for target in ("/assets", "/assets/css", "/sub", "/assets/docs%2f", "/assets/docs/..", "/assets/%2e%2e"):
             assert raw_get(server.port, target).startswith(b"HTTP/1.1 404 "), target
+        with httpx.Client(base_url=server.url, http1=False, http2=True) as h2:  # HTTP/2: the :path
+            response = h2.get("/assets/my%20dir?q=%2F")
+            assert (response.http_version, response.status_code) == ("HTTP/2", 301)
+            assert response.headers["location"] == "/assets/my%20dir/?q=%2F"
         if shutil.which("curl"):
             out = subprocess.run(["curl", "-sSL", server.url + "/assets/docs?x=1"], capture_output=True, timeout=30, check=True)
             assert out.stdout == b"<h1>docs</h1>"
