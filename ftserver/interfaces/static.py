@@ -3,8 +3,9 @@
 ``StaticFiles`` wraps a worker thread's interface adapter: a request whose path is under a
 route is answered from the mounted directory without calling the application, on every
 protocol (it is an exchange of the stream layer). GET and HEAD, one byte range (206/416),
-``ETag``/``Last-Modified`` validators (304), ``Cache-Control: max-age``. No path leaves its
-mount: dot segments, encoded slashes, backslashes, NUL and symlinks out are 404.
+``ETag``/``Last-Modified`` validators (304), ``Cache-Control: max-age``; a directory with
+the index file named without its trailing slash is a 301 to the same path with one. No
+path leaves its mount: dot segments, encoded slashes, backslashes, NUL and symlinks out are 404.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     )
     from ftserver.protocols.events import Request
 
+#: What ``resolve`` gives for a directory with the index file named without its trailing
+#: slash: a redirect to the path with one (no real path is empty).
+ADD_SLASH = ""
+
 _TEXT_TYPES = ("application/javascript", "application/json", "application/xml", "image/svg+xml")
 
 
@@ -51,7 +56,7 @@ class StaticFiles(AdapterWrapper):
     def open(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> Exchange:
         target = request.target
         if target[:1] != b"/":
-            target = b"".join(split_target(target))
+            target = b"?".join(split_target(target))  # (absolute form: its path and query)
         for route, mount in self.routes:
             if target.startswith(route):
                 rest = target[len(route) :]
@@ -69,7 +74,8 @@ class StaticFiles(AdapterWrapper):
 
 def resolve(mount: str, raw_path: bytes, index: str | None) -> str | None:
     """The regular file ``raw_path`` (the part of the path after the route, still
-    percent-encoded) names under ``mount``, or ``None`` (404)."""
+    percent-encoded) names under ``mount``, ``ADD_SLASH`` (a directory with the index file
+    named without its trailing slash), or ``None`` (404)."""
     if b"%2f" in raw_path.lower() or b"%5c" in raw_path.lower():
         return None  # an encoded slash or backslash names no file
     decoded = unquote_to_bytes(raw_path)
@@ -90,7 +96,8 @@ def resolve(mount: str, raw_path: bytes, index: str | None) -> str | None:
     except (OSError, ValueError):
         return None
     if stat.S_ISDIR(info.st_mode) and index:
-        return resolve(mount, raw_path.rstrip(b"/") + b"/" + index.encode(), None)
+        found = resolve(mount, raw_path.rstrip(b"/") + b"/" + index.encode(), None)
+        return ADD_SLASH if found is not None and raw_path[-1:] != b"/" else found
     return path if stat.S_ISREG(info.st_mode) else None
 
 
@@ -125,7 +132,10 @@ class StaticExchange(Exchange):
         if method != "GET" and method != "HEAD":
             self._whole(405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
             return
-        path = resolve(self.mount, self.raw_path or b"/", self.files.index)
+        path = resolve(self.mount, self.raw_path, self.files.index)
+        if path == ADD_SLASH:
+            self._add_slash()
+            return
         try:
             file = open(path, "rb") if path is not None else None  # noqa: SIM115 - closed by done()
         except OSError:
@@ -161,6 +171,17 @@ class StaticExchange(Exchange):
         headers += [(b"content-type", _content_type(path)), (b"content-length", b"%d" % count)]  # type: ignore[arg-type]
         self.status, self.headers, self.started = status, headers, True
         await send_file_body(self.stream, self, file, start, count, method == "HEAD")
+
+    def _add_slash(self) -> None:
+        """``301`` to the request's own path (as received, percent-encoding kept) with a
+        trailing slash, and its query: relative links in the index file then resolve under
+        the directory (as nginx and Starlette's ``StaticFiles(html=True)`` do). Leading
+        slashes are merged: ``//host/dir`` would be another host's URL."""
+        path, query = split_target(self.request.target)
+        location = b"/" + path.lstrip(b"/") + b"/"
+        if query:
+            location += b"?" + query
+        self._whole(301, b"Moved Permanently", [(b"location", location)])
 
     def _whole(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         headers = list(headers or ())

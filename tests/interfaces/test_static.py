@@ -116,6 +116,7 @@ def test_a_large_file_goes_out_whole(site):
         "/static/leak.txt",  # a symlink pointing out of the mount
         "/static/missing.txt",
         "/static/css",  # a directory, no index file configured
+        "/static/docs",  # one with index.html, no index file configured: no redirect either
         "/static/",
     ],
 )
@@ -141,11 +142,57 @@ def test_index_files_several_mounts_and_other_methods(site, tmp_path):
         docs = httpx.get(server.url + "/assets/docs/")
         assert docs.text == "<h1>docs</h1>" and docs.headers["content-type"] == "text/html; charset=utf-8"
         assert "cache-control" not in docs.headers
-        assert httpx.get(server.url + "/assets/docs").text == "<h1>docs</h1>"
+        assert httpx.get(server.url + "/assets/docs", follow_redirects=True).text == "<h1>docs</h1>"
         assert httpx.get(server.url + "/assets/deep/a.json").headers["content-type"] == "application/json; charset=utf-8"
         assert httpx.get(server.url + "/index.html?x=1").text == "<h1>docs</h1>"
         post = httpx.post(server.url + "/assets/hello.txt", content=b"x")
         assert (post.status_code, post.headers["allow"]) == (405, "GET, HEAD")
+
+
+def test_a_directory_without_its_trailing_slash_is_redirected(site, tmp_path):
+    (site / "my dir").mkdir()
+    (site / "my dir" / "index.html").write_text("<h1>spaced</h1>")
+    (site / "docs" / "sub").mkdir()  # a directory without the index file
+    (site / "docs" / "inner").mkdir()
+    (site / "docs" / "inner" / "index.html").write_text("<h1>inner</h1>")
+    with serve(
+        counting_app,
+        static_path_route=["/assets", "/"],
+        static_path_mount=[str(site), str(site / "docs")],
+        static_path_dir_to_file="index.html",
+        threads=1,
+    ) as server:
+        for target, location in [
+            ("/assets/docs", b"/assets/docs/"),
+            ("/assets/docs?a=1&b=%20", b"/assets/docs/?a=1&b=%20"),  # the query kept
+            ("/assets/my%20dir", b"/assets/my%20dir/"),  # the path as received
+            ("/assets//docs", b"/assets//docs/"),
+            ("/inner", b"/inner/"),
+            ("//inner", b"/inner/"),  # not //inner/: another host's URL
+            ("///inner?x", b"/inner/?x"),
+            ("http://x/assets/docs?q", b"/assets/docs/?q"),  # absolute form: its path
+        ]:
+            response = raw_get(server.port, target)
+            assert response.startswith(b"HTTP/1.1 301 "), (target, response[:200])
+            assert b"\r\nlocation: " + location + b"\r\n" in response.lower(), (target, response[:300])
+        assert raw_get(server.port, "http://x/assets/hello.txt?v=1").endswith(b"\r\n\r\n0123456789")  # (was /hello.txtv=1)
+        head = httpx.head(server.url + "/assets/docs")
+        assert (head.status_code, head.headers["location"], head.content) == (301, "/assets/docs/", b"")
+        assert httpx.get(server.url + "/assets/my%20dir", follow_redirects=True).text == "<h1>spaced</h1>"
+        # The route itself (its mount's root has no index file) and a directory without one: 404.
+        for target in ("/assets", "/assets/css", "/sub", "/assets/docs%2f", "/assets/docs/..", "/assets/%2e%2e"):
+            assert raw_get(server.port, target).startswith(b"HTTP/1.1 404 "), target
+        with httpx.Client(base_url=server.url, http1=False, http2=True) as h2:  # HTTP/2: the :path
+            response = h2.get("/assets/my%20dir?q=%2F")
+            assert (response.http_version, response.status_code) == ("HTTP/2", 301)
+            assert response.headers["location"] == "/assets/my%20dir/?q=%2F"
+        if shutil.which("curl"):
+            out = subprocess.run(["curl", "-sSL", server.url + "/assets/docs?x=1"], capture_output=True, timeout=30, check=True)
+            assert out.stdout == b"<h1>docs</h1>"
+    with serve(counting_app, static_path_mount=[str(site / "docs")], static_path_dir_to_file="index.html", threads=1) as server:
+        response = raw_get(server.port, "/static?v=2")  # the route itself names its mount's root
+        assert response.startswith(b"HTTP/1.1 301 ") and b"\r\nlocation: /static/?v=2\r\n" in response.lower()
+        assert httpx.get(server.url + "/static", follow_redirects=True).text == "<h1>docs</h1>"
 
 
 def test_parse_range():

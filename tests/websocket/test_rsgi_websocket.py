@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -24,6 +27,8 @@ def make_rsgi_app(rec: Recorder):
             if scope.path == "/deny-default":
                 protocol.close()
                 return
+            if scope.path == "/late":  # accepts after a while (a graceful stop may have begun)
+                await asyncio.sleep(1.0)
             transport = await protocol.accept()
             if scope.path == "/close":
                 await transport.send_str("bye")
@@ -84,3 +89,16 @@ def test_rsgi_close_after_accept():
             with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=10)
             assert closed.value.rcvd.code == 4002
+
+
+def test_rsgi_a_websocket_accepted_during_the_stop_is_closed_1001():
+    rec = Recorder()
+    with serve(make_rsgi_app(rec), interface="rsgi", timeout_graceful_shutdown=30) as server:
+        url = server.url.replace("http://", "ws://") + "/late"
+        stopper = threading.Thread(target=lambda: rec.wait_for(lambda: rec.scopes) and server.server.stop())
+        stopper.start()  # (the stop begins while the app waits to accept)
+        with connect(url, open_timeout=10) as ws, pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)  # (far below the 30 s graceful timeout)
+        assert closed.value.rcvd.code == 1001
+        stopper.join(10)
+    assert rec.wait_for(lambda: rec.events and rec.events[-1]["type"] in ("close", "closed-error"))
