@@ -16,7 +16,7 @@ test-fast:
 venvs:
 	bash ci/venvs.sh
 
-# ftserve vs Uvicorn/Granian/Hypercorn on 3.13t, bare apps and frameworks (~15 min); results in bench/results/latest.*
+# ftserve vs Uvicorn/Granian/Hypercorn on 3.13t: bare apps, TLS, HTTP/2, WebSocket, metrics, frameworks (~30 min); results in bench/results/latest.*
 bench:
 	bash ci/venvs.sh ft
 	python3 bench/run.py $(BENCH_ARGS)

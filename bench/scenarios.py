@@ -56,7 +56,7 @@ class Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hello", "GET, 200 text/plain, 13-byte body", "asgi", "bench.apps:hello", response_bytes=len(HELLO)),
     # json, bytes_10k and rsgi_hello follow hello closely; they run with --scenarios (or all), leaving
-    # the default run (~15 min on 2 vCPUs) room for the framework scenarios.
+    # the default run (~30 min on 2 vCPUs) room for the TLS, HTTP/2, WebSocket and framework scenarios.
     Scenario("json", "GET, JSON serialized per request", "asgi", "bench.apps:json_hello", response_bytes=28, default=False),
     Scenario(
         "bytes_10k",
