@@ -104,8 +104,8 @@ class AcceptQueue(threading.Thread):
     """Accepts on the shared listener and gives each connection to the least-loaded worker.
 
     A worker's load is the connections sent to it (counted here, by this thread only)
-    minus those it has closed (counted by the worker, by its thread only): no shared
-    writes. The chosen worker's selector is woken through ``call_soon_threadsafe``.
+    and not yet taken, plus those it holds (counted by the worker, by its thread only): no
+    shared writes. The chosen worker's selector is woken through ``call_soon_threadsafe``.
 
     A worker whose loop has not ticked for ``STALE_LOOP`` seconds (the app blocks it) gets
     no new connection: they would wait behind the blocked code. When no worker can take
@@ -298,8 +298,8 @@ class AcceptQueue(threading.Thread):
             # (Not sent.get(): from this thread, on a dict the main thread made, that
             # spins 40 sched_yield() calls on 3.13t; see docs/free-threading.md.)
             index = worker.index
-            stats = worker.stats
-            load = (sent[index] if index in sent else 0) - stats.closed - stats.dropped
+            # In transit (handed over, not yet taken), then held (set up, or being set up).
+            load = (sent[index] if index in sent else 0) - worker.stats.adopted + worker.open_connections()
             total += load
             if not worker.accepting:
                 continue

@@ -49,13 +49,13 @@ access_logger = logging.getLogger("ftserver.access")
 class WorkerStats:
     """Counters written only by their worker thread; the server sums them on read."""
 
-    __slots__ = ("requests", "connections", "closed", "dropped")
+    __slots__ = ("requests", "connections", "closed", "adopted")
 
     def __init__(self) -> None:
         self.requests = 0
         self.connections = 0  # opened (by a driver)
         self.closed = 0
-        self.dropped = 0  # closed before a driver had them (a failed TLS handshake...)
+        self.adopted = 0  # connections handed over by the acceptor and taken (counted once set up)
 
 
 class WorkerHost:

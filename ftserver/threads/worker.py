@@ -173,7 +173,8 @@ class WorkerThread(threading.Thread):
         ctx.tick()  # a fresh ctx.now after a long startup: the acceptor skips loops that stopped ticking
         self.accepting = True
         self.ready.set()
-        tick = _Ticker(loop, ctx)
+        # (--limit-max-connections: the tick also resumes accepting if a close went unseen)
+        tick = _Ticker(loop, ctx, self._connection_closed if self.max_connections is not None else None)
         await self._stop.wait()
         self.accepting = False
         if listener is not None:
@@ -223,13 +224,18 @@ class WorkerThread(threading.Thread):
 
     def _adopt(self, fd: int, family: socket.AddressFamily) -> None:
         ctx = self.ctx
-        if ctx is None or not self.accepting:
-            os.close(fd)
-            return
-        proto = socket.IPPROTO_TCP if family != socket.AF_UNIX else 0
-        sock = socket.socket(family, socket.SOCK_STREAM, proto, fileno=fd)
-        sock.setblocking(False)
-        self._serve(ctx, sock)
+        try:
+            if ctx is None or not self.accepting:
+                os.close(fd)
+                return
+            proto = socket.IPPROTO_TCP if family != socket.AF_UNIX else 0
+            sock = socket.socket(family, socket.SOCK_STREAM, proto, fileno=fd)
+            sock.setblocking(False)
+            self._serve(ctx, sock)
+        finally:
+            # Counted taken once it is counted held (open_connections): the acceptor's sum
+            # of the two may count it twice for an instant, never not at all.
+            self.stats.adopted += 1
 
     def _accept(self, ctx: WorkerHost, listener: socket.socket) -> bool:
         """This worker's own SO_REUSEPORT listener is readable: take what is queued (a
@@ -269,7 +275,9 @@ class WorkerThread(threading.Thread):
             self.listening = True
 
     def open_connections(self) -> int:
-        """Connections this thread holds: served by a driver, or in their TLS handshake."""
+        """Connections this thread holds: served by a driver, or being set up (TLS handshake).
+        Every way a connection ends lowers it: the drivers count their closes, a connection
+        that ends before it has a driver leaves ``_handshakes``. (Read by the acceptor too.)"""
         stats = self.stats
         return stats.connections - stats.closed + len(self._handshakes)
 
@@ -281,14 +289,12 @@ class WorkerThread(threading.Thread):
             self._watch(self.ctx, listener)
 
     def _handshake_done(self, transport: TLSTransport) -> None:
-        """A TLS handshake is over. One that failed made no driver: its connection is
-        counted as ``dropped`` (the acceptor's count of it ends, as a driver's close would end it)."""
+        """A TLS handshake is over: its connection is a driver's now (then it leaves
+        ``_handshakes`` on the next loop pass, once the driver has counted it), or closed."""
+        if transport.get_protocol() is not None:
+            self.loop.call_soon(self._handshakes.discard, transport)  # type: ignore[union-attr]
+            return
         self._handshakes.discard(transport)
-        if transport.get_protocol() is None:
-            self._count_dropped()
-
-    def _count_dropped(self) -> None:
-        self.stats.dropped += 1
         if self.max_connections is not None:
             self._connection_closed()
 
@@ -321,7 +327,6 @@ class WorkerThread(threading.Thread):
         except OSError as exc:
             logger.debug("connection dropped before it was set up: %r", exc)
             sock.close()
-            self._count_dropped()
 
     def _request_stop(self, force: bool) -> None:
         self._force = self._force or force
@@ -370,14 +375,17 @@ def _peer(sock: socket.socket) -> Any:
 class _Ticker:
     """Calls ``ctx.tick()`` once a second on the worker's loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, ctx: WorkerHost) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, ctx: WorkerHost, also: Callable[[], None] | None = None) -> None:
         self.loop = loop
         self.ctx = ctx
+        self.also = also
         self.handle = loop.call_later(1.0, self._fire)
 
     def _fire(self) -> None:
         try:
             self.ctx.tick()
+            if self.also is not None:
+                self.also()
         finally:
             self.handle = self.loop.call_later(1.0, self._fire)
 

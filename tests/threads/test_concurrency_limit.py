@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 
 import h2.events
@@ -16,7 +18,7 @@ from websockets.sync.client import connect
 
 from ftserver.testing import serve
 from tests.apps import gate
-from tests.ftserve_process import ftserve, wait_for  # noqa: F401 - the fixture
+from tests.ftserve_process import ROOT, ftserve, wait_for  # noqa: F401 - the fixture
 from tests.threads.h2client import H2Client
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -156,3 +158,13 @@ def test_wsgi_and_static_responses_end_their_count(tmp_path):
                 assert client.get("/static/a.txt").text == "static"
                 assert client.get("/static/missing").status_code == 404
         wait_idle(server)
+
+
+@pytest.mark.parametrize("option", ["--limit-concurrency", "--limit-max-connections"])
+def test_cli_refuses_a_limit_below_one_in_one_line(option):
+    result = subprocess.run(
+        [sys.executable, "-m", "ftserver", option, "0", "tests.apps.basic:hello"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [f"Error: {option[2:].replace('-', '_')}: must be a whole number of at least 1 (unset: no limit), got 0"]
