@@ -310,7 +310,7 @@ class WorkerThread(threading.Thread):
                 pass
         proxy = self.proxy_protocol
         if proxy is not None and proxy.expects_header(sock):
-            proxy.read(ctx.loop, sock, partial(self._set_up, ctx), self._handshakes, self._count_dropped)  # (threads/proxy_header.py)
+            proxy.read(ctx.loop, sock, partial(self._set_up, ctx), self._handshakes)  # (threads/proxy_header.py)
             return
         self._set_up(ctx, sock)
 
