@@ -360,3 +360,41 @@ def test_prior_knowledge_with_the_h11_parser():
     with serve(basic.hello, http1="h11") as server:
         with httpx.Client(http1=False, http2=True, timeout=10) as client:
             assert client.get(server.url + "/").text == "Hello, world!"
+
+
+def test_a_clients_graceful_goaway_still_gets_its_open_streams_answered():
+    """RFC 9113 §6.8: a client's GOAWAY (NO_ERROR) opens no more streams, but those it opened
+    are answered (h2 alone closes its side and drops what is queued: the app's send failed)."""
+    with serve(basic.sleepy) as server:
+        client = H2Client(server.port)
+        try:
+            first = client.request("/", headers=[], end=True)  # (answers after 1 s)
+            second = client.request("/", headers=[], end=True)
+            client.send_raw(GoAwayFrame(0, last_stream_id=0, error_code=ErrorCodes.NO_ERROR).serialize())
+
+            def both_done(frames):
+                done = {f.stream_id for f in frames if isinstance(f, DataFrame) and "END_STREAM" in f.flags}
+                return {first, second} <= done
+
+            frames = client.raw_frames(both_done)
+            data = {f.stream_id: f.data for f in frames if isinstance(f, DataFrame) and f.data}
+            assert data == {first: b"done", second: b"done"}
+            assert not [f for f in frames if isinstance(f, GoAwayFrame) and f.error_code != ErrorCodes.NO_ERROR]
+        finally:
+            client.close()
+
+
+def test_a_clients_goaway_with_an_error_ends_the_connection_quietly(caplog):
+    """A GOAWAY with an error code: the connection closes, the app's answer is not attempted
+    on it (no traceback in the log)."""
+    with serve(basic.sleepy) as server:
+        client = H2Client(server.port)
+        try:
+            client.request("/", headers=[], end=True)  # (answers after 1 s)
+            client.send_raw(GoAwayFrame(0, last_stream_id=0, error_code=ErrorCodes.INTERNAL_ERROR).serialize())
+            client.raw_frames(lambda frames: False, limit=3)  # (until the server closes)
+            assert client.sock.recv(1) == b""
+        finally:
+            client.close()
+        time.sleep(1.5)  # (the sleepy app's answer comes after 1 s)
+    assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.levelname == "ERROR"]

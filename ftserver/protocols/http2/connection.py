@@ -245,6 +245,8 @@ class HTTP2Connection:
             elif kind is PingReceived:
                 self._count("pings", self.settings.max_pings, "PING")
             elif kind is ConnectionTerminated:
+                if event.error_code:  # the client ends the connection on an error: nothing more goes
+                    raise H2ConnectionError(f"GOAWAY from the client ({event.error_code!r})", int(event.error_code))
                 append(GoingAway(event.last_stream_id or 0))
             elif kind is PriorityUpdated or kind is UnknownFrameReceived:
                 self._count("empty_frames", self.settings.max_empty_frames, "PRIORITY/unknown frames")

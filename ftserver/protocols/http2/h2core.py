@@ -70,6 +70,18 @@ class ServerConnection(H2Connection):
         finally:
             self.counting = True
 
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        # A graceful GOAWAY (NO_ERROR) from the client opens no more streams, but those it
+        # opened are still answered (RFC 9113 §6.8): h2 would close its side at any GOAWAY
+        # and drop what is queued to send.
+        was_open = self.state_machine.state is _SERVER_OPEN
+        pending = self._data_to_send
+        frames, events = super()._receive_goaway_frame(frame)
+        if was_open and frame.error_code == 0:
+            self.state_machine.state = _SERVER_OPEN
+            self._data_to_send = pending + self._data_to_send
+        return frames, events
+
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> Any:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
         stream.__class__ = ServerStream
