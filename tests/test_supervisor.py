@@ -217,8 +217,9 @@ def test_max_requests_counts_keep_alive_requests_as_they_are_served(ftserve):
     by_first = sum(counter[first] for counter in counters)
     # The requests in progress on its connections when the limit was reached, and those
     # its loops serve before they run the close (usually 1-2 per connection; more on a
-    # loaded machine). Before: at least what a client sends in half a second.
-    assert limit <= by_first <= limit + 10 * clients, by_first
+    # loaded machine: up to ~20 per connection seen on 2 busy vCPUs). Before: at least what a
+    # client sends in half a second, hundreds to thousands.
+    assert limit <= by_first <= limit + 25 * clients, by_first
     seen = int(served.wait_log(r"--max-requests reached \((\d+) requests served\)").group(1))
     assert limit <= seen <= limit + 10 * clients
 
