@@ -58,7 +58,7 @@ def count(app_name: str, n: int, per_read: int) -> collections.Counter[str]:
     def thread_main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        app = inloop.APPS[app_name]
+        app = inloop.app(app_name)
         ctx = WorkerHost(loop, app, Config(app=app, lifespan="off", interface="asgi", h2_max_concurrent_streams=1000), WorkerStats())
         driver = HTTP2Driver(ctx)
         driver.connection_made(inloop.FakeTransport())

@@ -10,18 +10,21 @@ and asyncio's selector/transport layer, so the figure is the server's own Python
     python bench/inloop.py --app hello --profile # pyinstrument profile of one app
     python bench/inloop.py --http1 h11
     python bench/inloop.py --app hello --metrics # with --metrics on
+    python bench/inloop.py --app starlette       # a real framework (bench/frameworks/)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -51,7 +54,31 @@ class RSGIHello:
         protocol.response_str(200, [("content-type", "text/plain")], "Hello, world!")
 
 
-APPS = {"hello": hello, "stream": stream, "rsgi_hello": RSGIHello()}
+#: name -> the app, or "module:attribute" of a framework app imported on first use (``app()``).
+APPS: dict[str, Any] = {
+    "hello": hello,
+    "stream": stream,
+    "rsgi_hello": RSGIHello(),
+    "starlette": "bench.frameworks.starlette_app:app",
+    "fastapi": "bench.frameworks.fastapi_app:app",
+}
+#: The target each app is asked for when it is not ``/hello`` (the bench scenario's path).
+PATHS = {"fastapi": b"/items/42"}
+
+
+def app(name: str) -> Any:
+    """The app called ``name`` (a framework's module is imported the first time)."""
+    found = APPS[name]
+    if isinstance(found, str):
+        module, _, attribute = found.partition(":")
+        APPS[name] = found = getattr(importlib.import_module(module), attribute)
+    return found
+
+
+def request(name: str) -> bytes:
+    """The request bytes sent to app ``name``."""
+    path = PATHS.get(name)
+    return REQUEST if path is None else REQUEST.replace(b"/hello", path, 1)
 
 
 class FakeTransport(asyncio.Transport):
@@ -93,13 +120,15 @@ def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1, met
     result: list[float] = []
     cpu: list[float] = []
     barrier = threading.Barrier(parallel)
+    the_app = app(app_name)  # (imported by the main thread, as the server does)
+    data = request(app_name)
 
     def thread_main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        interface = "rsgi" if hasattr(APPS[app_name], "__rsgi__") else "asgi"
-        config = Config(app=APPS[app_name], http1=http1, lifespan="off", interface=interface, metrics=metrics)
-        ctx = WorkerHost(loop, APPS[app_name], config, WorkerStats())
+        interface = "rsgi" if hasattr(the_app, "__rsgi__") else "asgi"
+        config = Config(app=the_app, http1=http1, lifespan="off", interface=interface, metrics=metrics)
+        ctx = WorkerHost(loop, the_app, config, WorkerStats())
         protocol = new_driver(ctx)
         transport = FakeTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
@@ -113,7 +142,7 @@ def run(app_name: str, http1: str, n: int, profile: bool, parallel: int = 1, met
                 if left == 0:
                     done.set_result(None)
                     return
-                protocol.data_received(REQUEST)
+                protocol.data_received(data)
                 loop.call_soon(step, left - 1)  # next iteration: coalesced writes flush first
 
             loop.call_soon(step, count)

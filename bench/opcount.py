@@ -9,6 +9,7 @@ non-main thread.
 
     python bench/opcount.py                 # per function, hello app
     python bench/opcount.py --app stream --lines --top 60
+    python bench/opcount.py --app starlette --layers   # per layer: ftserver, asyncio, framework
     python bench/opcount.py --shared        # loads of objects all worker threads share
     python bench/opcount.py --metrics       # with --metrics on (its cost: the difference)
 
@@ -84,16 +85,40 @@ def _loaded(frame: FrameType, opname: str, argval: Any, local: str | None) -> An
     return _MISSING if callable(value) or isinstance(value, (property, staticmethod, classmethod)) else value
 
 
-def count(app_name: str, n: int, by_line: bool, shared: bool = False, metrics: bool = False) -> collections.Counter[str]:
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def layer(filename: str) -> str:
+    """Where a code object belongs: a module of ours, the harness, a package, or the stdlib."""
+    path = Path(filename).resolve()
+    if path.is_relative_to(ROOT / "ftserver"):
+        return str(path.relative_to(ROOT))
+    if path.is_relative_to(ROOT / "bench"):
+        return "bench harness and app"
+    parts = path.parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    return f"stdlib {path.parent.name if path.name == '__init__.py' or path.parent.name == 'asyncio' else path.stem}"
+
+
+def count(
+    app_name: str, n: int, by_line: bool, shared: bool = False, metrics: bool = False, layers: bool = False
+) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     loads: dict[Any, dict[int, tuple[str, Any, str | None]]] = {}
     before: set[int] = set()
+    names: dict[str, str] = {}
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         frame.f_trace_opcodes = True
         if event == "opcode":
             code = frame.f_code
-            where = f"{Path(code.co_filename).name}:{code.co_qualname}"
+            if layers:
+                where = names.get(code.co_filename)
+                if where is None:
+                    where = names[code.co_filename] = layer(code.co_filename)
+            else:
+                where = f"{Path(code.co_filename).name}:{code.co_qualname}"
             if shared:
                 table = loads.get(code)
                 if table is None:
@@ -113,7 +138,6 @@ def count(app_name: str, n: int, by_line: bool, shared: bool = False, metrics: b
     def thread_main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        app = inloop.APPS[app_name]
         interface = "rsgi" if hasattr(app, "__rsgi__") else "asgi"
         config = Config(app=app, lifespan="off", interface=interface, metrics=metrics)
         ctx = WorkerHost(loop, app, config, WorkerStats())
@@ -124,7 +148,7 @@ def count(app_name: str, n: int, by_line: bool, shared: bool = False, metrics: b
             if left == 0:
                 done.set_result(None)
                 return
-            protocol.data_received(inloop.REQUEST)
+            protocol.data_received(data)
             loop.call_soon(drive, left - 1, done)
 
         for requests, traced in ((100, False), (n, True)):  # warm up, then count
@@ -139,6 +163,8 @@ def count(app_name: str, n: int, by_line: bool, shared: bool = False, metrics: b
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
+    app = inloop.app(app_name)  # imported by the main thread, as the server does
+    data = inloop.request(app_name)
     if shared:
         before.update(id(o) for o in gc.get_objects())
     thread = threading.Thread(target=thread_main)
@@ -153,12 +179,13 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--lines", action="store_true", help="count by source line, not by function")
     parser.add_argument("--shared", action="store_true", help="count loads of objects all threads share")
+    parser.add_argument("--layers", action="store_true", help="count by module of ours, package or stdlib module")
     parser.add_argument("--metrics", action="store_true", help="with --metrics on")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     if args.metrics:
         os.environ[DIR_ENV] = tempfile.mkdtemp(prefix="opcount-metrics-")
-    counts = count(args.app, args.n, args.lines, args.shared, args.metrics)
+    counts = count(args.app, args.n, args.lines, args.shared, args.metrics, args.layers)
     what = "loads of shared objects" if args.shared else "bytecodes"
     print(f"{args.app}: {sum(counts.values()) / args.n:.0f} {what} per request")
     for where, total in counts.most_common(args.top):
