@@ -85,45 +85,55 @@ def http_scope(request: Request, info: ConnectionInfo) -> dict[str, Any]:
     return scope
 
 
+def as_bytes(body: Any) -> bytes:
+    """A body given as a bytes-like object, as bytes (ASGI: ``body`` is a byte string)."""
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"ASGI: 'body' must be bytes, got {type(body).__name__}")
+    return bytes(body)
+
+
+def refuse_status(status: Any) -> None:
+    """Raise what an ``http.response.start`` with this (unusable) status gets."""
+    if type(status) is not int or not 100 <= status <= 999:
+        raise TypeError(f"ASGI: 'status' must be an int in 100..999, got {status!r}")
+    raise RuntimeError("ASGI: informational (1xx) responses cannot be sent with 'http.response.start'")
+
+
 class ASGIHTTPCycle(LoopWaiting, Exchange):
     """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
 
-    __slots__ = (
-        "scope",
-        "chunks",
-        "body_done",
-        "body_delivered",
-        "waiter",
-        "client_eof",
-        "trailers",
-        "trailer_fields",
-    )
+    # No __slots__ of its own: what a request has not changed is read from these class
+    # defaults (immutable, immortal values), so a request sets 3 attributes instead of 17.
+    chunks: list[bytes] | None = None  # request body parts not yet received by the app
+    body_done = True  # the whole request body has arrived
+    body_delivered = False  # the app has received more_body=False
+    waiter: asyncio.Future[None] | None = None
+    disconnected = False
+    client_eof = False  # the client closed its sending side (FIN)
+    started = False
+    status = 0
+    headers: Sequence[tuple[bytes, bytes]] = ()
+    trailers = False
+    trailer_fields: list[tuple[bytes, bytes]] | tuple[()] = ()  # a list once announced
+    body_sent = False  # the final http.response.body was sent
+    complete = False  # response complete (including trailers)
+    response_bytes = 0
 
     def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
         self.stream = stream
         self.request = request
         self.scope = http_scope(request, info)
-        self.chunks: list[bytes] = []
-        self.body_done = body_done  # the whole request body has arrived
-        self.body_delivered = False  # the app has received more_body=False
-        self.waiter: asyncio.Future[None] | None = None
-        self.disconnected = False
-        self.client_eof = False  # the client closed its sending side (FIN)
-        self.started = False
-        self.status = 0
-        # Empty tuples until the app sends them: no list allocated per request, and the
-        # empty tuple is immortal (no reference counting shared between threads).
-        self.headers: Sequence[tuple[bytes, bytes]] = ()
-        self.trailers = False
-        self.trailer_fields: list[tuple[bytes, bytes]] | tuple[()] = ()  # a list once announced
-        self.body_sent = False  # the final http.response.body was sent
-        self.complete = False  # response complete (including trailers)
-        self.response_bytes = 0
+        if not body_done:
+            self.body_done = False
 
     # -- driver side -------------------------------------------------------------
 
     def on_body(self, data: bytes) -> None:
-        self.chunks.append(data)
+        chunks = self.chunks
+        if chunks is None:
+            self.chunks = [data]
+        else:
+            chunks.append(data)
         self._wake()
 
     def on_body_end(self) -> None:
@@ -163,17 +173,18 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
                     await self._wait()
                 return {"type": "http.disconnect"}
             self.stream.want_body(self)
-            while not (chunks or self.body_done or self.disconnected):
+            while not (self.chunks or self.body_done or self.disconnected):
                 await self._wait()
             if self.disconnected:
                 return {"type": "http.disconnect"}
-        if len(chunks) == 1:
-            body = chunks[0]
+            chunks = self.chunks
+        if chunks:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.chunks = None
+            if body:
+                self.stream.body_consumed(self, len(body))
         else:
-            body = b"".join(chunks)
-        chunks.clear()
-        if body:
-            self.stream.body_consumed(self, len(body))
+            body = b""
         more = not self.body_done
         if not more:
             self.body_delivered = True
@@ -182,22 +193,18 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.body":
-            if not self.started:
-                raise RuntimeError("ASGI: 'http.response.body' sent before 'http.response.start'")
-            if self.body_sent:
-                raise RuntimeError("ASGI: 'http.response.body' sent after the response body was complete")
-            if self.disconnected:
-                raise ClientDisconnected("client disconnected")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
+            if not self.started or self.body_sent or self.disconnected:
+                self._refuse_body("http.response.body")
+            try:
+                body = message["body"]
+            except KeyError:
+                body = b""
             if type(body) is not bytes:
-                if not isinstance(body, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"ASGI: 'body' must be bytes, got {type(body).__name__}")
-                body = bytes(body)
-            sent_before = self.response_bytes
-            self.response_bytes = sent_after = sent_before + len(body)
+                body = as_bytes(body)
             stream = self.stream
-            if more:
+            if "more_body" in message and message["more_body"]:
+                sent_before = self.response_bytes
+                self.response_bytes = sent_after = sent_before + len(body)
                 stream.send_body(self, body, True)
                 # The common case in one test: no drain, no yield, nothing to await.
                 if not (stream.write_paused or sent_after >> YIELD_SHIFT != sent_before >> YIELD_SHIFT):
@@ -206,10 +213,13 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
                 if self.disconnected:
                     raise ClientDisconnected("client disconnected")
                 return
+            self.response_bytes += len(body)
             self.body_sent = True
             # With trailers announced the response ends with the trailers message.
-            stream.send_body(self, body, self.trailers)
-            if not self.trailers:
+            if self.trailers:
+                stream.send_body(self, body, True)
+            else:
+                stream.send_body(self, body, False)
                 self.complete = True
                 if self.waiter is not None:
                     self._wake()
@@ -223,14 +233,16 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
             if self.started:
                 raise RuntimeError("ASGI: 'http.response.start' sent twice")
             status = message["status"]
-            if type(status) is not int or not 100 <= status <= 999:
-                raise TypeError(f"ASGI: 'status' must be an int in 100..999, got {status!r}")
-            if status < 200:
-                raise RuntimeError("ASGI: informational (1xx) responses cannot be sent with 'http.response.start'")
-            headers = message.get("headers", ())
+            # (status >> 2 < 250: status < 1000 without a shared large-int constant)
+            if type(status) is not int or status < 200 or status >> 2 >= 250:
+                refuse_status(status)
+            try:
+                headers = message["headers"]
+            except KeyError:
+                headers = ()
             self.headers = headers if type(headers) is list else list(headers)
             self.status = status
-            if message.get("trailers", False):
+            if "trailers" in message and message["trailers"]:
                 self.trailers = True
                 self.trailer_fields = []
             self.started = True
@@ -250,6 +262,14 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
             await self._send_path(message["path"])
             return
         raise RuntimeError(f"ASGI: unexpected message type {kind!r} for an 'http' scope")
+
+    def _refuse_body(self, kind: str) -> None:
+        """Raise what a body message sent out of turn (or to a client that went) gets."""
+        if not self.started:
+            raise RuntimeError(f"ASGI: {kind!r} sent before 'http.response.start'")
+        if self.body_sent:
+            raise RuntimeError(f"ASGI: {kind!r} sent after the response body was complete")
+        raise ClientDisconnected("client disconnected")
 
     async def _send_path(self, path: str) -> None:
         """The ``http.response.pathsend`` extension: the whole body from a file, with
