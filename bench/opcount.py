@@ -129,7 +129,8 @@ def count(
                 value = _loaded(frame, *load)
                 if value is _MISSING or sys.getrefcount(value) >= IMMORTAL:
                     return tracer
-                if load[0] != "LOAD_CONST" and (id(value) not in before):
+                # (a global is taken as made at import: gc.get_objects() misses untracked dicts and tuples)
+                if load[0] == "LOAD_ATTR" and id(value) not in before:
                     return tracer
                 where = f"{where}:{frame.f_lineno} {load[0]} {load[1]!r:.40} ({type(value).__name__})"
             counts[f"{where}:{frame.f_lineno}" if by_line and not shared else where] += 1
