@@ -41,6 +41,12 @@ async def hello(scope, receive, send):
     await send({"type": "http.response.body", "body": b"Hello, world!"})
 
 
+async def hello_receive(scope, receive, send):
+    """hello that reads its (empty) request body first, as an app that reads every body does."""
+    await receive()
+    await hello(scope, receive, send)
+
+
 async def stream(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     for _ in range(8):
@@ -57,6 +63,7 @@ class RSGIHello:
 #: name -> the app, or "module:attribute" of a framework app imported on first use (``app()``).
 APPS: dict[str, Any] = {
     "hello": hello,
+    "hello_receive": hello_receive,
     "stream": stream,
     "rsgi_hello": RSGIHello(),
     "starlette": "bench.frameworks.starlette_app:app",
