@@ -80,6 +80,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         "body_mark",
         "body_since",
         "h2c_body",
+        "report",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -118,6 +119,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         self.body_mark = 0
         self.body_since = 0.0
         self.h2c_body: list[bytes] | None = None  # the body of an Upgrade: h2c request
+        self.report = w.report  # (read per request: one load fewer than w.report)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -149,8 +151,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             # The usual read: one whole bodiless request (see HTTP11Connection.receive_request).
             request = self.conn.receive_request(data)
             if request is not None:
-                self._on_request(request)
-                self.start_exchange(self.cycle)
+                # _on_request, less what a request without a body or Expect leaves as it
+                # is: with no exchange and no discarding, request_read is already True.
+                self.request = request
+                self.head_pending = True
+                self.idle_since = 0  # (an immortal int: no shared float loaded per request)
+                if self.report:
+                    self.started_at = time.perf_counter()
+                self.cycle = cycle = self.open_exchange(self, request, self.info, True)
+                self.start_exchange(cycle)
                 return
         self.conn.receive_data(data)
         self._handle_events()
@@ -277,8 +286,8 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         self.request_read = not request.has_body
         self.head_pending = True
         self.continue_sent = False
-        self.idle_since = 0.0
-        if w.report:
+        self.idle_since = 0
+        if self.report:
             self.started_at = time.perf_counter()
         self.cycle = self.open_exchange(self, request, self.info, self.request_read)
 
@@ -463,7 +472,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def response_complete(self, cycle: Exchange) -> None:
         w = self.w
         w.stats.requests += 1
-        if w.report:  # the access log, metrics
+        if self.report:  # the access log, metrics
             w.report_response(cycle, self.info.client, self.started_at)
         if self.cycle is not cycle or self.closed:
             return
@@ -474,7 +483,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self._close()
             return
         if self.request_read:
-            self._next_cycle()
+            if self.write_paused:
+                self._next_cycle()  # (waits for the drain)
+                return
+            # _next_cycle, its usual case inline: kept alive, nothing pipelined.
+            pipelined = self.conn.next_cycle()
+            if pipelined or self.client_eof or self.read_paused:
+                self._after_cycle(pipelined)
+            else:
+                self.idle_since = w.now
             return
         if not self.conn.keep_alive:
             self._close()
@@ -501,7 +518,10 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 self.read_paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
             return
-        pipelined = self.conn.next_cycle()
+        self._after_cycle(self.conn.next_cycle())
+
+    def _after_cycle(self, pipelined: int) -> None:
+        """The rest of ``_next_cycle`` once the protocol object answered ``next_cycle()``."""
         if pipelined < 0:
             self._close()
             return
@@ -518,9 +538,12 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def app_finished(self, cycle: Exchange, exc: BaseException | None) -> None:
         if self.w.concurrency is not None:
             self.w.concurrency.done(cycle)
-        if exc is not None or not cycle.complete:
-            report_app_exit(cycle, exc)
-        if cycle.complete or self.cycle is not cycle:
+        if cycle.complete:  # the usual end: the response went out
+            if exc is not None:
+                report_app_exit(cycle, exc)
+            return
+        report_app_exit(cycle, exc)
+        if self.cycle is not cycle:
             return
         if self.closed:
             self.cycle = None
