@@ -281,7 +281,6 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _on_request(self, request: H1Request) -> None:
-        w = self.w
         self.request = request
         self.request_read = not request.has_body
         self.head_pending = True

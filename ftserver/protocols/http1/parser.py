@@ -30,7 +30,7 @@ from ..events import (
 from ..default_headers import DefaultHeaders
 from ..limits import Limits
 from .common import (
-    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TINY_CHUNKS, TOKEN, H1Request, comma_tokens, set_host,
+    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TINY_CHUNKS, TOKEN, H1FastRequest, H1Request, comma_tokens, set_host,
     target_authority,
 )  # fmt: skip
 from .rules import (
@@ -63,9 +63,10 @@ _match_request_line: Final = _REQUEST_LINE_RE.fullmatch
 _split_fields: Final = _FIELD_SPLIT_RE.split
 # The fast path (``receive_request``): one read holding exactly one whole HTTP/1.1 head
 # with an origin-form target, checked in one pass. Each field line is CRLF, a token, a
-# colon, then field-value characters (OWS included), so a match is a valid head.
+# colon, then field-value characters (OWS included), so a match is a valid head. CONNECT
+# takes an authority-form target, whose rules are the full parser's.
 _FAST_HEAD_RE: Final = re.compile(
-    rb"(" + TOKEN + rb") (/[\x21-\x7e]*) HTTP/1\.1((?:\r\n" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*)\r\n\r\n"
+    rb"(?!CONNECT )(" + TOKEN + rb") (/[\x21-\x7e]*) HTTP/1\.1((?:\r\n" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*)\r\n\r\n"
 )
 # Fields the fast path leaves to the full parser (framing, expectations, upgrades).
 _FAST_PATH_EXCLUDED_RE: Final = re.compile(rb"\r\n(?:content-length|transfer-encoding|expect|upgrade):")
@@ -94,7 +95,7 @@ _UNLIMITED: Final = sys.maxsize
 # --- States -----------------------------------------------------------------------
 
 # Receiving side.
-_IDLE = 0  # waiting for a request head
+_IDLE = 0  # waiting for a request head (receive_request relies on it being 0)
 _BODY = 1  # Content-Length body; ``_remaining`` bytes left (0: EndOfMessage next)
 _CHUNK_LINE = 2  # waiting for a chunk-size line
 _CHUNK_DATA = 3  # inside chunk data; ``_remaining`` bytes left in this chunk
@@ -206,7 +207,7 @@ class HTTP11Connection(ResponseWriter):
         Content-Length, Transfer-Encoding or Expect, within the limits
         (``tests/protocols/test_fast_path.py`` compares them).
         """
-        if self._state != _IDLE or self._pos < len(self._buf) or len(data) > self._fast_max:
+        if self._state or self._pos < len(self._buf) or len(data) > self._fast_max:  # (_IDLE is 0)
             return None
         match = _match_fast_head(data)
         if match is None:
@@ -216,7 +217,6 @@ class HTTP11Connection(ResponseWriter):
         if (
             _search_excluded(lowered) is not None
             or lowered.count(b"\r\nhost:") != 1
-            or method == b"CONNECT"
             or (len(fields) > self._max_headers * 4 and fields.count(b"\r\n") > self._max_headers)
         ):
             return None
@@ -236,10 +236,7 @@ class HTTP11Connection(ResponseWriter):
         self._is_head = method == b"HEAD"
         self._keep_alive = keep_alive
         self._response_state = RESPONSE_READY
-        return H1Request(
-            method.decode("ascii"), target, host, "1.1", headers,
-            keep_alive, False, None, False,
-        )  # fmt: skip
+        return H1FastRequest(method.decode("ascii"), target, host, headers, keep_alive)
 
     def next_event(self) -> H1Request | Data | EndOfMessage | ConnectionClosed | Sentinel:
         """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``ProtocolError``."""
