@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ftserver.interfaces.stream import Exchange
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
@@ -16,8 +15,8 @@ from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
+from ftserver.threads.h1files import FileBody
 from ftserver.threads.h2c import h2c_upgrade_wanted, hand_over_to_h2, prior_knowledge, switch_to_h2c
-from ftserver.threads.sockets import SocketTransport
 from ftserver.threads.upgraded import UpgradedConnection, open_upgrade
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ READ_LOW_WATER = 64 * 1024
 MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
-#: Bytes of a file read and written at a time where ``sendfile`` cannot be used (TLS).
-FILE_PIECE = 64 * 1024
 #: Body events handled in one pass over received bytes: a body of many tiny chunks is
 #: parsed in slices, each from a fresh loop callback, so other connections get the loop.
 EVENTS_PER_PASS = 256
@@ -44,7 +41,7 @@ DRAIN_LINGER = 0.5
 _CONNECTION_CLOSE = (b"connection", b"close")
 
 
-class HTTP1Driver(Deadlines, asyncio.Protocol):
+class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
     """One HTTP/1.1 connection: parse, run the app for each request in order, write back."""
 
     __slots__ = (
@@ -392,53 +389,6 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             pending.clear()
             self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
-
-    async def send_file(self, cycle: Exchange, file: Any, offset: int, count: int) -> int:
-        """Send ``count`` bytes of ``file`` from ``offset`` as the response body with
-        ``loop.sendfile`` (``os.sendfile`` on a plain socket: the bytes never enter Python).
-
-        The head goes first if it has not (declaring ``content-length: count`` unless the
-        app set its own); the body is not ended (``send_body(cycle, b"", False)`` does
-        that). Returns the bytes sent: fewer than ``count`` for a bodiless response or a
-        shorter Content-Length. Not for a response the app declared chunked
-        (``Transfer-Encoding``): ``count_body`` raises ``LocalProtocolError`` then.
-        """
-        if self.closed:
-            return 0
-        conn = self.conn
-        if self.head_pending:
-            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count, cycle.reason))
-            self.head_pending = False
-        count = conn.count_body(count)
-        self._flush()
-        if not count or self.closed:
-            return 0
-        transport = self.transport
-        if type(transport) is SocketTransport:  # (not TLS: the bytes must be encrypted)
-            return await transport.sendfile(file, offset, count)
-        return await self._copy_file(file, offset, count)
-
-    async def _copy_file(self, file: Any, offset: int, count: int) -> int:
-        """``send_file`` on a transport without ``sendfile`` (TLS: the bytes must be
-        encrypted): read and write ``FILE_PIECE`` bytes at a time, waiting for the transport
-        to drain whenever it is paused, so a slow client holds one piece, not the file;
-        asyncio's own fallback would swap the driver out of the transport meanwhile."""
-        sent = 0
-        fd = file.fileno()
-        transport = self.transport
-        paused = False
-        while sent < count and not self.closed:
-            data = os.pread(fd, min(FILE_PIECE, count - sent), offset + sent)
-            if not data:
-                break  # the file is shorter than it was
-            transport.write(data)  # type: ignore[union-attr]
-            sent += len(data)
-            if self.write_paused:
-                paused = True
-                await self.drain()
-        if not paused:
-            await asyncio.sleep(0)  # a client that takes everything at once: let the others in
-        return sent
 
     def want_body(self, cycle: Exchange) -> None:
         request = self.request
