@@ -149,8 +149,10 @@ class ResponseWriter:
         "_managed",
         "_tail_date",
         "_tail",
+        "_tail_end",
+        "_plain_status",
         "_plain_fields",
-        "_plain_lines",
+        "_plain_head",
     )
 
     def __init__(self, server_header: bytes | None, defaults: DefaultHeaders | None = None) -> None:
@@ -163,10 +165,13 @@ class ResponseWriter:
         # The date, server and --header fields of the last head, joined (see _head).
         self._tail_date: bytes | None = None
         self._tail = _date_and_server(None, server_header, defaults)
-        # The fields of the last one-piece response (a list of their own) and their
-        # rendered lines with the Content-Length they declare (see send_complete).
+        self._tail_end = self._tail + b"\r\n"  # the tail and the head's end, kept alive
+        # The status and fields of the last one-piece response (a list of their own), and
+        # their head (status line and field lines), the Content-Length they declare and
+        # whether the status has no body (see send_complete).
+        self._plain_status = 0
         self._plain_fields: list[tuple[bytes, bytes]] | None = None
-        self._plain_lines: tuple[bytes, bytes | None] = (b"", None)
+        self._plain_head: tuple[bytes, bytes | None, bool] = (b"", None, False)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -229,13 +234,15 @@ class ResponseWriter:
         body's length (checked at once by ``_match_plain_lines``). Anything else goes
         field by field, where the errors are.
         """
-        if reason is not None or self._response_state != RESPONSE_READY or not 200 <= status <= 999:
+        if reason is not None or self._response_state != RESPONSE_READY:
             return self.complete_by_fields(status, headers, date, body, reason)
-        if headers == self._plain_fields:
-            # The fields of an earlier one-piece response again (most apps send the same
-            # ones every time): their lines and Content-Length, rendered and checked then.
-            lines, declared = self._plain_lines
+        if status == self._plain_status and headers == self._plain_fields:
+            # The status and fields of an earlier one-piece response again (most apps send
+            # the same ones every time): its head, rendered and checked then.
+            head, declared, bodiless = self._plain_head
         else:
+            if not 200 <= status <= 999:
+                return self.complete_by_fields(status, headers, date, body, reason)
             try:
                 lines = b"".join([b"%b: %b\r\n" % field for field in headers])
             except TypeError:  # not a 2-tuple of bytes-like objects
@@ -251,6 +258,8 @@ class ResponseWriter:
                 for field in headers:
                     if field[0].lower() in names:  # the application's field replaces a --header default
                         return self.complete_by_fields(status, headers, date, body, reason)
+            head = _STATUS_LINES[status] + lines
+            bodiless = status in _BODILESS_STATUS
             try:
                 # Kept for the next response only if no part can change meanwhile
                 # (hashable: no bytearray), as a copy (the app may reuse its list).
@@ -259,9 +268,10 @@ class ResponseWriter:
             except TypeError:
                 pass
             else:
+                self._plain_status = status
                 self._plain_fields = list(fields)
-                self._plain_lines = (lines, declared)
-        if self._is_head or status in _BODILESS_STATUS:
+                self._plain_head = (head, declared, bodiless)
+        if self._is_head or bodiless:
             length = b""  # no body and nothing added (an application Content-Length as given)
             body = b""
         elif declared is None:
@@ -273,12 +283,12 @@ class ResponseWriter:
         if date is not self._tail_date:
             self._tail_date = date
             self._tail = _date_and_server(date, self._server_header, self._defaults)
+            self._tail_end = self._tail + b"\r\n"
         self._response_state = RESPONSE_SENT
-        if self._keep_alive:
-            end = b"\r\n" if self._http11 else b"connection: keep-alive\r\n\r\n"
-        else:
-            end = b"connection: close\r\n\r\n"
-        return b"".join((_STATUS_LINES[status], lines, length, self._tail, end, body))
+        if self._keep_alive and self._http11:
+            return b"".join((head, length, self._tail_end, body))
+        end = b"connection: keep-alive\r\n\r\n" if self._keep_alive else b"connection: close\r\n\r\n"
+        return b"".join((head, length, self._tail, end, body))
 
     def complete_by_fields(
         self,
@@ -397,6 +407,7 @@ class ResponseWriter:
             if date is not self._tail_date:
                 self._tail_date = date
                 self._tail = _date_and_server(date, self._server_header, self._defaults)
+                self._tail_end = self._tail + b"\r\n"
             parts.append(self._tail)
         else:
             if date is not None and not has_date:
