@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from email.utils import formatdate
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ftserver.accessformat import AccessFormat
@@ -22,7 +21,7 @@ from ftserver.interfaces import make_adapter
 from ftserver.interfaces.concurrency import ConcurrencyLimit, InFlight
 from ftserver.interfaces.proxy import ProxyHeaders
 from ftserver.interfaces.static import StaticFiles
-from ftserver.interfaces.stream import ClientDisconnected, ConnectionInfo, await_app
+from ftserver.interfaces.stream import ClientDisconnected, ConnectionInfo
 from ftserver.logs import (
     ACCESS_DATEFMT,
     ACCESS_MESSAGE,
@@ -68,8 +67,12 @@ class WorkerHost:
         self.app = app
         self.multiprocess = False  # one of several worker processes (WSGI's wsgi.multiprocess)
         self.lifespan_state: dict[str, Any] | None = None
-        self.stepper = Stepper(loop)
         self.context = contextvars.copy_context()
+        self.stepper = Stepper(loop, self.context)
+        #: Run an application coroutine (or other awaitable) on this thread's loop, stepped
+        #: without a Task of its own (``threads.stepping``), in a copy of the thread's context
+        #: (the stepper's own method: no call of ours in between, per request).
+        self.step: Callable[[Awaitable[Any], Callable[[BaseException | None], None]], None] = self.stepper.step
         self.adapter = make_adapter(config.interface, app, config, self, f" (worker {threading.current_thread().name})")
         if config.static_routes:
             self.adapter = StaticFiles(self.adapter, self, config.static_routes, config.static_path_dir_to_file, config.static_path_expires)
@@ -134,13 +137,6 @@ class WorkerHost:
             return ConnectionInfo(client, server, "http", self.root_path, self.lifespan_state)
         tls = TLSInfo(ssl_object, transport.get_extra_info("sslcontext"))
         return ConnectionInfo(client, server, "https", self.root_path, self.lifespan_state, tls)
-
-    def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
-        """Run an application coroutine (or other awaitable) on this thread's loop, stepped
-        without a Task of its own (``threads.stepping``), in a copy of the thread's context."""
-        if type(coro) is not CoroutineType:
-            coro = await_app(coro)
-        self.stepper.run(coro, self.context.copy(), on_done)  # type: ignore[arg-type]
 
     def tick(self) -> None:
         """Once a second: refresh the cached Date header and close idle connections."""

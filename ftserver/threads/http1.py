@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ftserver.interfaces.stream import Exchange
 from ftserver.protocols.errors import LocalProtocolError, ProtocolError
@@ -16,8 +15,8 @@ from ftserver.protocols.events import END_OF_MESSAGE, NEED_DATA, PAUSED, Data
 from ftserver.protocols.http1 import HTTP_100_CONTINUE, H1Request
 from ftserver.threads.host import report_app_exit
 from ftserver.threads.deadlines import Deadlines
+from ftserver.threads.h1files import FileBody
 from ftserver.threads.h2c import h2c_upgrade_wanted, hand_over_to_h2, prior_knowledge, switch_to_h2c
-from ftserver.threads.sockets import SocketTransport
 from ftserver.threads.upgraded import UpgradedConnection, open_upgrade
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ READ_LOW_WATER = 64 * 1024
 MAX_DISCARD = 1024 * 1024
 #: Response bytes gathered from consecutive body messages before they are written.
 WRITE_COALESCE = 64 * 1024
-#: Bytes of a file read and written at a time where ``sendfile`` cannot be used (TLS).
-FILE_PIECE = 64 * 1024
 #: Body events handled in one pass over received bytes: a body of many tiny chunks is
 #: parsed in slices, each from a fresh loop callback, so other connections get the loop.
 EVENTS_PER_PASS = 256
@@ -44,7 +41,7 @@ DRAIN_LINGER = 0.5
 _CONNECTION_CLOSE = (b"connection", b"close")
 
 
-class HTTP1Driver(Deadlines, asyncio.Protocol):
+class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
     """One HTTP/1.1 connection: parse, run the app for each request in order, write back."""
 
     __slots__ = (
@@ -80,6 +77,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         "body_mark",
         "body_since",
         "h2c_body",
+        "report",
     )
 
     def __init__(self, w: WorkerHost) -> None:
@@ -118,6 +116,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
         self.body_mark = 0
         self.body_since = 0.0
         self.h2c_body: list[bytes] | None = None  # the body of an Upgrade: h2c request
+        self.report = w.report  # (read per request: one load fewer than w.report)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -149,8 +148,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             # The usual read: one whole bodiless request (see HTTP11Connection.receive_request).
             request = self.conn.receive_request(data)
             if request is not None:
-                self._on_request(request)
-                self.start_exchange(self.cycle)
+                # _on_request, less what a request without a body or Expect leaves as it
+                # is: with no exchange and no discarding, request_read is already True.
+                self.request = request
+                self.head_pending = True
+                self.idle_since = 0  # (an immortal int: no shared float loaded per request)
+                if self.report:
+                    self.started_at = time.perf_counter()
+                self.cycle = cycle = self.open_exchange(self, request, self.info, True)
+                self.start_exchange(cycle)
                 return
         self.conn.receive_data(data)
         self._handle_events()
@@ -272,13 +278,12 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _on_request(self, request: H1Request) -> None:
-        w = self.w
         self.request = request
         self.request_read = not request.has_body
         self.head_pending = True
         self.continue_sent = False
-        self.idle_since = 0.0
-        if w.report:
+        self.idle_since = 0
+        if self.report:
             self.started_at = time.perf_counter()
         self.cycle = self.open_exchange(self, request, self.info, self.request_read)
 
@@ -385,53 +390,6 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self.pending_bytes = 0
             self.transport.write(data)  # type: ignore[union-attr]
 
-    async def send_file(self, cycle: Exchange, file: Any, offset: int, count: int) -> int:
-        """Send ``count`` bytes of ``file`` from ``offset`` as the response body with
-        ``loop.sendfile`` (``os.sendfile`` on a plain socket: the bytes never enter Python).
-
-        The head goes first if it has not (declaring ``content-length: count`` unless the
-        app set its own); the body is not ended (``send_body(cycle, b"", False)`` does
-        that). Returns the bytes sent: fewer than ``count`` for a bodiless response or a
-        shorter Content-Length. Not for a response the app declared chunked
-        (``Transfer-Encoding``): ``count_body`` raises ``LocalProtocolError`` then.
-        """
-        if self.closed:
-            return 0
-        conn = self.conn
-        if self.head_pending:
-            self.pending.append(conn.send_response(cycle.status, cycle.headers, self.w.date, count, cycle.reason))
-            self.head_pending = False
-        count = conn.count_body(count)
-        self._flush()
-        if not count or self.closed:
-            return 0
-        transport = self.transport
-        if type(transport) is SocketTransport:  # (not TLS: the bytes must be encrypted)
-            return await transport.sendfile(file, offset, count)
-        return await self._copy_file(file, offset, count)
-
-    async def _copy_file(self, file: Any, offset: int, count: int) -> int:
-        """``send_file`` on a transport without ``sendfile`` (TLS: the bytes must be
-        encrypted): read and write ``FILE_PIECE`` bytes at a time, waiting for the transport
-        to drain whenever it is paused, so a slow client holds one piece, not the file;
-        asyncio's own fallback would swap the driver out of the transport meanwhile."""
-        sent = 0
-        fd = file.fileno()
-        transport = self.transport
-        paused = False
-        while sent < count and not self.closed:
-            data = os.pread(fd, min(FILE_PIECE, count - sent), offset + sent)
-            if not data:
-                break  # the file is shorter than it was
-            transport.write(data)  # type: ignore[union-attr]
-            sent += len(data)
-            if self.write_paused:
-                paused = True
-                await self.drain()
-        if not paused:
-            await asyncio.sleep(0)  # a client that takes everything at once: let the others in
-        return sent
-
     def want_body(self, cycle: Exchange) -> None:
         request = self.request
         if request is not None and request.expect_continue and not self.continue_sent and self.head_pending:
@@ -463,7 +421,7 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def response_complete(self, cycle: Exchange) -> None:
         w = self.w
         w.stats.requests += 1
-        if w.report:  # the access log, metrics
+        if self.report:  # the access log, metrics
             w.report_response(cycle, self.info.client, self.started_at)
         if self.cycle is not cycle or self.closed:
             return
@@ -474,7 +432,15 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
             self._close()
             return
         if self.request_read:
-            self._next_cycle()
+            if self.write_paused:
+                self._next_cycle()  # (waits for the drain)
+                return
+            # _next_cycle, its usual case inline: kept alive, nothing pipelined.
+            pipelined = self.conn.next_cycle()
+            if pipelined or self.client_eof or self.read_paused:
+                self._after_cycle(pipelined)
+            else:
+                self.idle_since = w.now
             return
         if not self.conn.keep_alive:
             self._close()
@@ -501,7 +467,10 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
                 self.read_paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
             return
-        pipelined = self.conn.next_cycle()
+        self._after_cycle(self.conn.next_cycle())
+
+    def _after_cycle(self, pipelined: int) -> None:
+        """The rest of ``_next_cycle`` once the protocol object answered ``next_cycle()``."""
         if pipelined < 0:
             self._close()
             return
@@ -518,9 +487,12 @@ class HTTP1Driver(Deadlines, asyncio.Protocol):
     def app_finished(self, cycle: Exchange, exc: BaseException | None) -> None:
         if self.w.concurrency is not None:
             self.w.concurrency.done(cycle)
-        if exc is not None or not cycle.complete:
-            report_app_exit(cycle, exc)
-        if cycle.complete or self.cycle is not cycle:
+        if cycle.complete:  # the usual end: the response went out
+            if exc is not None:
+                report_app_exit(cycle, exc)
+            return
+        report_app_exit(cycle, exc)
+        if self.cycle is not cycle:
             return
         if self.closed:
             self.cycle = None

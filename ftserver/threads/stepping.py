@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from asyncio import CancelledError
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any
+
+from ftserver.interfaces.stream import await_app
 
 _enter_task = asyncio.tasks._enter_task
 _leave_task = asyncio.tasks._leave_task
@@ -89,15 +92,20 @@ class _Host:
 class Stepper:
     """Per-thread runner of app coroutines (one per worker event loop; never shared)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, context: contextvars.Context) -> None:
         self.loop = loop
+        self.context = context  # the thread's; each request runs in a copy of it
         self.idle: list[_Host] = []
         self.hosts: set[_Host] = set()
         self.closed = False
 
-    def run(self, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, on_done: DoneCallback) -> None:
-        """Step ``coro`` now; if it suspends, a host task finishes it. ``on_done(exc)`` is
+    def step(self, coro: Awaitable[Any], on_done: DoneCallback) -> None:
+        """Step ``coro`` (a coroutine, or any other awaitable) now, in a copy of the
+        thread's context; if it suspends, a host task finishes it. ``on_done(exc)`` is
         called exactly once, with the exception the coroutine raised or ``None``."""
+        if type(coro) is not CoroutineType:
+            coro = await_app(coro)
+        ctx = self.context.copy()
         idle = self.idle
         host = idle.pop() if idle else self._new_host()
         loop = self.loop

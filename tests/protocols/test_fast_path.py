@@ -91,6 +91,31 @@ def test_authority_is_the_host_field() -> None:
     assert request is not None and request.authority == b"Example.com:8000"
 
 
+def test_repeated_heads_on_one_connection() -> None:
+    """A connection keeps the last head the fast path parsed: the same bytes again give the
+    full parser's request again, with a headers list of its own each time."""
+    get = b"GET /a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n"
+    heads = [
+        get, get, bytes(get),  # the same bytes, the same object or not
+        b"HEAD /a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", get,
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ]
+    conn = HTTP11Connection(Limits(), b"ftserver")
+    for head in heads:
+        request = conn.receive_request(head)
+        slow = HTTP11Connection(Limits(), b"ftserver")
+        expected, _ = full_parse(slow, head)
+        assert request is not None and expected is not None
+        assert fields(request) == fields(expected)
+        request.headers.append((b"x-added", b"by the app"))  # must not reach the next request
+        assert conn.send_complete(200, HEADERS, DATE, b"hello") == slow.send_complete(200, HEADERS, DATE, b"hello")
+        if conn.next_cycle() < 0:
+            conn = HTTP11Connection(Limits(), b"ftserver")
+    # Not taken while a request is in progress, even for the same bytes.
+    assert conn.receive_request(get) is not None
+    assert conn.receive_request(get) is None
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -196,6 +196,77 @@ def test_generated_fields(request_bytes: bytes, status: int, headers: list[tuple
     assert fast == generic
 
 
+def kept_lines_agree(responses: list[tuple[int, Any, bytes]], mutate: Any = None) -> None:
+    """One connection answers ``responses`` in turn (``send_complete`` keeps the lines of
+    fields it rendered before): each must be what a fresh connection's field-by-field path
+    gives. ``mutate(index)`` runs before each response (to change fields in place)."""
+    conn = ready(GET)
+    for index, (status, headers, body) in enumerate(responses):
+        if mutate is not None:
+            mutate(index)
+        expected = outcome(ready(GET), ResponseWriter.complete_by_fields, status, headers, body)
+        assert outcome(conn, ResponseWriter.send_complete, status, headers, body) == expected
+        if not conn.keep_alive or conn._response_state != 3:  # (the one cycle of an error)
+            conn = ready(GET)
+            continue
+        conn.next_cycle()
+        conn.receive_data(GET)
+        conn.next_event(), conn.next_event()
+
+
+def test_repeated_fields_reuse_their_lines() -> None:
+    text = [(b"content-type", b"text/plain")]
+    declared = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+    kept_lines_agree([
+        (200, text, b"hello"),
+        (200, text, b"hello, world"),  # the same list: its lines again, another length
+        (200, [(b"content-type", b"text/plain")], b""),  # an equal list
+        (404, text, b"x"),
+        (204, text, b""),
+        (200, declared, b"hello"),
+        (200, list(declared), b"hello"),
+        (200, list(declared), b"hell"),  # the declared length no longer matches the body
+        (200, [(b"x-a", b"1\r\nx-b: 2")], b""),  # an error, then fine fields again
+        (200, text, b"hello"),
+    ])  # fmt: skip
+
+
+def test_fields_changed_in_place_are_rendered_again() -> None:
+    reused = [(b"content-type", b"text/plain")]
+    value = bytearray(b"one")
+    with_bytearray = [(b"x-v", value)]
+
+    def mutate(index: int) -> None:
+        if index == 2:
+            reused.append((b"x-more", b"1"))  # the app's own list, changed after it was sent
+        if index == 4:
+            value[:] = b"two"
+        if index == 5:
+            value[:] = b"a\r\nb"  # now unsafe: must be refused, not taken from before
+
+    kept_lines_agree(
+        [(200, reused, b"a"), (200, reused, b"a"), (200, reused, b"a"),
+         (200, with_bytearray, b"a"), (200, with_bytearray, b"a"), (200, with_bytearray, b"a")],
+        mutate,
+    )  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([200, 204, 404]),
+            st.lists(st.sampled_from([(b"content-type", b"text/plain"), (b"content-length", b"5"),
+                                      (b"x", b""), (b"Server", b"app"), (b"x", b"a\rb")]), max_size=3),
+            st.sampled_from([b"", b"hello", b"x" * 13]),
+        ),
+        max_size=8,
+    )
+)  # fmt: skip
+def test_generated_sequences(responses: list[tuple[int, Any, bytes]]) -> None:
+    kept_lines_agree(responses)
+
+
 # --- end to end: a real server, a raw socket -------------------------------------------
 
 SENTINEL = b"end-of-case"

@@ -20,6 +20,7 @@ __all__ = [
     "TOKEN_RE",
     "URI_HOST",
     "TINY_CHUNKS",
+    "H1FastRequest",
     "H1Request",
     "comma_tokens",
     "set_host",
@@ -131,4 +132,28 @@ class H1Request(Request):
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.chunked = chunked
+        self.client = None
+
+
+class H1FastRequest(H1Request):
+    """The ``H1Request`` of the parser's fast path (``HTTP11Connection.receive_request``):
+    HTTP/1.1 without a body or an Expect field, so those facts are class attributes (read
+    like the fields they shadow; never written) and only five fields are set per request."""
+
+    __slots__ = ()
+
+    http_version = "1.1"  # type: ignore[assignment]
+    content_length = None  # type: ignore[assignment]
+    has_body = False  # type: ignore[assignment]
+    expect_continue = False  # type: ignore[assignment]
+    chunked = False  # type: ignore[assignment]
+
+    def __init__(  # (no super().__init__: see H1Request)
+        self, method: str, target: bytes, authority: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.authority = authority
+        self.headers = headers
+        self.keep_alive = keep_alive
         self.client = None

@@ -30,7 +30,7 @@ from ..events import (
 from ..default_headers import DefaultHeaders
 from ..limits import Limits
 from .common import (
-    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TINY_CHUNKS, TOKEN, H1Request, comma_tokens, set_host,
+    CHUNK_LINE_RE, FIELD_VALUE, HOST_RE, MAX_CHUNK_LINE, TINY_CHUNKS, TOKEN, H1FastRequest, H1Request, comma_tokens, set_host,
     target_authority,
 )  # fmt: skip
 from .rules import (
@@ -44,6 +44,7 @@ from .rules import (
     request_keep_alive,
     request_line_error,
 )
+from .fast_head import ParsedHead, parse_whole_head
 from .writer import AWAITING_REQUEST, RESPONSE_READY, RESPONSE_SENT, ResponseWriter
 
 __all__ = ["HTTP11Connection"]
@@ -61,24 +62,7 @@ _FIELD_SPLIT_RE: Final = re.compile(
 )
 _match_request_line: Final = _REQUEST_LINE_RE.fullmatch
 _split_fields: Final = _FIELD_SPLIT_RE.split
-# The fast path (``receive_request``): one read holding exactly one whole HTTP/1.1 head
-# with an origin-form target, checked in one pass. Each field line is CRLF, a token, a
-# colon, then field-value characters (OWS included), so a match is a valid head.
-_FAST_HEAD_RE: Final = re.compile(
-    rb"(" + TOKEN + rb") (/[\x21-\x7e]*) HTTP/1\.1((?:\r\n" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*)\r\n\r\n"
-)
-# Fields the fast path leaves to the full parser (framing, expectations, upgrades).
-_FAST_PATH_EXCLUDED_RE: Final = re.compile(rb"\r\n(?:content-length|transfer-encoding|expect|upgrade):")
-_match_fast_head: Final = _FAST_HEAD_RE.fullmatch
-_search_excluded: Final = _FAST_PATH_EXCLUDED_RE.search
 _match_host: Final = HOST_RE.fullmatch
-# In a valid field section a name is what follows a CRLF up to the colon, and the value
-# the rest of the line without its outer OWS: two C-level scans give names (from the
-# lower-cased section) and values, with no Python loop per field.
-_field_names: Final = re.compile(rb"\r\n(" + TOKEN + rb"):").findall
-_field_values: Final = re.compile(
-    rb"\r\n" + TOKEN + rb":[ \t]*((?:" + FIELD_VALUE + rb"[\x21-\x7e\x80-\xff])?)"
-).findall
 
 # chunk = chunk-size [ chunk-ext ] CRLF; the extensions are ignored but must follow
 # their grammar (common.CHUNK_LINE_RE).
@@ -94,7 +78,7 @@ _UNLIMITED: Final = sys.maxsize
 # --- States -----------------------------------------------------------------------
 
 # Receiving side.
-_IDLE = 0  # waiting for a request head
+_IDLE = 0  # waiting for a request head (receive_request relies on it being 0)
 _BODY = 1  # Content-Length body; ``_remaining`` bytes left (0: EndOfMessage next)
 _CHUNK_LINE = 2  # waiting for a chunk-size line
 _CHUNK_DATA = 3  # inside chunk data; ``_remaining`` bytes left in this chunk
@@ -131,6 +115,8 @@ class HTTP11Connection(ResponseWriter):
         # the limits, as ints
         "_head_limits", "_fast_max", "_max_request_line", "_max_header_bytes", "_max_headers",
         "_max_body_size", "_max_chunk_overhead", "upgrade",
+        # the head receive_request parsed last, and what it gave
+        "_last_head", "_last_request",
     )  # fmt: skip
 
     def __init__(self, limits: Limits, server_header: bytes | None = None, defaults: DefaultHeaders | None = None) -> None:
@@ -165,6 +151,8 @@ class HTTP11Connection(ResponseWriter):
         self._head_bytes = 0
         self._head_fields = 0
         self.upgrade: bytes | None = None  # Upgrade of the last head the full parser read
+        self._last_head: bytes | None = None
+        self._last_request: ParsedHead = ("", b"", b"", (), False)  # (never taken: _last_head is None)
 
     # --- receiving ----------------------------------------------------------------
 
@@ -206,40 +194,27 @@ class HTTP11Connection(ResponseWriter):
         Content-Length, Transfer-Encoding or Expect, within the limits
         (``tests/protocols/test_fast_path.py`` compares them).
         """
-        if self._state != _IDLE or self._pos < len(self._buf) or len(data) > self._fast_max:
+        if self._state or self._pos < len(self._buf):  # (_IDLE is 0)
             return None
-        match = _match_fast_head(data)
-        if match is None:
-            return None
-        method, target, fields = match.groups()
-        lowered = fields.lower()
-        if (
-            _search_excluded(lowered) is not None
-            or lowered.count(b"\r\nhost:") != 1
-            or method == b"CONNECT"
-            or (len(fields) > self._max_headers * 4 and fields.count(b"\r\n") > self._max_headers)
-        ):
-            return None
-        names = _field_names(lowered)
-        values = _field_values(fields)
-        host = values[names.index(b"host")]
-        if _match_host(host) is None:
-            return None  # the full parser names the rule (400)
-        headers = list(zip(names, values))
-        keep_alive = True
-        if b"\r\nconnection:" in lowered:
-            keep_alive = request_keep_alive(
-                b", ".join([value for name, value in headers if name == b"connection"]), True
-            )
+        if data == self._last_head:
+            # The very head of the last request this path took (a client repeating its
+            # request): the same request, not parsed again.
+            parsed = self._last_request
+        else:
+            parsed = parse_whole_head(data, self._fast_max, self._max_headers)
+            if parsed is None:
+                return None
+            if type(data) is bytes:  # (not a buffer that may change)
+                self._last_head = data
+                self._last_request = parsed
+        method, target, host, fields, keep_alive = parsed
         self._state = _DONE
         self._http11 = True
-        self._is_head = method == b"HEAD"
+        self._is_head = method == "HEAD"
         self._keep_alive = keep_alive
         self._response_state = RESPONSE_READY
-        return H1Request(
-            method.decode("ascii"), target, host, "1.1", headers,
-            keep_alive, False, None, False,
-        )  # fmt: skip
+        # (A list of its own: the app may change it.)
+        return H1FastRequest(method, target, host, list(fields), keep_alive)
 
     def next_event(self) -> H1Request | Data | EndOfMessage | ConnectionClosed | Sentinel:
         """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``ProtocolError``."""
@@ -574,6 +549,18 @@ class HTTP11Connection(ResponseWriter):
     @property
     def trailing_size(self) -> int:
         """``len(trailing_data)`` without the copy."""
+        return len(self._buf) - self._pos
+
+    def next_cycle(self) -> int:
+        """``ResponseWriter.next_cycle`` with ``start_next_cycle`` inline (one call per
+        request fewer): -1 if the connection must close, else ``trailing_size``."""
+        if not self._keep_alive:
+            return -1
+        if self._state != _DONE or self._response_state != RESPONSE_SENT:
+            return self.start_next_cycle()  # (raises, naming what is missing)
+        self._state = _IDLE
+        self._response_state = AWAITING_REQUEST
+        self._empty_lines = 0
         return len(self._buf) - self._pos
 
     def start_next_cycle(self) -> int:

@@ -149,6 +149,10 @@ class ResponseWriter:
         "_managed",
         "_tail_date",
         "_tail",
+        "_tail_end",
+        "_plain_status",
+        "_plain_fields",
+        "_plain_head",
     )
 
     def __init__(self, server_header: bytes | None, defaults: DefaultHeaders | None = None) -> None:
@@ -161,6 +165,13 @@ class ResponseWriter:
         # The date, server and --header fields of the last head, joined (see _head).
         self._tail_date: bytes | None = None
         self._tail = _date_and_server(None, server_header, defaults)
+        self._tail_end = self._tail + b"\r\n"  # the tail and the head's end, kept alive
+        # The status and fields of the last one-piece response (a list of their own), and
+        # their head (status line and field lines), the Content-Length they declare and
+        # whether the status has no body (see send_complete).
+        self._plain_status = 0
+        self._plain_fields: list[tuple[bytes, bytes]] | None = None
+        self._plain_head: tuple[bytes, bytes | None, bool] = (b"", None, False)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -223,40 +234,61 @@ class ResponseWriter:
         body's length (checked at once by ``_match_plain_lines``). Anything else goes
         field by field, where the errors are.
         """
-        if reason is not None or self._response_state != RESPONSE_READY or not 200 <= status <= 999:
+        if reason is not None or self._response_state != RESPONSE_READY:
             return self.complete_by_fields(status, headers, date, body, reason)
-        try:
-            lines = b"".join([b"%b: %b\r\n" % field for field in headers])
-        except TypeError:  # not a 2-tuple of bytes-like objects
-            return self.complete_by_fields(status, headers, date, body, reason)
-        match = _match_plain_lines(lines)
-        if match is None or lines.count(b"\r\n") != len(headers):
-            # (A CR LF inside a name or value makes more lines than fields.)
-            return self.complete_by_fields(status, headers, date, body, reason)
-        if self._is_head or status in _BODILESS_STATUS:
+        if status == self._plain_status and headers == self._plain_fields:
+            # The status and fields of an earlier one-piece response again (most apps send
+            # the same ones every time): its head, rendered and checked then.
+            head, declared, bodiless = self._plain_head
+        else:
+            if not 200 <= status <= 999:
+                return self.complete_by_fields(status, headers, date, body, reason)
+            try:
+                lines = b"".join([b"%b: %b\r\n" % field for field in headers])
+            except TypeError:  # not a 2-tuple of bytes-like objects
+                return self.complete_by_fields(status, headers, date, body, reason)
+            match = _match_plain_lines(lines)
+            if match is None or lines.count(b"\r\n") != len(headers):
+                # (A CR LF inside a name or value makes more lines than fields.)
+                return self.complete_by_fields(status, headers, date, body, reason)
+            declared = match[1]
+            defaults = self._defaults
+            if defaults is not None:
+                names = defaults.names
+                for field in headers:
+                    if field[0].lower() in names:  # the application's field replaces a --header default
+                        return self.complete_by_fields(status, headers, date, body, reason)
+            head = _STATUS_LINES[status] + lines
+            bodiless = status in _BODILESS_STATUS
+            try:
+                # Kept for the next response only if no part can change meanwhile
+                # (hashable: no bytearray), as a copy (the app may reuse its list).
+                fields = tuple(headers)
+                hash(fields)
+            except TypeError:
+                pass
+            else:
+                self._plain_status = status
+                self._plain_fields = list(fields)
+                self._plain_head = (head, declared, bodiless)
+        if self._is_head or bodiless:
             length = b""  # no body and nothing added (an application Content-Length as given)
             body = b""
-        elif match[1] is None:
+        elif declared is None:
             length = b"content-length: %d\r\n" % len(body)
-        elif int(match[1]) == len(body):
+        elif int(declared) == len(body):
             length = b""
         else:  # the field-by-field path keeps the connection from reuse, or raises
             return self.complete_by_fields(status, headers, date, body, reason)
-        defaults = self._defaults
-        if defaults is not None:
-            names = defaults.names
-            for field in headers:
-                if field[0].lower() in names:  # the application's field replaces a --header default
-                    return self.complete_by_fields(status, headers, date, body, reason)
         if date is not self._tail_date:
             self._tail_date = date
-            self._tail = _date_and_server(date, self._server_header, defaults)
+            self._tail = _date_and_server(date, self._server_header, self._defaults)
+            self._tail_end = self._tail + b"\r\n"
         self._response_state = RESPONSE_SENT
-        if self._keep_alive:
-            end = b"\r\n" if self._http11 else b"connection: keep-alive\r\n\r\n"
-        else:
-            end = b"connection: close\r\n\r\n"
-        return b"".join((_STATUS_LINES[status], lines, length, self._tail, end, body))
+        if self._keep_alive and self._http11:
+            return b"".join((head, length, self._tail_end, body))
+        end = b"connection: keep-alive\r\n\r\n" if self._keep_alive else b"connection: close\r\n\r\n"
+        return b"".join((head, length, self._tail, end, body))
 
     def complete_by_fields(
         self,
@@ -375,6 +407,7 @@ class ResponseWriter:
             if date is not self._tail_date:
                 self._tail_date = date
                 self._tail = _date_and_server(date, self._server_header, self._defaults)
+                self._tail_end = self._tail + b"\r\n"
             parts.append(self._tail)
         else:
             if date is not None and not has_date:
