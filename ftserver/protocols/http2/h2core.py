@@ -45,13 +45,17 @@ class StreamMachine(H2StreamStateMachine):
     def process_input(self, input_: StreamInputs) -> Any:
         previous = self.state
         try:
-            func, target = self.transitions[previous._value_ << 5 | input_._value_]
-        except (KeyError, AttributeError):
-            pair = (previous, input_)
-            if pair in _STREAM_TRANSITIONS:  # (h2's own path raises for a pair it lacks)
-                func, target = _STREAM_TRANSITIONS[pair]
-                self.transitions[previous._value_ << 5 | input_._value_] = (func, target)
+            key = previous._value_ << 5 | input_._value_
+        except AttributeError:  # (not an input: h2's error)
             return super().process_input(input_)
+        entry = self.transitions.get(key)  # (the connection's own dict)
+        if entry is None:
+            pair = (previous, input_)
+            if pair in _STREAM_TRANSITIONS:  # (else h2's own path raises its error)
+                func, target = _STREAM_TRANSITIONS[pair]
+                self.transitions[key] = (func, target)  # (a tuple of this thread)
+            return super().process_input(input_)
+        func, target = entry
         self.state = target
         if func is None:
             return []
@@ -76,13 +80,17 @@ class ConnectionMachine(H2ConnectionStateMachine):
     def process_input(self, input_: Any) -> Any:
         state = self.state
         try:
-            func, target = self.transitions[state._value_ << 5 | input_._value_]
-        except (KeyError, AttributeError):
+            key = state._value_ << 5 | input_._value_
+        except AttributeError:
+            return super().process_input(input_)
+        entry = self.transitions.get(key)
+        if entry is None:
             pair = (state, input_)
             if pair in _CONNECTION_TRANSITIONS:
                 func, target = _CONNECTION_TRANSITIONS[pair]
-                self.transitions[state._value_ << 5 | input_._value_] = (func, target)
+                self.transitions[key] = (func, target)
             return super().process_input(input_)
+        func, target = entry
         self.state = target
         return [] if func is None else func()
 
