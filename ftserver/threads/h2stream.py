@@ -15,6 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from h2.errors import ErrorCodes
+from h2.exceptions import ProtocolError as H2ProtocolError
 
 from ftserver.interfaces.stream import LoopWaiting
 from ftserver.protocols.http2.connection import NO_CONTENT
@@ -92,7 +93,7 @@ class H2Stream(LoopWaiting):
             if not more and self._send_whole(exchange, body):
                 return
             self._send_head(exchange, None if more else len(body), not more and not body)
-            if self.ended:
+            if self.ended or self.closed:
                 return
         if body and not self.discard:
             self.out.append(body)
@@ -133,11 +134,26 @@ class H2Stream(LoopWaiting):
         driver = self.driver
         conn = driver.conn
         fields = conn.response_fields(status, exchange.headers, driver.w.date, length)
-        conn.send_headers(self.stream_id, fields, end)
+        if not self.send_fields(fields, end):
+            return
         if end:
             self.ended = True
             self.finish_if_done()
         driver.flush_soon()
+
+    def send_fields(self, fields: list[tuple[bytes, bytes]], end: bool) -> bool:
+        """HEADERS on the stream; False when the client is gone: h2 has closed the stream or
+        the connection meanwhile (a GOAWAY with an error whose ``connection_lost`` has not
+        come yet, as when h2load ends a timed run), and the stream is then gone, quietly."""
+        conn = self.driver.conn
+        try:
+            conn.send_headers(self.stream_id, fields, end)
+        except H2ProtocolError:
+            if conn.stream_open(self.stream_id):
+                raise
+            self.gone()
+            return False
+        return True
 
     def send_trailers(self, exchange: Exchange, trailers: list[tuple[bytes, bytes]]) -> None:
         """End the response with trailer fields if the client asked for them (``te:

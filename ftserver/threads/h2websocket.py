@@ -70,8 +70,7 @@ class H2WebSocketStream(H2Stream):
         exchange.status = 200
         self.head_pending = False
         self.upgraded = True
-        if not self.closed:
-            conn.send_headers(self.stream_id, fields, False)
+        if not self.closed and self.send_fields(fields, False):
             driver.flush_soon()
         w = driver.w
         w.stats.requests += 1

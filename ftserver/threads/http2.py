@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 from h2.events import PingAckReceived
-from h2.exceptions import StreamClosedError
+from h2.exceptions import ProtocolError as H2ProtocolError
 from hyperframe.frame import GoAwayFrame
 
 from ftserver.interfaces.stream import ConnectionInfo, Exchange
@@ -334,9 +334,12 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
                 stream.write_paused = self.transport_paused
                 if not stream.write_paused:
                     stream.wake()
-        except StreamClosedError:
-            # h2 reset the stream in the frames just read (a WINDOW_UPDATE overflow after
-            # the one that woke us): its StreamGone event follows.
+        except H2ProtocolError:
+            # h2 closed the stream (a WINDOW_UPDATE overflow after the one that woke us: its
+            # StreamGone event follows) or the connection (a GOAWAY with an error, before
+            # connection_lost): the client is gone, quietly.
+            if conn.stream_open(stream_id):
+                raise
             stream.gone()
             return
         self.flush_soon()

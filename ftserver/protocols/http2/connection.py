@@ -13,6 +13,7 @@ import re
 from typing import Any, Final
 
 from h2.config import H2Configuration
+from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -344,7 +345,7 @@ class HTTP2Connection:
         """The app read ``nbytes`` of the stream's body: give them back to its window once
         they add up to half of it (fewer WINDOW_UPDATE frames); nothing once the body ended."""
         unacked = self.stream_unacked.get(stream_id)
-        if unacked is None:
+        if unacked is None or self.h2.state_machine.state is ConnectionState.CLOSED:
             return
         unacked += nbytes
         if unacked >= self.window >> 1:
@@ -455,13 +456,14 @@ class HTTP2Connection:
     def reset(self, stream_id: int, code: int = ErrorCodes.CANCEL) -> None:
         """Reset a stream (if it is still open)."""
         self.stream_unacked.pop(stream_id, None)
-        stream = self.h2.streams.get(stream_id)
-        if stream is not None and not stream.closed:
+        if self.stream_open(stream_id):
             self.h2.reset_stream(stream_id, code)
 
     def stream_open(self, stream_id: int) -> bool:
+        """Frames can still go on the stream: h2 has it open and the connection is open
+        (after a GOAWAY with an error, or one of ours, nothing goes)."""
         stream = self.h2.streams.get(stream_id)
-        return stream is not None and not stream.closed
+        return stream is not None and not stream.closed and self.h2.state_machine.state is not ConnectionState.CLOSED
 
     def ping(self, data: bytes) -> None:
         self.h2.ping(data)

@@ -1,0 +1,101 @@
+"""h2's stream and connection as ``h2core.py`` makes them: our ``ServerStream`` built at
+once with h2's attributes (no ``__class__`` assignment, which stops every thread on 3.13t),
+state machines stepping through the connection's own transition table, with h2's states,
+events and errors."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.stream
+import pytest
+from h2.connection import ConnectionState
+from h2.exceptions import ProtocolError as H2ProtocolError
+from h2.stream import StreamInputs, StreamState
+
+from ftserver.protocols.http2 import H2Settings, HTTP2Connection
+from ftserver.protocols.http2.h2core import ConnectionMachine, ServerStream, StreamMachine
+
+REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"localhost"), (b":path", b"/")]
+PACKAGE = Path(__file__).resolve().parents[2] / "ftserver"
+
+
+def opened(requests: int = 2) -> HTTP2Connection:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    server = HTTP2Connection(H2Settings())
+    server.initiate()
+    for _ in range(requests):
+        client.send_headers(client.get_next_available_stream_id(), REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    return server
+
+
+def test_a_stream_is_ours_from_the_start_with_h2s_attributes():
+    server = opened()
+    stream = server.h2.streams[1]
+    assert type(stream) is ServerStream
+    assert type(stream.state_machine) is StreamMachine
+    reference = h2.stream.H2Stream(1, server.h2.config, 65535, 65535)
+    assert set(vars(stream)) == set(vars(reference))  # (an h2 upgrade adding one fails here)
+    assert set(vars(stream.state_machine)) - {"transitions"} == set(vars(reference.state_machine))
+    assert stream.max_outbound_frame_size == server.h2.max_outbound_frame_size
+    assert stream.state_machine.state is StreamState.HALF_CLOSED_REMOTE
+    assert server.h2.highest_inbound_stream_id == 3
+
+
+def test_the_transition_tables_are_the_connections_own():
+    server = opened()
+    h2c = server.h2
+    assert type(h2c.state_machine) is ConnectionMachine
+    table = h2c.streams[1].state_machine.transitions
+    assert table is h2c.streams[3].state_machine.transitions is h2c.stream_transitions
+    assert table and table is not h2.stream._transitions
+    assert h2c.state_machine.transitions
+    for (func, target) in table.values():
+        assert (func, target) in h2.stream._transitions.values()
+
+
+def step(machine, input_):
+    try:
+        return [type(event).__name__ for event in machine.process_input(input_)], machine.state
+    except H2ProtocolError as exc:
+        return type(exc).__name__, machine.state
+
+
+@pytest.mark.parametrize("first", list(StreamInputs))
+@pytest.mark.parametrize("second", list(StreamInputs))
+def test_every_pair_of_inputs_steps_as_h2s_machine_does(first, second):
+    table: dict = {}
+    for _ in range(2):  # (the second time from the remembered pairs)
+        ours, h2s = StreamMachine(1), h2.stream.H2StreamStateMachine(1)
+        ours.transitions = table
+        for input_ in (StreamInputs.RECV_HEADERS, first, second):
+            assert step(ours, input_) == step(h2s, input_)
+            assert vars(ours) == {**vars(h2s), "transitions": table}
+
+
+@pytest.mark.parametrize("first", list(h2.connection.ConnectionInputs))
+def test_the_connection_machine_steps_as_h2s_does(first):
+    ours = ConnectionMachine()
+    h2s = h2.connection.H2ConnectionStateMachine()
+    for input_ in (h2.connection.ConnectionInputs.RECV_HEADERS, first, first, h2.connection.ConnectionInputs.RECV_DATA):
+        assert step(ours, input_) == step(h2s, input_)
+    assert ConnectionMachine().state is ConnectionState.IDLE
+
+
+def test_no_class_assignment_in_the_http2_package():
+    # (on 3.13t ``obj.__class__ = X`` stops every other thread: per stream it was most
+    # of HTTP/2's extra CPU at two threads)
+    found = []
+    for path in (PACKAGE / "protocols" / "http2").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign):
+                found += [f"{path.name}:{node.lineno}" for target in node.targets
+                          if isinstance(target, ast.Attribute) and target.attr == "__class__"]
+    assert found == []
+    assert "__class__ =" not in inspect.getsource(ServerStream)
