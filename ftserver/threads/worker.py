@@ -415,21 +415,29 @@ def _peer(sock: socket.socket) -> Any:
 
 
 class _Ticker:
-    """Calls ``ctx.tick()`` once a second on the worker's loop."""
+    """Calls ``ctx.tick()`` once a second on the worker's loop, and ``ctx.check_deadlines``
+    in between with a sub-second keep-alive timeout (``ctx.deadline_interval``)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ctx: WorkerHost, also: Callable[[], None] | None = None) -> None:
         self.loop = loop
         self.ctx = ctx
         self.also = also
-        self.handle = loop.call_later(1.0, self._fire)
+        self.interval = ctx.deadline_interval
+        self.next_tick = loop.time() + 1.0
+        self.handle = loop.call_later(self.interval, self._fire)
 
     def _fire(self) -> None:
         try:
+            now = self.loop.time()
+            if now < self.next_tick - self.interval / 2:
+                self.ctx.check_deadlines(now)
+                return
+            self.next_tick = now + 1.0
             self.ctx.tick()
             if self.also is not None:
                 self.also()
         finally:
-            self.handle = self.loop.call_later(1.0, self._fire)
+            self.handle = self.loop.call_later(self.interval, self._fire)
 
     def cancel(self) -> None:
         self.handle.cancel()
