@@ -23,8 +23,7 @@ from ftserver.mp_fallback.heartbeat import Heartbeat
 from ftserver.server import Server
 from ftserver.startup import EXIT_FORCED, as_startup_failure, exit_code_for, install_signal_handlers
 from ftserver.threads.accept import AcceptQueue, ProcessLoads
-from ftserver.threads.host import WorkerStats
-from ftserver.threads.worker import WorkerThread
+from ftserver.threads.worker import RequestLimitStats, WorkerThread
 
 logger = logging.getLogger("ftserver.error")
 
@@ -87,7 +86,7 @@ class WorkerProcessServer(Server):
         self._beating: set[int] = set()  # ids of the WorkerThreads whose loops beat
         self._retire_sent = False
         self._retire_lock = threading.Lock()  # the acceptor thread or the main thread retires
-        self._limit_lock = threading.Lock()  # worker threads crossing their thresholds (CountedStats)
+        self._limit_lock = threading.Lock()  # worker threads crossing their thresholds (RequestLimitStats)
         self._ready_sent = False
         self._retire_pending: str | None = None  # reached before "ready": sent right after it
         self._stopping = False
@@ -118,7 +117,7 @@ class WorkerProcessServer(Server):
         worker = super()._new_worker(index)
         worker.multiprocess = self.processes > 1
         if self.spec.max_requests is not None:
-            worker.stats = CountedStats(self._count_requests)
+            worker.count_requests(self._count_requests)
         return worker
 
     def _banner(self) -> None:
@@ -155,11 +154,11 @@ class WorkerProcessServer(Server):
         limit = self.spec.max_requests
         if limit is not None and not self._retire_sent:
             served = sum(w.stats.requests for w in self.workers)
-            if served >= limit:  # (a fallback: CountedStats tells as soon as it is reached)
+            if served >= limit:  # (a fallback: RequestLimitStats tells as soon as it is reached)
                 self._retire(served)
 
     def _count_requests(self) -> None:
-        """A worker thread's request counter reached its threshold (``CountedStats``): sum
+        """A worker thread's request counter reached its threshold (``RequestLimitStats``): sum
         the counters; at ``--max-requests`` retire, else share out what is left as new
         thresholds. A share is the requests left divided by the threads, rounded up, so the
         counters cannot add up to the limit without one of them crossing its threshold:
@@ -175,7 +174,7 @@ class WorkerProcessServer(Server):
                 share = -(-left // len(workers))
                 for worker, count in zip(workers, counts):
                     stats = worker.stats
-                    if isinstance(stats, CountedStats):
+                    if isinstance(stats, RequestLimitStats):
                         stats.threshold = count + share
         if left <= 0 and not self._retire_sent:
             self._retire(limit - left)
@@ -226,40 +225,6 @@ class WorkerProcessServer(Server):
             if not self._stopping:
                 self._stopping = True
                 self._events.put(("stop", True))
-
-
-class CountedStats(WorkerStats):
-    """``WorkerStats`` of a worker process with ``--max-requests``: once its request
-    counter reaches ``threshold`` it calls ``on_threshold`` (from its worker thread).
-
-    How such a process learns of the requests on keep-alive connections as they are
-    served: the acceptor counts them at each accept only, and the main thread looked
-    twice a second, which let a keep-alive load of 9,000 requests a second run 800 to
-    4,500 requests past the limit. The property costs each request of such a process a
-    call (without ``--max-requests`` the counter is the plain slot of ``WorkerStats``).
-    """
-
-    __slots__ = ("count", "threshold", "on_threshold")
-
-    #: A threshold never reached.
-    NEVER = 2**62
-
-    def __init__(self, on_threshold: Callable[[], None]) -> None:
-        self.count = 0
-        self.threshold = 1  # the first request shares out the limit
-        self.on_threshold = on_threshold
-        super().__init__()
-
-    @property  # type: ignore[override]
-    def requests(self) -> int:
-        return self.count
-
-    @requests.setter
-    def requests(self, value: int) -> None:
-        self.count = value
-        if value >= self.threshold:
-            self.threshold = self.NEVER  # until shared out again
-            self.on_threshold()
 
 
 def run_worker(spec: WorkerSpec, status_fd: int, heartbeat: Heartbeat) -> int:

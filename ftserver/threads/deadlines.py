@@ -1,12 +1,13 @@
-"""The deadlines of an HTTP/1.1 connection, checked by the worker's once-a-second tick (no
-timer per request): the keep-alive and request-head timeouts, the request-body timeout and
-the send timeout (docs/architecture.md, "The per-request path"); and the lingering close
+"""The deadlines of an HTTP/1.1 connection, checked by the worker's tick (once a second, more
+often with a sub-second keep-alive timeout; no timer per request): the keep-alive and
+request-head timeouts, the request-body timeout and the send timeout (docs/architecture.md, "The per-request path"); and the lingering close
 after an error answer (``Lingering``)."""
 
 from __future__ import annotations
 
-import logging
 import asyncio
+import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from ftserver.protocols.errors import ProtocolError
@@ -111,6 +112,12 @@ class Deadlines:
             return
         since = self.idle_since
         if since:
+            if since == self.w.last_now:
+                # Idle since after the last check: from the clock cached then, which lags
+                # the real time by up to an interval. Counted from now instead (never a
+                # close before the timeout; one interval late at most), marked one float
+                # step later, so that the next check does not take it for new again.
+                self.idle_since = since = math.nextafter(now, math.inf)
             # Waiting for a request head: the keep-alive timeout counts from the end of the
             # last response; a head in progress also gets --timeout-header-read from when
             # this tick first saw its bytes (a head started earlier belonged to an earlier request).
@@ -118,7 +125,7 @@ class Deadlines:
             if head:
                 started = self.head_started
                 if started < since:
-                    self.head_started = started = now
+                    self.head_started = started = since if since > now else now
                 late = now - started >= self.w.timeout_header_read
             else:
                 late = False

@@ -121,6 +121,9 @@ class WorkerHost:
         self.access_second = -1
         self.access_time = ""
         self.keep_alive_timeout = config.timeout_keep_alive
+        # Idle connections close between one and two intervals past their timeout (deadlines.py).
+        self.deadline_interval = max(0.05, min(1.0, config.timeout_keep_alive / 2))
+        self.last_now = self.now
         self.timeout_header_read = config.timeout_header_read  # a request head from its first bytes
         self.timeout_io = config.timeout_io  # a stalled request body or response (threads/deadlines.py)
         self.tick()
@@ -139,12 +142,22 @@ class WorkerHost:
         return ConnectionInfo(client, server, "https", self.root_path, self.lifespan_state, tls)
 
     def tick(self) -> None:
-        """Once a second: refresh the cached Date header and close idle connections."""
-        self.now = now = self.loop.time()
+        """Once a second: refresh the cached Date header and the metrics, then check the
+        connections' deadlines."""
+        now = self.loop.time()
         if self.date_header:
             self.date = formatdate(usegmt=True).encode("ascii")
         if self.metrics is not None:
             self.metrics.tick(now, self.stats.connections, self.stats.closed)
+        self.check_deadlines(now)
+
+    def check_deadlines(self, now: float) -> None:
+        """Advance the cached clock ``now`` (read by the drivers instead of the time) and
+        check every connection's deadlines: each tick, and every ``deadline_interval``
+        with a sub-second keep-alive timeout. ``last_now`` is the clock it replaces: a
+        connection idle since that value went idle after the last check (threads/deadlines.py)."""
+        self.last_now = self.now
+        self.now = now
         timeout = self.keep_alive_timeout
         for protocol in list(self.connections):
             protocol.check_timeouts(now, timeout)

@@ -69,6 +69,40 @@ def test_worker_process(ftserve):  # noqa: F811
     check_third_waits_for_a_close(served.port)
 
 
+def test_worker_process_with_max_requests_resumes_on_close(ftserve):  # noqa: F811
+    # --max-requests gives the worker's threads request-counting stats; they must keep the
+    # close hook of --limit-max-connections, which resumes a full reuseport thread as soon as
+    # one of its connections closes. Without the hook only the loop's 1-s ticker resumes
+    # it: a close at a random moment of that second waits 0 to 1 s, so eight rounds all
+    # resumed within 0.5 s happen by chance once in 256 runs; with the hook each takes a
+    # loop pass (milliseconds, tens of them on a loaded machine).
+    served = ftserve(
+        "--workers", "1", "--threads", "1", "--accept", "reuseport", "--limit-max-connections", "2",
+        "--max-requests", "30", "--max-requests-jitter", "0", app="tests.apps.basic:hello",
+    )  # fmt: skip
+    waits = []
+    for _ in range(8):
+        first, second = open_and_ask(served.port), open_and_ask(served.port)
+        try:
+            assert answered(first, 10) and answered(second, 10)
+            third = open_and_ask(served.port)
+            assert not answered(third, 0.1), "a third connection was served with two open"
+            first.close()
+            start = time.monotonic()
+            assert answered(third, 10), "the third connection was not served after one closed"
+            waits.append(time.monotonic() - start)
+            third.close()
+        finally:
+            first.close()
+            second.close()
+    assert max(waits) < 0.5, f"resumed by the 1-s ticker, not on the close: {waits}"
+    for _ in range(10):  # 24 served so far; --max-requests still retires the worker
+        sock = open_and_ask(served.port)
+        assert answered(sock, 10)
+        sock.close()
+    served.wait_log(r"--max-requests reached \(\d+ requests served\)")
+
+
 def thread_counts(server) -> list[int]:
     return [worker.open_connections() for worker in server.server.workers]
 
