@@ -26,6 +26,10 @@ LISTEN_FDS_START = 3
 FDNAME = "ftserve"
 #: How long a state message (READY, STOPPING...) waits for room in the manager's queue.
 SEND_WAIT = 1.0
+#: State messages kept to resend while the manager's queue stays full (the oldest dropped).
+MAX_PENDING = 8
+#: Seconds between two tries at resending them.
+RETRY_INTERVAL = 0.1
 
 
 class Notifier:
@@ -33,7 +37,9 @@ class Notifier:
     ``NOTIFY_SOCKET``, a Unix datagram socket (``@name``: Linux's abstract namespace).
 
     Without an address it does nothing. A failure to send is logged once and never raised:
-    the server keeps serving whatever the service manager does.
+    the server keeps serving whatever the service manager does. A state message that found
+    the manager's queue full is kept and sent again, in order, before anything else
+    (``tick``): a queue full of watchdog pings never loses ``READY=1``.
     """
 
     def __init__(self, address: str | None = None, watchdog_usec: int | None = None) -> None:
@@ -45,6 +51,7 @@ class Notifier:
         self.next_ping = 0.0
         self._sock: socket.socket | None = None
         self._warned = False
+        self._pending: list[tuple[str, ...]] = []
 
     @classmethod
     def from_environment(cls, environ: MutableMapping[str, str] | None = None) -> Notifier:
@@ -69,8 +76,19 @@ class Notifier:
         """Send ``fields`` (``"READY=1"``, ``"STATUS=..."``) as one message; whether it went.
 
         A manager whose queue is full (it is not reading) gets ``wait`` seconds to make room;
-        then the message is dropped: a hung manager slows the main loop, never stops it.
+        then the message is kept for ``tick`` to resend (a ``WATCHDOG=1`` ping is not: the
+        next is as good): a hung manager slows the main loop, never stops it.
         """
+        if self.address is None:
+            return False
+        if (not self._pending or self._flush()) and self._deliver(fields, wait):
+            return True  # (kept ones not all sent: this one waits in line behind them)
+        if fields != ("WATCHDOG=1",):
+            self._pending.append(fields)
+            del self._pending[:-MAX_PENDING]
+        return False
+
+    def _deliver(self, fields: tuple[str, ...], wait: float) -> bool:
         if self.address is None:
             return False
         try:
@@ -89,6 +107,14 @@ class Notifier:
                 logger.warning("sd_notify: cannot send to NOTIFY_SOCKET %r: %s", self.address.replace("\0", "@"), exc)
             return False
 
+    def _flush(self) -> bool:
+        """Resend the kept state messages, oldest first, while there is room; whether all went."""
+        while self._pending:
+            if not self._deliver(self._pending[0], 0.0):
+                return False
+            del self._pending[0]
+        return True
+
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={status}")
 
@@ -104,7 +130,10 @@ class Notifier:
         self.send(f"STATUS={status}")
 
     def tick(self, now: float) -> float:
-        """Feed the watchdog if due; the seconds until the next ping (``inf``: none)."""
+        """Resend kept state messages, feed the watchdog if due; the seconds until this is
+        wanted again (``inf``: never)."""
+        if self._pending and not self._flush():
+            return RETRY_INTERVAL  # (no ping either: it would not fit, and would come first)
         interval = self.watchdog_interval
         if interval is None:
             return math.inf

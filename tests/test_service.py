@@ -314,6 +314,30 @@ def test_notifier_sends_nothing_without_address() -> None:
     assert notifier.tick(0.0) == float("inf")
 
 
+def test_a_state_message_that_finds_the_queue_full_is_sent_later_in_order(tmp_path: Path) -> None:
+    """Pings filled the manager's queue: READY=1 (then STATUS) is kept, goes first once
+    there is room, and no ping overtakes it."""
+    manager = FakeNotifySocket(str(tmp_path / "slow"))  # (not reading until told)
+    notifier = Notifier(manager.address, watchdog_usec=200_000)
+    try:
+        pings = 0
+        while notifier.send("WATCHDOG=1", wait=0.0):
+            pings += 1
+        assert pings >= 1
+        notifier.send("READY=1", "STATUS=serving", wait=0.05)
+        notifier.status("still serving")
+        assert notifier.tick(100.0) == pytest.approx(0.1)  # (kept: retried soon; no ping meanwhile)
+        manager.sock.settimeout(1.0)
+        received = [manager.sock.recv(4096) for _ in range(pings)]
+        assert set(received) == {b"WATCHDOG=1"}
+        notifier.tick(200.0)  # room now: the kept ones, then the ping
+        after = [manager.sock.recv(4096) for _ in range(3)]
+        assert after == [b"READY=1\nSTATUS=serving", b"STATUS=still serving", b"WATCHDOG=1"]
+    finally:
+        notifier.close()
+        manager.close()
+
+
 # -- --drain-delay -----------------------------------------------------------------------
 
 
