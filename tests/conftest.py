@@ -1,10 +1,43 @@
+import logging
 import socket
+import threading
 import time
 
 import pytest
 
 from tests.ftserve_process import ftserve  # noqa: F401 - the fixture: ftserve as a subprocess
 from tests.tls_certs import certs  # noqa: F401 - the fixture: test certificates, made with openssl
+
+
+class ServerLog(logging.Handler):
+    """What the server logs on ``ftserver.error`` (tracebacks included), as text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        with self._lock:
+            self._lines.append(line)
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self._lines)
+
+
+@pytest.fixture
+def server_log():
+    """The server's log, seen whatever stream its handler writes to (capfd misses it when
+    the handler was made during another test, on that test's captured sys.stderr)."""
+    logger = logging.getLogger("ftserver.error")
+    handler = ServerLog()
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
 
 
 class RawClient:

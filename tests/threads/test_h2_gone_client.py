@@ -42,7 +42,7 @@ def tracebacks(log: str) -> list[str]:
     return [t for t in log.split("Traceback (most recent call last):")[1:] if "RuntimeError: late failure" not in t]
 
 
-def test_streams_answered_after_the_clients_goaway_with_an_error_are_dropped_quietly(capfd):
+def test_streams_answered_after_the_clients_goaway_with_an_error_are_dropped_quietly(server_log):
     with serve(big_and_late) as server:
         client = H2Client(server.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: BIG_WINDOW})
         try:
@@ -58,6 +58,6 @@ def test_streams_answered_after_the_clients_goaway_with_an_error_are_dropped_qui
         finally:
             client.close()
         time.sleep(0.3)
-    log = capfd.readouterr().err
+    log = server_log.text
     assert "late failure" in log  # (the log is seen here)
     assert tracebacks(log) == []
