@@ -367,4 +367,4 @@ def select(names: list[str] | None, gil: bool, base: ServerSpec | None = None) -
     if unknown:
         hint = f" ({BASELINE} needs --baseline REV)" if BASELINE in unknown else ""
         raise ValueError(f"unknown server(s) {', '.join(unknown)}{hint}; known: {', '.join(sorted(known))}")
-    return [s for s in pool if s.name in names]
+    return [s for s in pool if s.name in names or s is base]  # (--baseline asks for it)
