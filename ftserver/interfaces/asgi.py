@@ -219,11 +219,10 @@ class ASGIHTTPCycle(LoopWaiting, Exchange):
             if self.trailers:
                 stream.send_body(self, body, True)
             else:
-                stream.send_body(self, body, False)
-                self.complete = True
                 if self.waiter is not None:
-                    self._wake()
-                stream.response_complete(self)
+                    self._wake()  # (the woken coroutine runs later, once complete is set)
+                stream.send_last(self, body)
+                self.complete = True
             if stream.write_paused:
                 # The last message waits too: a slow reader holds the app, not memory
                 # (the driver starts no pipelined request meanwhile).

@@ -95,6 +95,10 @@ class HTTPStream(Protocol):
         body bytes; ``more=False`` ends the response, and a response whose whole body comes
         in that one call gets a ``content-length``."""
 
+    def send_last(self, exchange: Exchange, body: bytes) -> None:
+        """What ``send_body(exchange, body, False)`` then ``response_complete(exchange)`` do,
+        in one call (the usual end of a response); the exchange marks itself complete after."""
+
     def send_trailers(self, exchange: Exchange, trailers: list[tuple[bytes, bytes]]) -> None:
         """End the response with trailer fields (dropped for a client that does not take them)."""
 

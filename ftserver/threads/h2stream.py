@@ -216,6 +216,10 @@ class H2Stream(LoopWaiting):
         if w.report:  # the access log, metrics
             w.report_response(exchange, self.driver.info.client, self.started_at)
 
+    def send_last(self, exchange: Exchange, body: bytes) -> None:
+        self.send_body(exchange, body, False)
+        self.response_complete(exchange)
+
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
         if self.driver.w.concurrency is not None:
             self.driver.w.concurrency.done(exchange)

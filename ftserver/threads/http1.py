@@ -418,6 +418,41 @@ class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
             self.drain_waiter = waiter = asyncio.get_running_loop().create_future()
         await waiter
 
+    def send_last(self, cycle: Exchange, body: bytes) -> None:
+        """``send_body(cycle, body, False)`` then ``response_complete(cycle)`` in one call:
+        the usual end of a response (the whole body in one message, kept alive, nothing
+        pipelined) costs one call of the exchange's instead of two."""
+        if not self.head_pending or self.closed or self.closing or self.pending:
+            self.send_body(cycle, body, False)
+            self.response_complete(cycle)
+            return
+        # send_body's whole-response case, then response_complete's usual one.
+        conn = self.conn
+        w = self.w
+        try:
+            data = conn.send_complete(cycle.status, cycle.headers, w.date, body, cycle.reason)
+        except LocalProtocolError:
+            self.head_pending = not conn.response_started
+            raise
+        self.head_pending = False
+        self.transport.write(data)  # type: ignore[union-attr]
+        w.stats.requests += 1
+        if self.report:  # the access log, metrics
+            w.report_response(cycle, self.info.client, self.started_at)
+        if self.cycle is not cycle or self.closed:
+            return
+        if self.request_read and not self.write_paused:
+            self.cycle = None
+            self.request = None
+            self.buffered = 0
+            pipelined = conn.next_cycle()
+            if pipelined or self.client_eof or self.read_paused:
+                self._after_cycle(pipelined)
+            else:
+                self.idle_since = w.now
+            return
+        self._end_cycle()
+
     def response_complete(self, cycle: Exchange) -> None:
         w = self.w
         w.stats.requests += 1
@@ -425,6 +460,10 @@ class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
             w.report_response(cycle, self.info.client, self.started_at)
         if self.cycle is not cycle or self.closed:
             return
+        self._end_cycle()
+
+    def _end_cycle(self) -> None:
+        """The rest of ``response_complete`` for the current cycle."""
         self.cycle = None
         self.request = None
         self.buffered = 0
@@ -440,7 +479,7 @@ class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
             if pipelined or self.client_eof or self.read_paused:
                 self._after_cycle(pipelined)
             else:
-                self.idle_since = w.now
+                self.idle_since = self.w.now
             return
         if not self.conn.keep_alive:
             self._close()
