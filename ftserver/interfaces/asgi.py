@@ -102,27 +102,27 @@ def refuse_status(status: Any) -> None:
 class ASGIHTTPCycle(LoopWaiting, Exchange):
     """One request/response exchange of an ``http`` scope (ASGI HTTP spec 2.4)."""
 
-    # No __slots__ of its own: what a request has not changed is read from these class
-    # defaults (immutable, immortal values), so a request sets 3 attributes instead of 17.
+    # The fields every request writes are slots (Exchange's, and scope), set here; the
+    # ones a request rarely changes are read from these class defaults (immutable, immortal
+    # values) and, when it does change them, stored in the instance's __dict__ (made then).
+    # A slot is read and written about twice as fast as a __dict__ entry on 3.13t.
+    __slots__ = ("scope", "__dict__")
+
     chunks: list[bytes] | None = None  # request body parts not yet received by the app
     body_done = True  # the whole request body has arrived
     body_delivered = False  # the app has received more_body=False
     waiter: asyncio.Future[None] | None = None
-    disconnected = False
     client_eof = False  # the client closed its sending side (FIN)
-    started = False
-    status = 0
-    headers: Sequence[tuple[bytes, bytes]] = ()
     trailers = False
     trailer_fields: list[tuple[bytes, bytes]] | tuple[()] = ()  # a list once announced
-    body_sent = False  # the final http.response.body was sent
-    complete = False  # response complete (including trailers)
-    response_bytes = 0
 
     def __init__(self, stream: HTTPStream, request: Request, info: ConnectionInfo, body_done: bool) -> None:
         self.stream = stream
         self.request = request
         self.scope = http_scope(request, info)
+        self.started = self.body_sent = self.complete = self.disconnected = False
+        self.status = self.response_bytes = 0
+        self.headers = ()
         if not body_done:
             self.body_done = False
 
