@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -433,7 +433,7 @@ class ASGIAdapter(InterfaceAdapter):
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
             exchange.app_done(exc)
             return
-        self.step(coro, exchange.app_done)
+        self.step(coro, exchange)
 
     async def startup(self) -> None:
         lifespan = self.lifespan

@@ -556,7 +556,7 @@ class RSGIAdapter(InterfaceAdapter):
         except BaseException as exc:  # noqa: BLE001 - the app's mistake, answered with a 500
             exchange.app_done(exc)
             return
-        self.step(coro, exchange.app_done)
+        self.step(coro, exchange)
 
     def before_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.init_hook is None:

@@ -66,7 +66,7 @@ class StaticFiles(AdapterWrapper):
 
     def start(self, exchange: Any) -> None:
         if type(exchange) is StaticExchange:
-            self.host.step(exchange.respond(), exchange.done)
+            self.host.step(exchange.respond(), exchange)
         else:
             self.inner.start(exchange)
 
@@ -121,7 +121,7 @@ class StaticExchange(Exchange):
     def on_disconnect(self) -> None:
         self.disconnected = True
 
-    def done(self, exc: BaseException | None) -> None:
+    def app_done(self, exc: BaseException | None) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None

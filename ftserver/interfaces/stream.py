@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -74,9 +74,9 @@ class AppHost(Protocol):
     #: The ASGI lifespan state, set by the adapter's ``startup``.
     lifespan_state: dict[str, Any] | None
 
-    def step(self, coro: Awaitable[Any], on_done: Callable[[BaseException | None], None]) -> None:
+    def step(self, coro: Awaitable[Any], exchange: Any) -> None:
         """Run an application coroutine on the worker's loop in a copy of the worker's
-        context; ``on_done(exc)`` once it has returned (``None``) or raised."""
+        context; ``exchange.app_done(exc)`` once it has returned (``None``) or raised."""
 
 
 class HTTPStream(Protocol):

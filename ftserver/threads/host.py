@@ -32,7 +32,7 @@ from ftserver.metrics import ThreadMetrics, thread_metrics
 from ftserver.net import parse_trusted
 from ftserver.protocols.default_headers import response_defaults
 from ftserver.protocols.http1 import HTTP11Connection
-from ftserver.threads.stepping import Stepper
+from ftserver.threads.stepping import Finishing, Stepper
 from ftserver.tls import TLSInfo
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class WorkerHost:
         #: Run an application coroutine (or other awaitable) on this thread's loop, stepped
         #: without a Task of its own (``threads.stepping``), in a copy of the thread's context
         #: (the stepper's own method: no call of ours in between, per request).
-        self.step: Callable[[Awaitable[Any], Callable[[BaseException | None], None]], None] = self.stepper.step
+        self.step: Callable[[Awaitable[Any], Finishing], None] = self.stepper.step
         self.adapter = make_adapter(config.interface, app, config, self, f" (worker {threading.current_thread().name})")
         if config.static_routes:
             self.adapter = StaticFiles(self.adapter, self, config.static_routes, config.static_path_dir_to_file, config.static_path_expires)

@@ -16,28 +16,33 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from asyncio import CancelledError
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType
-from typing import Any
+from typing import Any, Protocol
 
 from ftserver.interfaces.stream import await_app
 
 _enter_task = asyncio.tasks._enter_task
 _leave_task = asyncio.tasks._leave_task
 
-DoneCallback = Callable[[BaseException | None], None]
+
+class Finishing(Protocol):
+    """What ``Stepper.step`` runs an app for: told once when the app is done (an exchange)."""
+
+    def app_done(self, exc: BaseException | None) -> None:
+        """The app returned (``None``) or raised ``exc``."""
 
 
 class _Job:
     """The suspended remainder of one app coroutine, awaited by a host task."""
 
-    __slots__ = ("coro", "ctx", "yielded", "on_done", "cancel_pending")
+    __slots__ = ("coro", "ctx", "yielded", "owner", "cancel_pending")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any, on_done: DoneCallback) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any, owner: Finishing) -> None:
         self.coro = coro
         self.ctx = ctx
         self.yielded = yielded
-        self.on_done = on_done
+        self.owner = owner
         self.cancel_pending = False
 
     def __await__(self) -> Generator[Any, None, None]:
@@ -71,13 +76,13 @@ class _Job:
                     return
 
 
-async def _run_as_task(coro: Coroutine[Any, Any, Any], on_done: DoneCallback) -> None:
+async def _run_as_task(coro: Coroutine[Any, Any, Any], owner: Finishing) -> None:
     try:
         await coro
     except BaseException as exc:  # noqa: BLE001 - reported like a stepped coroutine's
-        on_done(exc)
+        owner.app_done(exc)
     else:
-        on_done(None)
+        owner.app_done(None)
 
 
 class _Host:
@@ -99,10 +104,11 @@ class Stepper:
         self.hosts: set[_Host] = set()
         self.closed = False
 
-    def step(self, coro: Awaitable[Any], on_done: DoneCallback) -> None:
+    def step(self, coro: Awaitable[Any], owner: Finishing) -> None:
         """Step ``coro`` (a coroutine, or any other awaitable) now, in a copy of the
-        thread's context; if it suspends, a host task finishes it. ``on_done(exc)`` is
-        called exactly once, with the exception the coroutine raised or ``None``."""
+        thread's context; if it suspends, a host task finishes it. ``owner.app_done(exc)``
+        is called exactly once, with the exception the coroutine raised or ``None`` (a
+        method called, not a callback passed: no bound method is made per request)."""
         if type(coro) is not CoroutineType:
             coro = await_app(coro)
         ctx = self.context.copy()
@@ -114,9 +120,9 @@ class Stepper:
             _enter_task(loop, task)
         except RuntimeError:
             # Called from inside a running task (not from a protocol callback, e.g. from
-            # a host's on_done): a plain Task is the correct, if slower, way to run it.
+            # a host's app_done): a plain Task is the correct, if slower, way to run it.
             idle.append(host)
-            loop.create_task(_run_as_task(coro, on_done), context=ctx)
+            loop.create_task(_run_as_task(coro, owner), context=ctx)
             return
         try:
             yielded = ctx.run(coro.send, None)
@@ -128,7 +134,7 @@ class Stepper:
             exc = e
         else:
             _leave_task(loop, task)
-            host.job = _Job(coro, ctx, yielded, on_done)
+            host.job = _Job(coro, ctx, yielded, owner)
             parked = host.parked
             if parked is not None and not parked.done():
                 parked.set_result(None)
@@ -137,7 +143,7 @@ class Stepper:
             idle.append(host)
         # else: the app cancelled its task and finished anyway; the pending cancellation
         # ends this host when it parks.
-        on_done(exc)
+        owner.app_done(exc)
 
     def _new_host(self) -> _Host:
         host = _Host()
@@ -169,7 +175,7 @@ class Stepper:
                 except BaseException as e:  # noqa: BLE001 - CancelledError included: the app did not handle it
                     exc = e
                 host.job = None
-                job.on_done(exc)
+                job.owner.app_done(exc)
                 if task.cancelling():
                     # Leftover cancellation requests would confuse the next request's
                     # asyncio.timeout / cancel scopes: retire this host.
