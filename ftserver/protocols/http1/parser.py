@@ -208,11 +208,11 @@ class HTTP11Connection(ResponseWriter):
                 self._last_head = data
                 self._last_request = parsed
         method, target, host, fields, keep_alive = parsed
-        self._state = _DONE
+        self._state = 6  # _DONE (literals here and in next_cycle: a constant, not a global load)
         self._http11 = True
         self._is_head = method == "HEAD"
         self._keep_alive = keep_alive
-        self._response_state = RESPONSE_READY
+        self._response_state = 1  # RESPONSE_READY
         # (A list of its own: the app may change it.)
         return H1FastRequest(method, target, host, list(fields), keep_alive)
 
@@ -556,10 +556,10 @@ class HTTP11Connection(ResponseWriter):
         request fewer): -1 if the connection must close, else ``trailing_size``."""
         if not self._keep_alive:
             return -1
-        if self._state != _DONE or self._response_state != RESPONSE_SENT:
+        if self._state != 6 or self._response_state != 3:  # _DONE, RESPONSE_SENT
             return self.start_next_cycle()  # (raises, naming what is missing)
-        self._state = _IDLE
-        self._response_state = AWAITING_REQUEST
+        self._state = 0  # _IDLE
+        self._response_state = 0  # AWAITING_REQUEST
         self._empty_lines = 0
         return len(self._buf) - self._pos
 

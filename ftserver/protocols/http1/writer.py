@@ -234,7 +234,8 @@ class ResponseWriter:
         body's length (checked at once by ``_match_plain_lines``). Anything else goes
         field by field, where the errors are.
         """
-        if reason is not None or self._response_state != RESPONSE_READY:
+        # (RESPONSE_READY and RESPONSE_SENT as literals: a constant, not a global load)
+        if reason is not None or self._response_state != 1:
             return self.complete_by_fields(status, headers, date, body, reason)
         if status == self._plain_status and headers == self._plain_fields:
             # The status and fields of an earlier one-piece response again (most apps send
@@ -284,7 +285,7 @@ class ResponseWriter:
             self._tail_date = date
             self._tail = _date_and_server(date, self._server_header, self._defaults)
             self._tail_end = self._tail + b"\r\n"
-        self._response_state = RESPONSE_SENT
+        self._response_state = 3
         if self._keep_alive and self._http11:
             return b"".join((head, length, self._tail_end, body))
         end = b"connection: keep-alive\r\n\r\n" if self._keep_alive else b"connection: close\r\n\r\n"
