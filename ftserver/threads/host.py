@@ -62,6 +62,10 @@ class WorkerHost:
     interface adapter). Created inside the thread, so that the objects touched on every
     request are thread-private (no shared instances, no shared dicts on the hot path)."""
 
+    # What the drivers read per request are slots (about twice as fast as a __dict__ entry
+    # on 3.13t); the rest stays in the __dict__.
+    __slots__ = ("date", "now", "stats", "concurrency", "__dict__")
+
     def __init__(self, loop: asyncio.AbstractEventLoop, app: Any, config: Config, stats: WorkerStats) -> None:
         self.loop = loop
         self.app = app
