@@ -19,8 +19,10 @@ from typing import Any
 
 logger = logging.getLogger("ftserver.error")
 
-#: Bytes asked of ``recv`` per read event.
-READ_SIZE = 256 * 1024
+#: Bytes asked of ``recv`` per read event. ``recv`` allocates this much and then shrinks
+#: it to what came: 64 KiB rather than asyncio's 256 KiB saves about 0.25 µs per read on
+#: 3.13t (a whole request is one small read), and a large body still comes 64 KiB a read.
+READ_SIZE = 64 * 1024
 #: asyncio's default write-buffer limits.
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
