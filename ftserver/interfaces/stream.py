@@ -38,7 +38,7 @@ class ClientDisconnected(OSError):
 class ConnectionInfo:
     """Per-connection constants every request on the connection shares."""
 
-    __slots__ = ("client", "server", "scheme", "root_path", "state", "tls", "extended")
+    __slots__ = ("client", "server", "scheme", "root_path", "state", "tls", "extended", "scope_base")
 
     def __init__(
         self,
@@ -56,12 +56,16 @@ class ConnectionInfo:
         self.state = state  # ASGI lifespan state of this worker thread, if any
         self.tls = tls  # what a TLS connection tells the apps (None: plain HTTP)
         self.extended = state is not None or tls is not None  # a scope gets more than the basics
+        #: What every scope of this connection shares, made by the adapter on first use
+        #: (ASGI: a dict each request's scope starts as a copy of).
+        self.scope_base: dict[str, Any] | None = None
 
     def copy(self) -> ConnectionInfo:
         """A copy to change for one request (``--proxy-headers``)."""
         new = object.__new__(ConnectionInfo)
         for name in ConnectionInfo.__slots__:
             setattr(new, name, getattr(self, name))
+        new.scope_base = None  # (made from the changed fields when needed)
         return new
 
 
