@@ -52,6 +52,18 @@ def test_x_forwarded_headers_from_a_trusted_chain():
         assert scope["server"] == ["h.example", 8443]
 
 
+def test_each_request_of_a_keep_alive_connection_gets_its_own_forwarded_values():
+    # The scope of a connection's requests starts from a per-connection base: a request with
+    # forwarded values after one without (on the same connection) must not see the first's.
+    with serve(scope_json, proxy_headers=True, threads=1) as server, httpx.Client() as client:
+        first = client.get(server.url + "/p").json()
+        second = client.get(server.url + "/p", headers={"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}).json()
+        third = client.get(server.url + "/p").json()
+    assert first["client"][0] == "127.0.0.1" and first["scheme"] == "http"
+    assert second["client"] == ["203.0.113.7", 0] and second["scheme"] == "https"
+    assert third["client"] == first["client"] and third["scheme"] == "http"
+
+
 def test_rfc7239_forwarded_wins():
     with serve(scope_json, proxy_headers=True, threads=1) as server:
         scope = get(server, {
