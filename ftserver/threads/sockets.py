@@ -72,9 +72,11 @@ class WorkerLoop(asyncio.SelectorEventLoop):
                 try:
                     # Only what is still registered: an earlier callback in this batch may
                     # have paused reading or closed the connection.
-                    if mask & EVENT_READ and data._events & EVENT_READ:
+                    # (1 and 2: selectors.EVENT_READ and EVENT_WRITE, as constants rather
+                    # than global loads, once per event)
+                    if mask & 1 and data._events & 1:
                         data._read_ready()
-                    if mask & EVENT_WRITE and data._events & EVENT_WRITE:
+                    if mask & 2 and data._events & 2:
                         data._write_ready()
                 except (SystemExit, KeyboardInterrupt):
                     raise
