@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import types
 from asyncio import CancelledError
 from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType
@@ -76,6 +77,14 @@ class _Job:
                     return
 
 
+@types.coroutine
+def _runner(coro: Awaitable[Any]) -> Generator[Any, None, None]:
+    """``coro`` inside a generator that returns ``None``: ``next(runner, runner)`` steps it
+    and, when the app returns, gives back ``runner`` instead of raising ``StopIteration``
+    (no exception object and traceback per request: about 100 ns on 3.13t)."""
+    yield from coro  # type: ignore[misc]
+
+
 async def _run_as_task(coro: Coroutine[Any, Any, Any], owner: Finishing) -> None:
     try:
         await coro
@@ -124,21 +133,21 @@ class Stepper:
             idle.append(host)
             loop.create_task(_run_as_task(coro, owner), context=ctx)
             return
+        runner = _runner(coro)
         try:
-            yielded = ctx.run(coro.send, None)
-        except StopIteration:
-            _leave_task(loop, task)
-            exc: BaseException | None = None
+            yielded = ctx.run(next, runner, runner)
         except BaseException as e:  # noqa: BLE001 - reported to the protocol, which answers 500
             _leave_task(loop, task)
-            exc = e
+            exc: BaseException | None = e
         else:
             _leave_task(loop, task)
-            host.job = _Job(coro, ctx, yielded, owner)
-            parked = host.parked
-            if parked is not None and not parked.done():
-                parked.set_result(None)
-            return
+            if yielded is not runner:  # suspended: a host task goes on with it
+                host.job = _Job(runner, ctx, yielded, owner)
+                parked = host.parked
+                if parked is not None and not parked.done():
+                    parked.set_result(None)
+                return
+            exc = None
         if not task.cancelling():  # type: ignore[union-attr]
             idle.append(host)
         # else: the app cancelled its task and finished anyway; the pending cancellation
