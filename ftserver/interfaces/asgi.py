@@ -416,6 +416,8 @@ class Lifespan:
 class ASGIAdapter(InterfaceAdapter):
     """ASGI on one worker thread: the lifespan scope around that thread's lifetime."""
 
+    __slots__ = ("app", "step")  # (read per request: slots, the rest in the __dict__)
+
     def __init__(self, app: ASGIApp, config: Config, host: AppHost, label: str = "") -> None:
         super().__init__(host)
         # One exchange class: the class itself is ``open`` (no call of ours per request).

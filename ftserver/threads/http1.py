@@ -439,7 +439,7 @@ class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
         w.stats.requests += 1
         if self.report:  # the access log, metrics
             w.report_response(cycle, self.info.client, self.started_at)
-        if self.cycle is not cycle or self.closed:
+        if self.cycle is not cycle:  # (not closed: checked above, and a write only schedules the close)
             return
         if self.request_read and not self.write_paused:
             self.cycle = None
