@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import socket
 import threading
 
 import pytest
@@ -73,3 +74,25 @@ def test_new_connections_are_refused_while_requests_drain(accept):
         assert read_response(held) == (200, "ok")
         stopper.join(30)
         assert not stopper.is_alive()
+
+
+@pytest.mark.parametrize("accept", ["queue", "reuseport"])
+def test_a_tls_connection_in_its_handshake_when_the_stop_begins_is_served(certs, accept):
+    """The drain used to wait only for connections with a driver: one still in its TLS
+    handshake (accepted before the stop, its ClientHello not yet read) was aborted at once."""
+    options = {"ssl_certfile": certs.server, "ssl_keyfile": certs.server_key, "accept": accept}
+    with serve(app, **options) as running:
+        (worker,) = running.server.workers
+        raw = socket.create_connection(("127.0.0.1", running.port), timeout=30)
+        wait_for(lambda: worker.open_connections() == 1, 10, "the server to take the connection")
+        stopper = threading.Thread(target=running.server.stop)
+        stopper.start()
+        wait_for(lambda: not worker.accepting, 10, "the stop to begin")
+        with certs.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+            response = b""
+            while chunk := tls.recv(65536):  # (then the server closes it: it is stopping)
+                response += chunk
+        stopper.join(30)
+        assert not stopper.is_alive()
+    assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"\r\n\r\nok")
