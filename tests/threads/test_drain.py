@@ -8,6 +8,7 @@ import asyncio
 import select
 import socket
 import threading
+import time
 
 import pytest
 
@@ -96,3 +97,33 @@ def test_a_tls_connection_in_its_handshake_when_the_stop_begins_is_served(certs,
         stopper.join(30)
         assert not stopper.is_alive()
     assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"\r\n\r\nok")
+
+
+def test_the_workers_stop_only_once_the_acceptor_has_handed_over_what_was_queued():
+    """The stop waited 5 s for the acceptor, then stopped the workers anyway: a connection
+    it handed over next was closed unanswered (``adopt`` after ``accepting`` went False),
+    and those still queued were reset when the listener closed. The hand-over is held here
+    (as a loaded machine can hold the acceptor thread) past those 5 s."""
+    with serve(app, threads=2, accept="queue", timeout_graceful_shutdown=30) as running:
+        pause_accepting(running.server)
+        (acceptor,) = [t for t in threading.enumerate() if isinstance(t, AcceptQueue)]
+        clients = [send_request(running.port, "/", timeout=30) for _ in range(4)]
+        hand_over = acceptor._hand_over
+
+        def held_hand_over(sock, worker):
+            wait_for(lambda: not worker.accepting or time.monotonic() > held_until, 10, "the hold")
+            hand_over(sock, worker)
+
+        acceptor._hand_over = held_hand_over
+        held_until = time.monotonic() + 6
+        stopper = threading.Thread(target=running.server.stop)
+        stopper.start()
+        answers = []
+        for client in clients:
+            try:
+                answers.append(read_response(client))
+            except ConnectionError as exc:
+                answers.append(repr(exc))
+        stopper.join(30)
+        assert not stopper.is_alive()
+    assert answers == [(200, "ok")] * 4
