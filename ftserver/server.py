@@ -234,6 +234,8 @@ class Server(Listening):
             self._events.put(("stop", False))
         elif action == "force":
             self.exit_code = EXIT_FORCED
+            if self._acceptor is not None and self._acceptor.is_alive():  # (its wake-up pipe closes with it)
+                self._acceptor.stop(force=True)
             for worker in self.workers:
                 worker.stop(force=True)
 
@@ -250,9 +252,16 @@ class Server(Listening):
 
     def _shutdown(self, force: bool) -> None:
         self.lifecycle.begin_stop()
-        if self._acceptor is not None and self._acceptor.is_alive():
-            self._acceptor.stop(force)  # (it takes what is queued first, see AcceptQueue)
-            self._acceptor.join(5)
+        acceptor = self._acceptor
+        if acceptor is not None and acceptor.is_alive():
+            acceptor.stop(force)  # (it takes what is queued first, see AcceptQueue)
+            # The workers stop only once it has returned: a connection it hands over to a
+            # stopped worker would be closed unanswered. Its work is bounded (MAX_QUEUED);
+            # a second signal forces it (_handle_signal).
+            deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+            while acceptor.is_alive() and time.monotonic() < deadline:
+                acceptor.join(0.2)
+                self._drain_signals()
         if self._acceptor is not None:
             # Closed now, not after the drain: new clients are refused at once (or go to
             # another instance) instead of waiting in the backlog to be reset.

@@ -305,30 +305,38 @@ def test_ttin_and_ttou_add_and_remove_workers(ftserve):
     assert get(served.port)[1] == str(last)
 
 
-def test_sigint_drains_in_flight_requests(ftserve):
-    served = ftserve(*TWO_WORKERS)
+def _held_request(ftserve, gate, *args: str):
+    """Start ftserve with the gate app and one request in progress there (held until the
+    test creates ``gate / "open"``): proof that it is in flight, however loaded the machine
+    (a timed ``/sleep`` could be over, or not yet seen accepted, by the time of the signal)."""
+    served = ftserve(*args, env={"FTSERVE_TEST_GATE": str(gate)}, app="tests.apps.gate:app")
     served.wait_workers(2)
-    sock = send_request(served.port, "/sleep?3")  # long enough to be seen in flight on a busy machine
-    wait_accepted(served.pid, sock)
+    sock = send_request(served.port, "/slow")
+    wait_for(lambda: list(gate.glob("started-*")), 20, "the request to be in progress")
+    return served, sock
+
+
+def test_sigint_drains_in_flight_requests(ftserve, tmp_path):
+    served, sock = _held_request(ftserve, tmp_path, *TWO_WORKERS)
     served.signal(signal.SIGINT)
-    assert read_response(sock)[0] == 200
+    served.wait_log("Received SIGINT")
+    (tmp_path / "open").touch()
+    assert read_response(sock) == (200, "done")
     assert served.proc.wait(10) == 0
     assert served.workers() == set()
 
 
 @pytest.mark.parametrize("accept", ["queue", "reuseport"])
-def test_new_connections_are_refused_while_the_workers_drain(ftserve, accept):
+def test_new_connections_are_refused_while_the_workers_drain(ftserve, tmp_path, accept):
     """Before, the listener stayed open until the workers had drained: a new client was
     queued, waited, and was reset at the end."""
-    served = ftserve("--accept", accept, *TWO_WORKERS)
-    served.wait_workers(2)
-    sock = send_request(served.port, "/sleep?4")
-    wait_accepted(served.pid, sock)
+    served, sock = _held_request(ftserve, tmp_path, "--accept", accept, *TWO_WORKERS)
     served.signal(signal.SIGTERM)
     served.wait_log("Received SIGTERM")
     wait_for(lambda: refused(served.port), 10, "new connections to be refused")
     assert select.select([sock], [], [], 0)[0] == []  # refused while the request is in flight
-    assert read_response(sock)[0] == 200
+    (tmp_path / "open").touch()
+    assert read_response(sock) == (200, "done")
     assert served.proc.wait(10) == 0
 
 

@@ -220,6 +220,8 @@ class WorkerProcessServer(Server):
                 self._events.put(("stop", False))
         elif signum == signal.SIGQUIT:
             self.exit_code = EXIT_FORCED
+            if self._acceptor is not None and self._acceptor.is_alive():  # (its wake-up pipe closes with it)
+                self._acceptor.stop(force=True)
             for worker in self.workers:
                 worker.stop(force=True)
             if not self._stopping:

@@ -262,7 +262,7 @@ class AcceptQueue(threading.Thread):
         listener = self.listener
         settle_until = time.monotonic() + SETTLE if self.owns_listener and refuse_new_connections(listener) else 0.0
         taken = 0
-        while taken < MAX_QUEUED:  # a bound: a shared listener still takes new connections
+        while taken < MAX_QUEUED and not self._force:  # a bound: a shared listener still takes new connections
             try:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):

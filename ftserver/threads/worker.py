@@ -184,12 +184,15 @@ class WorkerThread(threading.Thread):
         await ctx.adapter.shutdown()
 
     async def _drain(self, ctx: WorkerHost) -> None:
-        """Graceful stop: close idle connections, let in-flight requests finish."""
+        """Graceful stop: close idle connections, let in-flight requests finish, and serve
+        the connections that are still in their TLS handshake once it is over."""
         for protocol in list(ctx.connections):
             protocol.shutdown()
         ctx.stepper.close()
         deadline = ctx.loop.time() + self.config.timeout_graceful_shutdown
-        while ctx.connections and not self._force and ctx.loop.time() < deadline:
+        # A connection still in its TLS handshake (or PROXY header) was accepted before the
+        # stop too: it is waited for (its own timeout bounds it), then served as the others.
+        while (ctx.connections or self._handshakes) and not self._force and ctx.loop.time() < deadline:
             await asyncio.sleep(0.05)
             for protocol in list(ctx.connections):
                 if not protocol.closing:  # handed over by the acceptor just before the stop
