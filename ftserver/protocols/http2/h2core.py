@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection, H2ConnectionStateMachine
-from h2.events import TrailersReceived
+from h2.events import PriorityUpdated, RequestReceived, StreamEnded, TrailersReceived
 from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError, StreamIDTooLowError
 from h2.frame_buffer import FrameBuffer
 from h2.stream import H2Stream, H2StreamStateMachine, StreamClosedBy, StreamInputs, StreamState
@@ -22,6 +22,13 @@ __all__ = ["ConnectionMachine", "HeaderBlockCap", "ServerConnection", "ServerStr
 
 #: A frame header (RFC 9113 §4.1): length and type as one word, flags, stream id.
 _frame_header: Final = struct.Struct(">LBL").pack
+_read_frame_header: Final = struct.Struct(">LBL").unpack_from
+_read_priority: Final = struct.Struct(">LB").unpack_from
+#: HEADERS flags (RFC 9113 §6.2): END_STREAM, END_HEADERS, PADDED, PRIORITY.
+_END_STREAM: Final = 0x1
+_END_HEADERS: Final = 0x4
+_PRIORITY: Final = 0x20
+_OPEN: Final = StreamState.OPEN
 _HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
 _STREAM_CLOSED: Final = StreamState.CLOSED
 _SERVER_OPEN: Final = ConnectionState.SERVER_OPEN
@@ -130,6 +137,92 @@ class ServerConnection(H2Connection):
     @property
     def open_inbound_streams(self) -> int:
         return super().open_inbound_streams if self.counting else 0
+
+    def receive_data(self, data: Any) -> Any:
+        """h2's, with the HEADERS frames that open a stream by a field block the decoder
+        knows (``CachingDecoder``) taken here, without h2's frame objects and per-frame
+        dispatch; h2 takes the rest of the bytes from the first other frame on."""
+        buffer = self.incoming_buffer
+        if (
+            type(data) is not bytes
+            or buffer._data
+            or buffer._preamble_len
+            or buffer._headers_buffer
+            or self.state_machine.state is not _SERVER_OPEN
+        ):
+            return super().receive_data(data)
+        events: list[Any] = []
+        offset = self._receive_known_headers(data, events)
+        if offset < len(data):
+            events += super().receive_data(data[offset:] if offset else data)
+        return events
+
+    def _receive_known_headers(self, data: bytes, events: list[Any]) -> int:
+        """Take the HEADERS frames at the start of ``data`` that h2 would take as opening a
+        stream without an error or a frame to send, whose field block the decoder has
+        decoded before under the same table; the offset of the first frame left to h2.
+        Each leaves h2's connection, stream and events as ``_receive_headers_frame``
+        would (``tests/protocols/test_h2_receive_fast.py`` holds h2 to that): a frame
+        of another type, with PADDED or without END_HEADERS, a stream id that is not the
+        next new client stream, a block not remembered, or one stream too many, stops it."""
+        end = len(data)
+        offset = 0
+        blocks = self.decoder.blocks
+        cap = self.incoming_buffer.cap
+        max_frame = self.max_inbound_frame_size
+        while end - offset >= 9:
+            word, flags, stream_id = _read_frame_header(data, offset)
+            length = word >> 8
+            start = offset + 9
+            stop = start + length
+            if (
+                word & 0xFF != 1  # (HEADERS)
+                or flags & ~(_END_STREAM | _END_HEADERS | _PRIORITY)
+                or not flags & _END_HEADERS
+                or stop > end
+                or length > max_frame
+                or length > cap
+                or not stream_id & 1
+                or stream_id > 0x7FFFFFFF
+                or stream_id <= self.highest_inbound_stream_id
+            ):
+                break
+            priority = None
+            if flags & _PRIORITY:
+                if length < 5:
+                    break
+                dependency, weight = _read_priority(data, start)
+                depends_on = dependency & 0x7FFFFFFF
+                if depends_on == stream_id:  # (h2's connection error)
+                    break
+                priority = PriorityUpdated()
+                priority.stream_id = stream_id
+                priority.depends_on = depends_on
+                priority.exclusive = bool(dependency >> 31)
+                priority.weight = weight + 1
+                start += 5
+            headers = blocks.get(data[start:stop])
+            if headers is None or super().open_inbound_streams >= self.max_streams:
+                break
+            stream = self._begin_new_stream(stream_id, 1)  # (AllowedStreamIDs.ODD)
+            machine = stream.state_machine
+            machine.client = False  # (h2's request_received)
+            machine.headers_received = True
+            event = RequestReceived(stream_id=stream_id)
+            event.headers = list(headers)
+            events.append(event)
+            if flags & _END_STREAM:
+                machine.state = _HALF_CLOSED_REMOTE
+                ended = StreamEnded(stream_id=stream_id)
+                event.stream_ended = ended
+                events.append(ended)
+            else:
+                machine.state = _OPEN
+            if priority is not None:
+                event.priority_updated = priority
+                events.append(priority)
+            offset = stop
+        return offset
 
     def _receive_headers_frame(self, frame: Any) -> Any:
         if frame.stream_id not in self.streams:
