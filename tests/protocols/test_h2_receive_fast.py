@@ -14,9 +14,10 @@ import h2.events
 import pytest
 from h2.connection import H2Connection
 from h2.exceptions import ProtocolError as H2ProtocolError
-from hyperframe.frame import GoAwayFrame, PingFrame
+from hyperframe.frame import GoAwayFrame, HeadersFrame, PingFrame, SettingsFrame
 
-from ftserver.protocols.http2 import H2Settings, HTTP2Connection
+from ftserver.protocols.http2 import H2ConnectionError, H2Settings, HTTP2Connection
+from ftserver.protocols.http2.settings import PREFACE
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"localhost"), (b":path", b"/")]
 POST = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"localhost"), (b":path", b"/up")]
@@ -220,3 +221,139 @@ def test_after_a_goaway_with_an_error_h2_takes_everything():
     reads += [GoAwayFrame(0, error_code=2).serialize(), later]
     _, events = agree(reads)
     assert events[-1][0] == "error"
+
+
+# -- HTTP2Connection: the Request of a block seen before, at once -----------------------
+
+
+def translated(server: HTTP2Connection, reads: list[Any]) -> tuple[list[Any], bytes]:
+    """Our events for each read (or the error ending the connection), and the bytes out."""
+    out: list[Any] = []
+    sent = b""
+    for data in reads:
+        if callable(data):  # (something the driver does between reads)
+            data(server)
+            sent += server.data_to_send()
+            continue
+        try:
+            events = server.receive_data(data, 0.0)
+        except H2ConnectionError as exc:
+            out.append(("error", exc.error_code))
+            break
+        finally:
+            sent += server.data_to_send()
+        out.append([
+            (type(e).__name__, {k: getattr(e, k) for k in getattr(type(e), "__slots__", ())} or vars(e)) for e in events
+        ])
+    return out, sent
+
+
+def without_bodiless_ends(reads: list[Any]) -> list[Any]:
+    """The events, but for the StreamEnd of a request without a body (the fast path
+    leaves it out: the driver has nothing to end)."""
+    bodiless = {e["stream_id"] for read in reads if read[:1] != ["error"] for kind, e in read if kind == "Request" and not e["has_body"]}
+    return [
+        read if read and read[0] == "error" else [(k, e) for k, e in read if not (k == "StreamEnd" and e["stream_id"] in bodiless)]
+        for read in reads
+    ]
+
+
+def agree_translated(reads: list[Any], settings: H2Settings | None = None, before: Any = None) -> list[Any]:
+    """Our events and bytes out from the fast path are those of h2's own path
+    (``receive_frames`` as h2's plain ``receive_data``)."""
+    fast = HTTP2Connection(settings or H2Settings())
+    slow = HTTP2Connection(settings or H2Settings())
+    slow.h2.receive_frames = lambda data, opened: H2Connection.receive_data(slow.h2, data)  # type: ignore[method-assign]
+    for server in (fast, slow):
+        server.initiate()
+        if before is not None:
+            before(server)
+    got, sent = translated(fast, reads)
+    expected, expected_sent = translated(slow, reads)
+    assert sent == expected_sent
+    assert without_bodiless_ends(got) == without_bodiless_ends(expected)
+    return got
+
+
+def test_a_repeated_request_is_the_same_request():
+    c = client()
+    reads = [c.data_to_send() + requests(c, 2, end_stream=True)]
+    reads += [requests(c, 3, end_stream=True), requests(c, 1, POST), requests(c, 2, POST)]
+    for stream_id in (11, 13, 15):
+        c.send_data(stream_id, b"ab", end_stream=True)
+    reads.append(c.data_to_send())
+    reads += [requests(c, 4, end_stream=True), requests(c, 4, end_stream=True)]  # (after the POSTs changed the table)
+    got = agree_translated(reads)
+    # (the first is new to ``known``: made as h2's path makes it, its StreamEnd too)
+    assert [kind for kind, _ in got[1]] == ["Request", "StreamEnd", "Request", "Request"]
+    assert [kind for kind, _ in got[5]] == ["Request", "StreamEnd"] * 4  # (the table changed: h2's path)
+    assert [kind for kind, _ in got[6]] == ["Request", "StreamEnd", "Request", "Request", "Request"]
+    assert [kind for kind, _ in got[3]] == ["Request", "Request"]
+    assert [kind for kind, _ in got[4]] == ["StreamBody", "StreamEnd"] * 3
+
+
+def test_malformed_repeats_are_reset_each_time():
+    bad = [*REQUEST, (b"connection", b"close")]
+    c = H2Connection(h2.config.H2Configuration(
+        client_side=True, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False,
+    ))
+    c.initiate_connection()
+    reads = [c.data_to_send() + requests(c, 2, bad, end_stream=True), requests(c, 3, bad, end_stream=True)]
+    got = agree_translated(reads)
+    assert [kind for kind, _ in got[1]] == ["StreamEnd"] * 3  # (reset: no Request)
+
+
+def test_refused_after_our_goaway_and_beyond_the_limit():
+    c = client()
+    reads = [c.data_to_send() + requests(c, 2), requests(c, 3), requests(c, 2, end_stream=True)]
+    agree_translated(reads, H2Settings(max_concurrent_streams=3))
+    c = client()
+    reads = [c.data_to_send() + requests(c, 2, end_stream=True), requests(c, 3, end_stream=True)]
+    reads += [HTTP2Connection.goaway, requests(c, 3, end_stream=True)]
+    got = agree_translated(reads)
+    assert [kind for kind, _ in got[1]] == ["Request", "StreamEnd", "Request", "Request"]
+    assert [kind for kind, _ in got[2]] == ["StreamEnd"] * 3  # (refused: no Request)
+
+
+def test_the_same_block_after_a_table_change_is_another_request():
+    start = b"\x82\x86\x84\x01\x09localhost"  # GET http / localhost, nothing indexed
+    newest = b"\xbe"  # the newest entry of the dynamic table (RFC 7541 §2.3.3)
+
+    def headers(stream_id: int, block: bytes) -> bytes:
+        return HeadersFrame(stream_id, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+
+    reads = [PREFACE + SettingsFrame(0).serialize() + headers(1, start + b"\x40\x03x-a\x011")]
+    reads += [headers(stream_id, start + newest) for stream_id in (3, 5, 7)]
+    reads.append(headers(9, start + b"\x40\x03x-b\x012"))  # (the same bytes now name x-b)
+    reads += [headers(stream_id, start + newest) for stream_id in (11, 13, 15)]
+    got = agree_translated(reads)
+    assert [e["headers"][-1] for read in got for kind, e in read if kind == "Request"] == [(b"x-a", b"1")] * 4 + [(b"x-b", b"2")] * 4
+    # A table change later in the same read as a known block: that block was decoded
+    # under the table before the change.
+    reads = [PREFACE + SettingsFrame(0).serialize() + headers(1, start + b"\x40\x03x-a\x011"), headers(3, start + newest)]
+    reads.append(headers(5, start + newest) + headers(7, start + b"\x40\x03x-b\x012"))
+    reads += [headers(9, start + newest), headers(11, start + newest)]
+    got = agree_translated(reads)
+    assert [e["headers"][-1] for read in got for kind, e in read if kind == "Request"] == [(b"x-a", b"1")] * 3 + [(b"x-b", b"2")] * 3
+
+
+def test_the_same_block_with_and_without_end_stream():
+    c = client()
+    reads = [c.data_to_send() + requests(c, 2, end_stream=True), requests(c, 2, end_stream=True)]
+    reads += [requests(c, 2), requests(c, 2, end_stream=True)]
+    got = agree_translated(reads)
+    assert [e["has_body"] for read in got[2:] for kind, e in read if kind == "Request"] == [True, True, False, False]
+
+
+def test_a_known_request_with_a_body_gets_its_window_back():
+    c = client()
+    reads: list[Any] = [c.data_to_send() + requests(c, 2, POST), requests(c, 3, POST)]
+    for stream_id in (1, 3, 5, 7, 9):
+        c.send_data(stream_id, b"x" * 12_000)
+    reads.append(c.data_to_send())
+    reads += [lambda server, stream_id=stream_id: server.acknowledge(stream_id, 12_000) for stream_id in (1, 3, 5, 7, 9)]
+    fast = HTTP2Connection(H2Settings(initial_window_size=16384))
+    fast.initiate()
+    translated(fast, reads)
+    assert fast.stream_unacked == {sid: 0 for sid in (1, 3, 5, 7, 9)}  # (each given back)
+    agree_translated(reads, H2Settings(initial_window_size=16384))

@@ -139,9 +139,33 @@ class ServerConnection(H2Connection):
         return super().open_inbound_streams if self.counting else 0
 
     def receive_data(self, data: Any) -> Any:
-        """h2's, with the HEADERS frames that open a stream by a field block the decoder
-        knows (``CachingDecoder``) taken here, without h2's frame objects and per-frame
-        dispatch; h2 takes the rest of the bytes from the first other frame on."""
+        """h2's, with the HEADERS frames ``receive_frames`` takes made into h2's events."""
+        opened: list[Any] = []
+        events = self.receive_frames(data, opened)
+        if not opened:
+            return events
+        taken: list[Any] = []
+        for stream_id, _, headers, ended, priority in opened:
+            event = RequestReceived(stream_id=stream_id)
+            event.headers = list(headers)
+            taken.append(event)
+            if ended:
+                event.stream_ended = StreamEnded(stream_id=stream_id)
+                taken.append(event.stream_ended)
+            if priority is not None:
+                event.priority_updated = update = PriorityUpdated()
+                update.stream_id = stream_id
+                update.depends_on, update.exclusive, update.weight = priority
+                taken.append(update)
+        return taken + events
+
+    def receive_frames(self, data: Any, opened: list[Any]) -> Any:
+        """h2's ``receive_data``, but the HEADERS frames that open a stream by a field block
+        the decoder knows (``CachingDecoder``), at the start of ``data``, are taken here
+        without h2's frame objects, per-frame dispatch and events: each adds ``(stream_id,
+        block, headers, end_stream, priority)`` to ``opened`` (``priority``: None or
+        ``(depends_on, exclusive, weight)``), the stream opened as h2 opens it. h2 takes the
+        rest of the bytes, from the first other frame on, and its events are returned."""
         buffer = self.incoming_buffer
         if (
             type(data) is not bytes
@@ -151,20 +175,18 @@ class ServerConnection(H2Connection):
             or self.state_machine.state is not _SERVER_OPEN
         ):
             return super().receive_data(data)
-        events: list[Any] = []
-        offset = self._receive_known_headers(data, events)
+        offset = self._receive_known_headers(data, opened)
         if offset < len(data):
-            events += super().receive_data(data[offset:] if offset else data)
-        return events
+            return super().receive_data(data[offset:] if offset else data)
+        return []
 
-    def _receive_known_headers(self, data: bytes, events: list[Any]) -> int:
-        """Take the HEADERS frames at the start of ``data`` that h2 would take as opening a
-        stream without an error or a frame to send, whose field block the decoder has
-        decoded before under the same table; the offset of the first frame left to h2.
-        Each leaves h2's connection, stream and events as ``_receive_headers_frame``
-        would (``tests/protocols/test_h2_receive_fast.py`` holds h2 to that): a frame
-        of another type, with PADDED or without END_HEADERS, a stream id that is not the
-        next new client stream, a block not remembered, or one stream too many, stops it."""
+    def _receive_known_headers(self, data: bytes, opened: list[Any]) -> int:
+        """(``receive_frames``) The offset of the first frame left to h2. A frame is taken
+        when h2 would take it as opening a stream without an error or a frame to send and
+        its block is remembered; h2's connection and stream are left as
+        ``_receive_headers_frame`` would leave them (``tests/protocols/test_h2_receive_fast.py``
+        holds h2 to that). Another frame type, PADDED, no END_HEADERS, a stream id that is
+        not a new client stream's, a block not remembered, or one stream too many stop it."""
         end = len(data)
         offset = 0
         blocks = self.decoder.blocks
@@ -195,32 +217,18 @@ class ServerConnection(H2Connection):
                 depends_on = dependency & 0x7FFFFFFF
                 if depends_on == stream_id:  # (h2's connection error)
                     break
-                priority = PriorityUpdated()
-                priority.stream_id = stream_id
-                priority.depends_on = depends_on
-                priority.exclusive = bool(dependency >> 31)
-                priority.weight = weight + 1
+                priority = (depends_on, bool(dependency >> 31), weight + 1)
                 start += 5
-            headers = blocks.get(data[start:stop])
+            block = data[start:stop]
+            headers = blocks.get(block)
             if headers is None or super().open_inbound_streams >= self.max_streams:
                 break
-            stream = self._begin_new_stream(stream_id, 1)  # (AllowedStreamIDs.ODD)
-            machine = stream.state_machine
+            machine = self._begin_new_stream(stream_id, 1).state_machine  # (AllowedStreamIDs.ODD)
             machine.client = False  # (h2's request_received)
             machine.headers_received = True
-            event = RequestReceived(stream_id=stream_id)
-            event.headers = list(headers)
-            events.append(event)
-            if flags & _END_STREAM:
-                machine.state = _HALF_CLOSED_REMOTE
-                ended = StreamEnded(stream_id=stream_id)
-                event.stream_ended = ended
-                events.append(ended)
-            else:
-                machine.state = _OPEN
-            if priority is not None:
-                event.priority_updated = priority
-                events.append(priority)
+            ended = flags & _END_STREAM == _END_STREAM
+            machine.state = _HALF_CLOSED_REMOTE if ended else _OPEN
+            opened.append((stream_id, block, headers, ended, priority))
             offset = stop
         return offset
 
