@@ -192,6 +192,7 @@ class ServerConnection(H2Connection):
         blocks = self.decoder.blocks
         cap = self.incoming_buffer.cap
         max_frame = self.max_inbound_frame_size
+        count = -1  # open streams
         while end - offset >= 9:
             word, flags, stream_id = _read_frame_header(data, offset)
             length = word >> 8
@@ -221,8 +222,13 @@ class ServerConnection(H2Connection):
                 start += 5
             block = data[start:stop]
             headers = blocks.get(block)
-            if headers is None or super().open_inbound_streams >= self.max_streams:
+            if headers is None:
                 break
+            if count < 0:  # (h2's count, which also forgets closed streams: once per read,
+                count = super().open_inbound_streams  # as no stream closes meanwhile)
+            if count >= self.max_streams:
+                break
+            count += 1
             machine = self._begin_new_stream(stream_id, 1).state_machine  # (AllowedStreamIDs.ODD)
             machine.client = False  # (h2's request_received)
             machine.headers_received = True
