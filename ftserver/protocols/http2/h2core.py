@@ -1,7 +1,8 @@
 """h2's connection and stream as ``HTTP2Connection`` uses them (h2 4.x's private methods
-overridden here are pinned by ``tests/threads/test_h2_fast_path.py`` and the HTTP/2 tests):
-a byte cap on header blocks, stream errors where h2 would end the connection, and a whole
-response framed at once."""
+and attributes used here are pinned by ``tests/threads/test_h2_fast_path.py``,
+``tests/protocols/test_h2_receive_fast.py`` and the HTTP/2 tests): a byte cap on header
+blocks, stream errors where h2 would end the connection, repeated request HEADERS read
+directly, and a whole response framed at once."""
 
 from __future__ import annotations
 
