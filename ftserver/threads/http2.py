@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from typing import TYPE_CHECKING
@@ -389,9 +390,16 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
             return
         w = self.w
         if not self.streams:
-            if self.idle_since and now - self.idle_since > keep_alive_timeout:
-                self._close()
-                return
+            since = self.idle_since
+            if since:
+                if since == w.last_now:
+                    # Idle since after the last check, by the clock cached then (up to an
+                    # interval behind): counted from now instead, one float step later so
+                    # that the next check does not take it for new again (as HTTP/1.1's).
+                    self.idle_since = since = math.nextafter(now, math.inf)
+                if now - since > keep_alive_timeout:
+                    self._close()
+                    return
         interval = w.h2_ping_interval
         if interval:
             if self.ping_sent_at:

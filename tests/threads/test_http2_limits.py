@@ -399,3 +399,20 @@ def test_a_clients_goaway_with_an_error_ends_the_connection_quietly(server_log):
         time.sleep(1.5)  # (the sleepy app's answer comes after 1 s)
     log = server_log.text
     assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_idle_below_a_sub_second_keep_alive_timeout_is_served():
+    # As HTTP/1.1's (test_keep_alive.py): each idle period of 0.3 s (below 0.5) meets a
+    # deadline check with a chance of about 0.3; before the fix such a check closed the
+    # connection, whose idle clock had started from the clock cached at the check before.
+    # Sixteen periods all missing a check: 0.7**16, about 1 run in 300.
+    with serve(basic.hello, timeout_keep_alive=0.5) as server:
+        for _ in range(8):
+            client = H2Client(server.port)
+            try:
+                time.sleep(0.3)  # just opened
+                assert client.response(client.request("/"))[1] == b"Hello, world!", "closed before 0.5 s idle (just opened)"
+                time.sleep(0.3)  # just answered
+                assert client.response(client.request("/"))[1] == b"Hello, world!", "closed before 0.5 s idle (after an answer)"
+            finally:
+                client.close()

@@ -179,6 +179,7 @@ class HTTP2Connection:
         self.h2 = h2
         self.window = settings.initial_window_size
         self.requests: dict[tuple[Any, bool], tuple[Any, ...]] = {}  # checked field blocks (_on_request)
+        self.known: dict[bytes, tuple[int, bool, tuple[Any, ...]]] = {}  # the same, by HPACK block (_on_opened)
         self.stream_unacked: dict[int, int] = {}  # per open request body: bytes read, not given back
         self.unacked = 0  # connection-level bytes received and not yet given back
         self.last_stream_id = 0  # the highest stream a Request was returned for
@@ -215,12 +216,17 @@ class HTTP2Connection:
         if now - self.period_start >= ABUSE_WINDOW:
             self.period_start = now
             self.resets = self.pings = self.settings_frames = self.empty_frames = 0
+        h2 = self.h2
+        changes = h2.decoder.header_table.changes  # (the table the taken blocks were decoded under)
+        opened: list[Any] = []
         try:
-            h2_events = self.h2.receive_data(data)
+            h2_events = h2.receive_frames(data, opened)
         except H2ProtocolError as exc:
             raise H2ConnectionError(str(exc), int(getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR))) from None
         events: list[Any] = []
         append = events.append
+        if opened:
+            self._on_opened(opened, changes, append)
         for event in h2_events:
             kind = type(event)
             if kind is DataReceived:
@@ -255,21 +261,47 @@ class HTTP2Connection:
                 append(event)
         return events
 
+    def _on_opened(self, opened: list[Any], changes: int, append: Any) -> None:
+        """The streams ``ServerConnection.receive_frames`` opened, as ``_on_request`` takes
+        them, but a block seen before under the same HPACK table (``changes``) and with the
+        same END_STREAM makes its ``Request`` at once (``known``). No ``StreamEnd`` follows a
+        request without a body (the driver has nothing to end), nor is its PRIORITY counted:
+        h2's path counts it and gives it back."""
+        known = self.known
+        for stream_id, block, headers, ended, _ in opened:
+            seen = known.get(block)
+            if seen is not None and seen[0] == changes and seen[1] is ended and not self.goaway_sent:
+                method, target, authority, scheme, fields, length, has_body = seen[2]
+                self.last_stream_id = stream_id
+                if has_body:
+                    self.stream_unacked[stream_id] = 0
+                append(Request(stream_id, method, target, authority, scheme, "2", list(fields), length, has_body))
+                continue
+            remembered = self._on_fields(stream_id, headers, ended, append)
+            if remembered is not None and (seen is not None or len(known) < MAX_REQUESTS):
+                known[block] = (changes, ended, remembered)
+            if ended:
+                self.stream_unacked.pop(stream_id, None)
+                append(StreamEnd(stream_id))
+
     def _on_request(self, event: RequestReceived, append: Any) -> None:
-        stream_id = event.stream_id
         if event.priority_updated is not None:
             self.empty_frames -= 1  # its PriorityUpdated follows: not a flood frame
+        self._on_fields(event.stream_id, event.headers, event.stream_ended is not None, append)
+
+    def _on_fields(self, stream_id: int, fields: Any, ended: bool, append: Any) -> tuple[Any, ...] | None:
+        """A stream opened by the field block ``fields``: its ``Request`` (or a reset);
+        returns what makes the same request again (for ``known``) when it is a plain,
+        cacheable request."""
         h2 = self.h2
         if h2.refused and stream_id in h2.refused:
             h2.refused.discard(stream_id)
             self._count("resets", self.settings.max_resets, "refused streams")
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
-            return
+            return None
         if self.goaway_sent and stream_id > self.last_stream_id:
             h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)  # (RFC 9113 §6.8)
-            return
-        fields = event.headers
-        ended = event.stream_ended is not None
+            return None
         key = (tuple(fields), ended)
         seen = self.requests.get(key)
         if seen is not None:  # the same field block as before: already checked
@@ -280,20 +312,19 @@ class HTTP2Connection:
                 request = request_from_fields(stream_id, fields, ended, self.extended_connect)
             except MalformedRequest:
                 self._reset(stream_id)
-                return
-            if (
-                type(request) is Request
-                and len(self.requests) < MAX_REQUESTS
-                and sum(len(name) + len(value) for name, value in fields) <= MAX_BLOCK_BYTES
-            ):
-                self.requests[key] = (
+                return None
+            if type(request) is Request and sum(len(name) + len(value) for name, value in fields) <= MAX_BLOCK_BYTES:
+                seen = (
                     request.method, request.target, request.authority, request.scheme, tuple(request.headers),
                     request.content_length, request.has_body,
                 )
+                if len(self.requests) < MAX_REQUESTS:
+                    self.requests[key] = seen
         self.last_stream_id = stream_id
         if request.has_body:
             self.stream_unacked[stream_id] = 0
         append(request)
+        return seen
 
     def _on_data(self, event: DataReceived, append: Any) -> None:
         data = event.data

@@ -1,7 +1,8 @@
 """h2's connection and stream as ``HTTP2Connection`` uses them (h2 4.x's private methods
-overridden here are pinned by ``tests/threads/test_h2_fast_path.py`` and the HTTP/2 tests):
-a byte cap on header blocks, stream errors where h2 would end the connection, and a whole
-response framed at once."""
+and attributes used here are pinned by ``tests/threads/test_h2_fast_path.py``,
+``tests/protocols/test_h2_receive_fast.py`` and the HTTP/2 tests): a byte cap on header
+blocks, stream errors where h2 would end the connection, repeated request HEADERS read
+directly, and a whole response framed at once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Final
 
 from h2.config import H2Configuration
 from h2.connection import ConnectionState, H2Connection, H2ConnectionStateMachine
-from h2.events import TrailersReceived
+from h2.events import PriorityUpdated, RequestReceived, StreamEnded, TrailersReceived
 from h2.exceptions import DenialOfServiceError, ProtocolError as H2ProtocolError, StreamIDTooLowError
 from h2.frame_buffer import FrameBuffer
 from h2.stream import H2Stream, H2StreamStateMachine, StreamClosedBy, StreamInputs, StreamState
@@ -22,6 +23,13 @@ __all__ = ["ConnectionMachine", "HeaderBlockCap", "ServerConnection", "ServerStr
 
 #: A frame header (RFC 9113 §4.1): length and type as one word, flags, stream id.
 _frame_header: Final = struct.Struct(">LBL").pack
+_read_frame_header: Final = struct.Struct(">LBL").unpack_from
+_read_priority: Final = struct.Struct(">LB").unpack_from
+#: HEADERS flags (RFC 9113 §6.2): END_STREAM, END_HEADERS, PADDED, PRIORITY.
+_END_STREAM: Final = 0x1
+_END_HEADERS: Final = 0x4
+_PRIORITY: Final = 0x20
+_OPEN: Final = StreamState.OPEN
 _HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
 _STREAM_CLOSED: Final = StreamState.CLOSED
 _SERVER_OPEN: Final = ConnectionState.SERVER_OPEN
@@ -130,6 +138,106 @@ class ServerConnection(H2Connection):
     @property
     def open_inbound_streams(self) -> int:
         return super().open_inbound_streams if self.counting else 0
+
+    def receive_data(self, data: Any) -> Any:
+        """h2's, with the HEADERS frames ``receive_frames`` takes made into h2's events."""
+        opened: list[Any] = []
+        events = self.receive_frames(data, opened)
+        if not opened:
+            return events
+        taken: list[Any] = []
+        for stream_id, _, headers, ended, priority in opened:
+            event = RequestReceived(stream_id=stream_id)
+            event.headers = list(headers)
+            taken.append(event)
+            if ended:
+                event.stream_ended = StreamEnded(stream_id=stream_id)
+                taken.append(event.stream_ended)
+            if priority is not None:
+                event.priority_updated = update = PriorityUpdated()
+                update.stream_id = stream_id
+                update.depends_on, update.exclusive, update.weight = priority
+                taken.append(update)
+        return taken + events
+
+    def receive_frames(self, data: Any, opened: list[Any]) -> Any:
+        """h2's ``receive_data``, but the HEADERS frames that open a stream by a field block
+        the decoder knows (``CachingDecoder``), at the start of ``data``, are taken here
+        without h2's frame objects, per-frame dispatch and events: each adds ``(stream_id,
+        block, headers, end_stream, priority)`` to ``opened`` (``priority``: None or
+        ``(depends_on, exclusive, weight)``), the stream opened as h2 opens it. h2 takes the
+        rest of the bytes, from the first other frame on, and its events are returned."""
+        buffer = self.incoming_buffer
+        if (
+            type(data) is not bytes
+            or buffer._data
+            or buffer._preamble_len
+            or buffer._headers_buffer
+            or self.state_machine.state is not _SERVER_OPEN
+        ):
+            return super().receive_data(data)
+        offset = self._receive_known_headers(data, opened)
+        if offset < len(data):
+            return super().receive_data(data[offset:] if offset else data)
+        return []
+
+    def _receive_known_headers(self, data: bytes, opened: list[Any]) -> int:
+        """(``receive_frames``) The offset of the first frame left to h2. A frame is taken
+        when h2 would take it as opening a stream without an error or a frame to send and
+        its block is remembered; h2's connection and stream are left as
+        ``_receive_headers_frame`` would leave them (``tests/protocols/test_h2_receive_fast.py``
+        holds h2 to that). Another frame type, PADDED, no END_HEADERS, a stream id that is
+        not a new client stream's, a block not remembered, or one stream too many stop it."""
+        end = len(data)
+        offset = 0
+        blocks = self.decoder.blocks
+        cap = self.incoming_buffer.cap
+        max_frame = self.max_inbound_frame_size
+        count = -1  # open streams
+        while end - offset >= 9:
+            word, flags, stream_id = _read_frame_header(data, offset)
+            length = word >> 8
+            start = offset + 9
+            stop = start + length
+            if (
+                word & 0xFF != 1  # (HEADERS)
+                or flags & ~(_END_STREAM | _END_HEADERS | _PRIORITY)
+                or not flags & _END_HEADERS
+                or stop > end
+                or length > max_frame
+                or length > cap
+                or not stream_id & 1
+                or stream_id > 0x7FFFFFFF
+                or stream_id <= self.highest_inbound_stream_id
+            ):
+                break
+            priority = None
+            if flags & _PRIORITY:
+                if length < 5:
+                    break
+                dependency, weight = _read_priority(data, start)
+                depends_on = dependency & 0x7FFFFFFF
+                if depends_on == stream_id:  # (h2's connection error)
+                    break
+                priority = (depends_on, bool(dependency >> 31), weight + 1)
+                start += 5
+            block = data[start:stop]
+            headers = blocks.get(block)
+            if headers is None:
+                break
+            if count < 0:  # (h2's count, which also forgets closed streams: once per read,
+                count = super().open_inbound_streams  # as no stream closes meanwhile)
+            if count >= self.max_streams:
+                break
+            count += 1
+            machine = self._begin_new_stream(stream_id, 1).state_machine  # (AllowedStreamIDs.ODD)
+            machine.client = False  # (h2's request_received)
+            machine.headers_received = True
+            ended = flags & _END_STREAM == _END_STREAM
+            machine.state = _HALF_CLOSED_REMOTE if ended else _OPEN
+            opened.append((stream_id, block, headers, ended, priority))
+            offset = stop
+        return offset
 
     def _receive_headers_frame(self, frame: Any) -> Any:
         if frame.stream_id not in self.streams:
