@@ -235,6 +235,22 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         scenarios=frozenset({"hello"}),
         venv="ftserve",
     ),
+    ServerSpec(
+        # Not a server: the least Python a request can cost (bench/floor.py), the measure of
+        # ftserve's own cost per request on hello and the ASGI frameworks.
+        name="floor",
+        python="ft",
+        requirements=(),
+        executable="python",
+        arguments=_floor(False),
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=(),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+        tls=False,
+        scenarios=frozenset({"hello", "starlette", "fastapi"}),
+    ),
 )
 
 GIL_SERVERS: tuple[ServerSpec, ...] = (
@@ -304,23 +320,18 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         project_venv=REPO / ".venv" / "ft",
         venv="ftserve",
     ),
-    *(
-        ServerSpec(
-            # Not servers: the least Python a request can cost (bench/floor.py; hello-like apps),
-            # and with --canned the loop and system calls alone.
-            name=name,
-            python="ft",
-            requirements=(),
-            executable="python",
-            arguments=_floor(canned),
-            interfaces=frozenset({"asgi"}),
-            distribution="ftserver",
-            modules=(),
-            unit="thread",
-            project_venv=REPO / ".venv" / "ft",
-            tls=False,
-        )
-        for name, canned in (("floor", False), ("floor-canned", True))
+    ServerSpec(
+        name="floor-canned",  # the floor's loop and system calls alone (bench/floor.py --canned)
+        python="ft",
+        requirements=(),
+        executable="python",
+        arguments=_floor(True),
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=(),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+        tls=False,
     ),
     ServerSpec(
         name="floor-ws",  # not a server: a WebSocket echo with no app and no checks (bench/wsfloor.py)
