@@ -99,3 +99,34 @@ def test_no_class_assignment_in_the_http2_package():
                           if isinstance(target, ast.Attribute) and target.attr == "__class__"]
     assert found == []
     assert "__class__ =" not in inspect.getsource(ServerStream)
+
+
+@pytest.mark.parametrize("remainder", [0, 1])
+def test_open_streams_counts_and_forgets_as_h2s(remainder):
+    """``ServerConnection._open_streams`` (states compared directly, closed streams kept in
+    a plain dict) against h2's own method, over streams in every state."""
+    server = opened(0)
+    reference = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    states = list(StreamState) * 3
+    for stream_id, state in enumerate(states, start=1):
+        for conn in (server.h2, reference):
+            stream = ServerStream(stream_id, conn.config, 65535, 65535, {})
+            stream.state_machine.state = state
+            stream.state_machine.stream_closed_by = h2.stream.StreamClosedBy.RECV_RST_STREAM if stream_id % 3 else None
+            conn.streams[stream_id] = stream
+    server.h2._closed_streams[999] = reference._closed_streams[999] = None
+    ours = server.h2._open_streams(remainder)
+    expected = h2.connection.H2Connection._open_streams(reference, remainder)
+    assert ours == expected > 0
+    assert list(server.h2.streams) == list(reference.streams)
+    assert list(server.h2._closed_streams.items()) == list(reference._closed_streams.items())
+    assert len(server.h2._closed_streams) > 1
+
+
+def test_closed_streams_are_trimmed_to_h2s_limit(monkeypatch):
+    server = opened(4)
+    monkeypatch.setattr(server.h2, "MAX_CLOSED_STREAMS", 2)
+    for stream_id in (1, 3, 5, 7):
+        server.h2.streams[stream_id].state_machine.state = StreamState.CLOSED
+    assert server.h2._open_streams(1) == 0
+    assert list(server.h2._closed_streams) == [5, 7] and not server.h2.streams

@@ -31,6 +31,7 @@ _END_HEADERS: Final = 0x4
 _PRIORITY: Final = 0x20
 _OPEN: Final = StreamState.OPEN
 _HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
+_HALF_CLOSED_LOCAL: Final = StreamState.HALF_CLOSED_LOCAL
 _STREAM_CLOSED: Final = StreamState.CLOSED
 _SERVER_OPEN: Final = ConnectionState.SERVER_OPEN
 _SENT_END: Final = StreamClosedBy.SEND_END_STREAM
@@ -134,10 +135,40 @@ class ServerConnection(H2Connection):
         self.refused: set[int] = set()
         self.counting = True
         self.max_streams = max_streams  # (our SETTINGS_MAX_CONCURRENT_STREAMS)
+        # How recently closed streams were closed (h2 answers their late frames by it): a
+        # plain dict, trimmed to h2's limit once per count (``_open_streams``), not per stream.
+        self._closed_streams: dict[int, Any] = {}
 
     @property
     def open_inbound_streams(self) -> int:
         return super().open_inbound_streams if self.counting else 0
+
+    def _open_streams(self, remainder: int) -> int:
+        """h2's: the open streams of one side counted, the closed ones moved to
+        ``_closed_streams``; states compared directly (h2 reads three properties and a
+        module-level list per stream)."""
+        count = 0
+        closed = None
+        for stream_id, stream in self.streams.items():
+            state = stream.state_machine.state
+            if state is _STREAM_CLOSED:
+                if closed is None:
+                    closed = [stream_id]
+                else:
+                    closed.append(stream_id)
+            elif stream_id & 1 == remainder and (
+                state is _HALF_CLOSED_REMOTE or state is _OPEN or state is _HALF_CLOSED_LOCAL
+            ):
+                count += 1
+        if closed is not None:
+            streams = self.streams
+            record = self._closed_streams
+            for stream_id in closed:
+                record[stream_id] = streams.pop(stream_id).state_machine.stream_closed_by
+            if len(record) > self.MAX_CLOSED_STREAMS:
+                for stream_id in list(record)[: len(record) - self.MAX_CLOSED_STREAMS]:
+                    del record[stream_id]
+        return count
 
     def receive_data(self, data: Any) -> Any:
         """h2's, with the HEADERS frames ``receive_frames`` takes made into h2's events."""
@@ -194,6 +225,7 @@ class ServerConnection(H2Connection):
         cap = self.incoming_buffer.cap
         max_frame = self.max_inbound_frame_size
         count = -1  # open streams
+        windows = (0, 0)  # the initial windows of a new stream: ours, the client's
         while end - offset >= 9:
             word, flags, stream_id = _read_frame_header(data, offset)
             length = word >> 8
@@ -226,11 +258,17 @@ class ServerConnection(H2Connection):
             if headers is None:
                 break
             if count < 0:  # (h2's count, which also forgets closed streams: once per read,
-                count = super().open_inbound_streams  # as no stream closes meanwhile)
+                count = self._open_streams(1)  # as no stream closes meanwhile)
+                windows = (self.local_settings.initial_window_size, self.remote_settings.initial_window_size)
             if count >= self.max_streams:
                 break
             count += 1
-            machine = self._begin_new_stream(stream_id, 1).state_machine  # (AllowedStreamIDs.ODD)
+            # (h2's _begin_new_stream, whose checks passed above)
+            stream = ServerStream(stream_id, self.config, windows[0], windows[1], self.stream_transitions)
+            stream.max_outbound_frame_size = self.max_outbound_frame_size
+            self.streams[stream_id] = stream
+            self.highest_inbound_stream_id = stream_id
+            machine = stream.state_machine
             machine.client = False  # (h2's request_received)
             machine.headers_received = True
             ended = flags & _END_STREAM == _END_STREAM
