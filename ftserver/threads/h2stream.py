@@ -37,29 +37,34 @@ class H2Stream(LoopWaiting):
     """``HTTPStream`` of one HTTP/2 stream (``ftserver.interfaces.stream``); its ``waiter``
     is the application's ``drain()``."""
 
+    # The fields every stream writes are slots; the ones a plain request never changes are
+    # read from these class defaults (immutable values) and stored in the instance's
+    # __dict__ only when they do change (as ``ASGIHTTPCycle``'s).
     __slots__ = (
         "driver",
         "stream_id",
         "request",
         "exchange",
         "write_paused",
-        "closed",
         "head_pending",
         "discard",
         "out",
         "end_pending",
         "ended",
-        "trailers",
-        "waiter",
         "app_done",
         "body_open",
-        "received",
-        "unread",
-        "body_mark",
-        "body_since",
-        "blocked_since",
         "started_at",
+        "__dict__",
     )
+
+    closed = False  # reset (by either side) or the connection went
+    trailers: list[tuple[bytes, bytes]] | None = None
+    waiter: asyncio.Future[None] | None = None  # the app's drain()
+    received = 0  # request body bytes received
+    unread = 0  # of which the application has not read
+    body_mark = 0  # (check_body) ``received`` as the tick last saw it
+    body_since = 0.0
+    blocked_since = 0.0  # (check_window) since when queued bytes wait for a window
 
     def __init__(self, driver: HTTP2Driver, request: Request, started_at: float) -> None:
         self.driver = driver
@@ -67,21 +72,13 @@ class H2Stream(LoopWaiting):
         self.request = request
         self.exchange: Exchange | None = None
         self.write_paused = driver.transport_paused
-        self.closed = False  # reset (by either side) or the connection went
         self.head_pending = True
         self.discard = request.method == "HEAD"  # response body bytes are not sent
         self.out: deque[bytes | memoryview] = deque()  # body bytes waiting for the window
         self.end_pending = False  # the response ends once ``out`` is sent
         self.ended = False  # END_STREAM sent
-        self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.waiter: asyncio.Future[None] | None = None  # the app's drain()
         self.app_done = False
         self.body_open = request.has_body
-        self.received = 0  # request body bytes received
-        self.unread = 0  # of which the application has not read
-        self.body_mark = 0  # (check_body) ``received`` as the tick last saw it
-        self.body_since = 0.0
-        self.blocked_since = 0.0  # (check_window) since when queued bytes wait for a window
         self.started_at = started_at
 
     # -- the stream interface ----------------------------------------------------------
@@ -117,7 +114,8 @@ class H2Stream(LoopWaiting):
         self.head_pending = False
         self.end_pending = self.ended = True
         driver.flush_soon()
-        self.finish_if_done()
+        if self.app_done:  # (an answer of ours after the app: else its end forgets the stream)
+            self.finish_if_done()
         return True
 
     def _send_head(self, exchange: Exchange, length: int | None, end: bool) -> None:

@@ -72,8 +72,7 @@ def step(machine, input_):
 def test_every_pair_of_inputs_steps_as_h2s_machine_does(first, second):
     table: dict = {}
     for _ in range(2):  # (the second time from the remembered pairs)
-        ours, h2s = StreamMachine(1), h2.stream.H2StreamStateMachine(1)
-        ours.transitions = table
+        ours, h2s = StreamMachine(1, table, StreamState.IDLE), h2.stream.H2StreamStateMachine(1)
         for input_ in (StreamInputs.RECV_HEADERS, first, second):
             assert step(ours, input_) == step(h2s, input_)
             assert vars(ours) == {**vars(h2s), "transitions": table}

@@ -29,6 +29,7 @@ _read_priority: Final = struct.Struct(">LB").unpack_from
 _END_STREAM: Final = 0x1
 _END_HEADERS: Final = 0x4
 _PRIORITY: Final = 0x20
+_IDLE: Final = StreamState.IDLE
 _OPEN: Final = StreamState.OPEN
 _HALF_CLOSED_REMOTE: Final = StreamState.HALF_CLOSED_REMOTE
 _HALF_CLOSED_LOCAL: Final = StreamState.HALF_CLOSED_LOCAL
@@ -49,7 +50,19 @@ class StreamMachine(H2StreamStateMachine):
     such a key), so the worker threads of a server queue on it for every frame; hashing its
     enum keys also runs Python code (``Enum.__hash__``) twice per lookup."""
 
-    transitions: dict[int, tuple[Any, Any]]
+    def __init__(self, stream_id: int, transitions: dict[int, tuple[Any, Any]], state: StreamState) -> None:
+        # (h2's attributes, tests/protocols/test_h2core.py checks them; ``state`` other than
+        # IDLE: a client stream whose request HEADERS were received)
+        self.state = state
+        self.stream_id = stream_id
+        opened = state is not _IDLE
+        self.client: bool | None = False if opened else None
+        self.headers_sent: bool | None = None
+        self.trailers_sent: bool | None = None
+        self.headers_received: bool | None = True if opened else None
+        self.trailers_received: bool | None = None
+        self.stream_closed_by: StreamClosedBy | None = None
+        self.transitions = transitions
 
     def process_input(self, input_: StreamInputs) -> Any:
         previous = self.state
@@ -264,15 +277,14 @@ class ServerConnection(H2Connection):
                 break
             count += 1
             # (h2's _begin_new_stream, whose checks passed above)
-            stream = ServerStream(stream_id, self.config, windows[0], windows[1], self.stream_transitions)
+            ended = flags & _END_STREAM == _END_STREAM
+            stream = ServerStream(
+                stream_id, self.config, windows[0], windows[1], self.stream_transitions,
+                _HALF_CLOSED_REMOTE if ended else _OPEN,  # (h2's request_received, END_STREAM)
+            )
             stream.max_outbound_frame_size = self.max_outbound_frame_size
             self.streams[stream_id] = stream
             self.highest_inbound_stream_id = stream_id
-            machine = stream.state_machine
-            machine.client = False  # (h2's request_received)
-            machine.headers_received = True
-            ended = flags & _END_STREAM == _END_STREAM
-            machine.state = _HALF_CLOSED_REMOTE if ended else _OPEN
             opened.append((stream_id, block, headers, ended, priority))
             offset = stop
         return offset
@@ -377,12 +389,11 @@ class ServerStream(H2Stream):
 
     def __init__(
         self, stream_id: int, config: H2Configuration, inbound_window_size: int, outbound_window_size: int,
-        transitions: dict[int, tuple[Any, Any]],
+        transitions: dict[int, tuple[Any, Any]], state: StreamState = StreamState.IDLE,
     ) -> None:
         # (h2's H2Stream.__init__, with our state machine; tests/threads/test_h2_fast_path.py
         # checks that the attributes are h2's)
-        machine = self.state_machine = StreamMachine(stream_id)
-        machine.transitions = transitions
+        self.state_machine = StreamMachine(stream_id, transitions, state)
         self.stream_id = stream_id
         self.max_outbound_frame_size: int | None = None
         self.request_method: bytes | None = None
