@@ -50,18 +50,23 @@ class StreamMachine(H2StreamStateMachine):
     such a key), so the worker threads of a server queue on it for every frame; hashing its
     enum keys also runs Python code (``Enum.__hash__``) twice per lookup."""
 
+    # (h2's attributes, tests/protocols/test_h2core.py checks them: those every stream
+    # starts with, as class defaults)
+    headers_sent: bool | None = None
+    trailers_sent: bool | None = None
+    trailers_received: bool | None = None
+    stream_closed_by: StreamClosedBy | None = None
+
     def __init__(self, stream_id: int, transitions: dict[int, tuple[Any, Any]], state: StreamState) -> None:
-        # (h2's attributes, tests/protocols/test_h2core.py checks them; ``state`` other than
-        # IDLE: a client stream whose request HEADERS were received)
+        # (``state`` other than IDLE: a client stream whose request HEADERS were received)
         self.state = state
         self.stream_id = stream_id
-        opened = state is not _IDLE
-        self.client: bool | None = False if opened else None
-        self.headers_sent: bool | None = None
-        self.trailers_sent: bool | None = None
-        self.headers_received: bool | None = True if opened else None
-        self.trailers_received: bool | None = None
-        self.stream_closed_by: StreamClosedBy | None = None
+        if state is _IDLE:
+            self.client: bool | None = None
+            self.headers_received: bool | None = None
+        else:
+            self.client = False
+            self.headers_received = True
         self.transitions = transitions
 
     def process_input(self, input_: StreamInputs) -> Any:
@@ -235,8 +240,8 @@ class ServerConnection(H2Connection):
         end = len(data)
         offset = 0
         blocks = self.decoder.blocks
-        cap = self.incoming_buffer.cap
-        max_frame = self.max_inbound_frame_size
+        limit = min(self.max_inbound_frame_size, self.incoming_buffer.cap)  # (a larger block: h2's error)
+        highest = self.highest_inbound_stream_id
         count = -1  # open streams
         windows = (0, 0)  # the initial windows of a new stream: ours, the client's
         while end - offset >= 9:
@@ -246,14 +251,11 @@ class ServerConnection(H2Connection):
             stop = start + length
             if (
                 word & 0xFF != 1  # (HEADERS)
-                or flags & ~(_END_STREAM | _END_HEADERS | _PRIORITY)
-                or not flags & _END_HEADERS
+                or flags & 0xDE != _END_HEADERS  # (END_HEADERS, and no flag but END_STREAM and PRIORITY)
                 or stop > end
-                or length > max_frame
-                or length > cap
-                or not stream_id & 1
-                or stream_id > 0x7FFFFFFF
-                or stream_id <= self.highest_inbound_stream_id
+                or length > limit
+                or stream_id & 0x80000001 != 1  # (a client's stream, without the reserved bit)
+                or stream_id <= highest
             ):
                 break
             priority = None
@@ -278,13 +280,12 @@ class ServerConnection(H2Connection):
             count += 1
             # (h2's _begin_new_stream, whose checks passed above)
             ended = flags & _END_STREAM == _END_STREAM
-            stream = ServerStream(
+            self.streams[stream_id] = ServerStream(
                 stream_id, self.config, windows[0], windows[1], self.stream_transitions,
                 _HALF_CLOSED_REMOTE if ended else _OPEN,  # (h2's request_received, END_STREAM)
+                self.max_outbound_frame_size,
             )
-            stream.max_outbound_frame_size = self.max_outbound_frame_size
-            self.streams[stream_id] = stream
-            self.highest_inbound_stream_id = stream_id
+            self.highest_inbound_stream_id = highest = stream_id
             opened.append((stream_id, block, headers, ended, priority))
             offset = stop
         return offset
@@ -387,21 +388,24 @@ class ServerStream(H2Stream):
     response check (a ``:status`` in a request or its trailers is malformed there: a stream
     error), no header pipeline (validation and normalization are off in our configuration)."""
 
+    # (h2's attributes that every stream starts with, as class defaults)
+    request_method: bytes | None = None
+    _expected_content_length: int | None = None
+    _actual_content_length = 0
+    _authority: bytes | None = None
+
     def __init__(
         self, stream_id: int, config: H2Configuration, inbound_window_size: int, outbound_window_size: int,
         transitions: dict[int, tuple[Any, Any]], state: StreamState = StreamState.IDLE,
+        max_outbound_frame_size: int | None = None,
     ) -> None:
-        # (h2's H2Stream.__init__, with our state machine; tests/threads/test_h2_fast_path.py
+        # (h2's H2Stream.__init__, with our state machine; tests/protocols/test_h2core.py
         # checks that the attributes are h2's)
         self.state_machine = StreamMachine(stream_id, transitions, state)
         self.stream_id = stream_id
-        self.max_outbound_frame_size: int | None = None
-        self.request_method: bytes | None = None
+        self.max_outbound_frame_size = max_outbound_frame_size
         self.outbound_flow_control_window = outbound_window_size
         self._inbound_window_manager = WindowManager(inbound_window_size)
-        self._expected_content_length: int | None = None
-        self._actual_content_length = 0
-        self._authority: bytes | None = None
         self.config = config
 
     def receive_headers(self, headers: Any, end_stream: bool, header_encoding: Any) -> Any:
