@@ -11,6 +11,7 @@ from pathlib import Path
 
 import h2.config
 import h2.connection
+import h2.settings
 import h2.stream
 import pytest
 from h2.connection import ConnectionState
@@ -142,3 +143,30 @@ def test_closed_streams_are_trimmed_to_h2s_limit(monkeypatch):
         server.h2.streams[stream_id].state_machine.state = StreamState.CLOSED
     assert server.h2._open_streams(1) == 0
     assert list(server.h2._closed_streams) == [5, 7] and not server.h2.streams
+
+
+def test_a_known_response_block_waits_for_a_stream_that_cannot_take_it_at_once():
+    """The second response of the same fields finds its HPACK block known, but the stream's
+    window (5 bytes) is smaller than the body: nothing is framed at once (the driver then
+    sends it the usual way, as the window allows)."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 20})
+    server = HTTP2Connection(H2Settings())
+    server.initiate()
+    fields = [(b"content-type", b"text/plain")]
+    for stream_id in (1, 3):  # (the first adds to the HPACK table: the second's block is kept)
+        client.send_headers(stream_id, REQUEST, end_stream=True)
+        server.receive_data(client.data_to_send(), 0.0)
+        assert server.send_response(stream_id, 200, fields, b"date", 13, b"Hello, world!")
+        client.receive_data(server.data_to_send())
+    assert server.h2.encoder.blocks  # (the block is known)
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 5})
+    client.send_headers(5, REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send(), 0.0)
+    server.data_to_send()
+    assert not server.send_response(5, 200, fields, b"date", 13, b"Hello, world!")
+    assert server.data_to_send() == b""
+    machine = server.h2.streams[5].state_machine
+    assert machine.state is StreamState.HALF_CLOSED_REMOTE and not machine.headers_sent
+    assert server.h2.streams[5].outbound_flow_control_window == 5

@@ -444,12 +444,9 @@ class HTTP2Connection:
         nothing sent yet and ``body`` fits one frame and both send windows; h2's state is
         then left as its ``send_headers`` and ``send_data`` would leave it (stream closed by
         END_STREAM, windows decremented). Else False, and nothing done."""
-        h2 = self.h2
-        stream = h2.whole_response_stream(stream_id, len(body))
-        if stream is None:
-            return False
         # The block of the same response as before, under the same HPACK table, is known
         # (as CachingEncoder knows it for the same fields) without making the fields again.
+        h2 = self.h2
         encoder = h2.encoder
         table = encoder.header_table
         try:
@@ -457,13 +454,15 @@ class HTTP2Connection:
             block = None if table.resized else encoder.blocks.get(key)
         except TypeError:  # (an unhashable field)
             key = block = None
-        if block is None:
-            changes = table.changes
-            block = encoder.encode(self.response_fields(status, headers, date, length))
-            if key is not None and table.changes == changes and len(encoder.blocks) < MAX_BLOCKS:
-                encoder.blocks[key] = block
-        h2.send_whole(stream, block, body)
-        return True
+        if block is not None:
+            return h2.send_whole(stream_id, block, body)
+        if h2.whole_response_stream(stream_id, len(body)) is None:
+            return False  # (checked before encoding: that changes the HPACK table)
+        changes = table.changes
+        block = encoder.encode(self.response_fields(status, headers, date, length))
+        if key is not None and table.changes == changes and len(encoder.blocks) < MAX_BLOCKS:
+            encoder.blocks[key] = block
+        return h2.send_whole(stream_id, block, body)
 
     def send_headers(self, stream_id: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
         self.h2.send_headers(stream_id, fields, end_stream=end)

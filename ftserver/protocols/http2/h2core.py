@@ -355,14 +355,27 @@ class ServerConnection(H2Connection):
             return None
         return stream
 
-    def send_whole(self, stream: Any, block: bytes, body: bytes) -> None:
+    def send_whole(self, stream_id: int, block: bytes, body: bytes) -> bool:
         """HEADERS (and CONTINUATION) with the HPACK ``block``, then ``body`` as one DATA
-        frame with END_STREAM (END_STREAM on the HEADERS when empty), on a stream from
-        ``whole_response_stream``; the stream and the windows left as ``send_headers`` and
-        ``send_data`` would leave them (closed by END_STREAM, windows smaller by the body)."""
-        stream_id = stream.stream_id
+        frame with END_STREAM (END_STREAM on the HEADERS when empty), if the stream can take
+        it at once (``whole_response_stream``: else False, nothing done); the stream and the
+        windows left as ``send_headers`` and ``send_data`` would leave them (closed by
+        END_STREAM, windows smaller by the body)."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return False
+        machine = stream.state_machine
         size = len(body)
         max_frame = self.max_outbound_frame_size
+        if (
+            machine.state is not _HALF_CLOSED_REMOTE
+            or machine.headers_sent
+            or self.state_machine.state is not _SERVER_OPEN
+            or size > max_frame
+            or size > stream.outbound_flow_control_window
+            or size > self.outbound_flow_control_window
+        ):
+            return False
         if len(block) <= max_frame:
             frames = _frame_header(len(block) << 8 | 1, 4 if size else 5, stream_id) + block
         else:  # HEADERS and CONTINUATION frames (RFC 9113 §6.10)
@@ -375,11 +388,11 @@ class ServerConnection(H2Connection):
             frames += _frame_header(size << 8, 1, stream_id) + body
             stream.outbound_flow_control_window -= size
             self.outbound_flow_control_window -= size
-        machine = stream.state_machine
         machine.headers_sent = True
         machine.state = _STREAM_CLOSED
         machine.stream_closed_by = _SENT_END
         self._data_to_send += frames  # (h2 4.4's output buffer, pinned by test_h2_fast_path.py)
+        return True
 
 
 class ServerStream(H2Stream):
