@@ -215,8 +215,13 @@ class H2Stream(LoopWaiting):
             w.report_response(exchange, self.driver.info.client, self.started_at)
 
     def send_last(self, exchange: Exchange, body: bytes) -> None:
-        self.send_body(exchange, body, False)
-        self.response_complete(exchange)
+        # (send_body and response_complete, the usual whole response framed at once)
+        if not (self.head_pending and not self.closed and self._send_whole(exchange, body)):
+            self.send_body(exchange, body, False)
+        w = self.driver.w
+        w.stats.requests += 1
+        if w.report:  # the access log, metrics
+            w.report_response(exchange, self.driver.info.client, self.started_at)
 
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
         if self.driver.w.concurrency is not None:
@@ -232,7 +237,8 @@ class H2Stream(LoopWaiting):
                     self.reset(ErrorCodes.INTERNAL_ERROR)
             else:
                 self.reset(ErrorCodes.INTERNAL_ERROR)
-        self.finish_if_done()
+        if self.ended or self.closed:  # (finish_if_done)
+            self.driver.forget(self)
 
     # -- the driver's side ---------------------------------------------------------------
 
