@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 from ..default_headers import DefaultHeaders
 from ..errors import LocalProtocolError, ProtocolError
@@ -153,6 +153,9 @@ class ResponseWriter:
         "_plain_status",
         "_plain_fields",
         "_plain_head",
+        "_streamed_status",
+        "_streamed_fields",
+        "_streamed_head",
     )
 
     def __init__(self, server_header: bytes | None, defaults: DefaultHeaders | None = None) -> None:
@@ -172,6 +175,12 @@ class ResponseWriter:
         self._plain_status = 0
         self._plain_fields: list[tuple[bytes, bytes]] | None = None
         self._plain_head: tuple[bytes, bytes | None, bool] = (b"", None, False)
+        # The same for the last head sent before its body (see send_response): its status,
+        # fields and, for the request state it was made in, its pieces before and after the
+        # tail and what it set.
+        self._streamed_status = 0
+        self._streamed_fields: list[tuple[bytes, bytes]] | None = None
+        self._streamed_head: tuple[Any, ...] = ((), b"", b"", _NO_BODY, 0, True)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -209,9 +218,49 @@ class ResponseWriter:
           kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
           ``connection: keep-alive`` for a kept HTTP/1.0 client.
         """
+        state = (self._keep_alive, self._http11, self._is_head)
+        if status == self._streamed_status and headers == self._streamed_fields and body_length is None:
+            # The head of an earlier response again, for a request in the same state.
+            made_for, before, after, framing, to_send, keep_alive = self._streamed_head
+            if made_for == state and reason is None and self._response_state == RESPONSE_READY:
+                if date is not self._tail_date:
+                    self._tail_date = date
+                    self._tail = _date_and_server(date, self._server_header, self._defaults)
+                    self._tail_end = self._tail + b"\r\n"
+                self._keep_alive = keep_alive
+                self._framing = framing
+                self._to_send = to_send
+                self._response_state = RESPONSE_SENDING
+                return before + self._tail + after
         parts = self._head(status, headers, date, body_length, reason)
         self._response_state = RESPONSE_SENDING
+        if body_length is None and reason is None:
+            self._remember_streamed(status, headers, parts, state)
         return b"".join(parts)
+
+    def _remember_streamed(
+        self, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes], state: tuple[bool, bool, bool]
+    ) -> None:
+        """Keep a head ``send_response`` made (``parts``) for the next one of the same status
+        and fields: if it holds the tail (the date, server and ``--header`` fields in one
+        piece, which the next may need with another date) and no part can change meanwhile
+        (hashable fields, kept as a copy)."""
+        tail = self._tail
+        for at, part in enumerate(parts):
+            if part is tail:
+                break
+        else:
+            return
+        try:
+            fields = tuple(headers)
+            hash(fields)
+        except TypeError:
+            return
+        self._streamed_status = status
+        self._streamed_fields = list(fields)
+        self._streamed_head = (
+            state, b"".join(parts[:at]), b"".join(parts[at + 1 :]), self._framing, self._to_send, self._keep_alive,
+        )
 
     def send_complete(
         self,
