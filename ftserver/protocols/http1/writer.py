@@ -175,9 +175,7 @@ class ResponseWriter:
         self._plain_status = 0
         self._plain_fields: list[tuple[bytes, bytes]] | None = None
         self._plain_head: tuple[bytes, bytes | None, bool] = (b"", None, False)
-        # The same for the last head sent before its body (see send_response): its status,
-        # fields and, for the request state it was made in, its pieces before and after the
-        # tail and what it set.
+        # The same for the last head sent before its body (send_response, _remember_streamed).
         self._streamed_status = 0
         self._streamed_fields: list[tuple[bytes, bytes]] | None = None
         self._streamed_head: tuple[Any, ...] = ((), b"", b"", _NO_BODY, 0, True)
@@ -198,30 +196,22 @@ class ResponseWriter:
     ) -> bytes:
         """The response head for ``status`` (200-999) and the application's ``headers``.
 
-        ``body_length``: the driver already holds the whole body (the app's first body
-        message was also its last); without an application Content-Length or
-        Transfer-Encoding it is declared as ``content-length`` instead of chunking.
+        ``body_length``: the driver holds the whole body; without the app's Content-Length
+        or Transfer-Encoding it becomes ``content-length`` instead of chunking.
 
-        - ``reason``: the application's reason phrase (WSGI's status string), sent
-          instead of the standard one; ``LocalProtocolError`` if it holds CR, LF or
-          another control character (RFC 9112 §4). ``None``: the standard phrase.
-        - Every field name must be a token and no value may hold CR, LF or NUL
-          (response splitting): ``LocalProtocolError`` otherwise, nothing emitted.
-        - ``date``/``server`` and the ``--header`` defaults are added unless the
-          application set fields of the same name.
-        - Framing: the application's Content-Length (enforced by ``send_data``); else
-          ``transfer-encoding: chunked`` for HTTP/1.1 (not added twice if the
-          application set it); else, for HTTP/1.0, close-delimited. HEAD, 204 and 304
-          have no body: their headers are sent as given, nothing is added.
-        - ``connection: close`` when the request asked for it, the application set it or
-          the framing needs it (an application Connection field without ``close`` is
-          kept: the two combine, and ``close`` wins, RFC 9112 §9.6);
-          ``connection: keep-alive`` for a kept HTTP/1.0 client.
+        - ``reason``: the application's reason phrase (WSGI's), instead of the standard
+          one; ``LocalProtocolError`` if it holds a control character (RFC 9112 §4).
+        - Names must be tokens, values free of CR, LF, NUL: else ``LocalProtocolError``.
+        - ``date``/``server`` and ``--header`` fields are added unless the app set them.
+        - Framing: the app's Content-Length (``send_data`` enforces it); else chunked on
+          HTTP/1.1 (not added twice), close-delimited on HTTP/1.0. HEAD, 204 and 304: no
+          body, their headers as given.
+        - ``connection: close`` when the request, the app (its other Connection tokens
+          kept, RFC 9112 §9.6) or the framing needs it; ``keep-alive`` for HTTP/1.0.
         """
         state = (self._keep_alive, self._http11, self._is_head)
         if status == self._streamed_status and headers == self._streamed_fields and body_length is None:
-            # The head of an earlier response again, for a request in the same state.
-            made_for, before, after, framing, to_send, keep_alive = self._streamed_head
+            made_for, before, after, framing, to_send, keep_alive = self._streamed_head  # (a head again)
             if made_for == state and reason is None and self._response_state == RESPONSE_READY:
                 if date is not self._tail_date:
                     self._tail_date = date
@@ -241,10 +231,8 @@ class ResponseWriter:
     def _remember_streamed(
         self, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes], state: tuple[bool, bool, bool]
     ) -> None:
-        """Keep a head ``send_response`` made (``parts``) for the next one of the same status
-        and fields: if it holds the tail (the date, server and ``--header`` fields in one
-        piece, which the next may need with another date) and no part can change meanwhile
-        (hashable fields, kept as a copy)."""
+        """Keep the head ``parts`` for the next of the same status and fields, if it holds the
+        tail (remade for another date) and its fields are hashable (kept as a copy)."""
         tail = self._tail
         for at, part in enumerate(parts):
             if part is tail:
@@ -258,9 +246,8 @@ class ResponseWriter:
             return
         self._streamed_status = status
         self._streamed_fields = list(fields)
-        self._streamed_head = (
-            state, b"".join(parts[:at]), b"".join(parts[at + 1 :]), self._framing, self._to_send, self._keep_alive,
-        )
+        before, after = b"".join(parts[:at]), b"".join(parts[at + 1 :])
+        self._streamed_head = (state, before, after, self._framing, self._to_send, self._keep_alive)
 
     def send_complete(
         self,
