@@ -156,6 +156,28 @@ def _gunicorn_gthread(launch: Launch) -> list[str]:
     ]  # fmt: skip
 
 
+def _stick(
+    name: str, arguments: Callable[[Launch], list[str]], scenarios: frozenset[str] | None = None,
+    protocols: frozenset[str] = frozenset({"http/1.1"}),
+) -> ServerSpec:
+    """A measuring stick of ours (``bench/floor.py``, ``bench/wsfloor.py``) as a server under test."""
+    return ServerSpec(
+        name=name,
+        python="ft",
+        requirements=(),
+        executable="python",
+        arguments=arguments,
+        interfaces=frozenset({"asgi"}),
+        distribution="ftserver",
+        modules=(),
+        unit="thread",
+        project_venv=REPO / ".venv" / "ft",
+        tls=False,
+        scenarios=scenarios,
+        protocols=protocols,
+    )
+
+
 FT_SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec(
         name=REFERENCE,
@@ -235,22 +257,9 @@ FT_SERVERS: tuple[ServerSpec, ...] = (
         scenarios=frozenset({"hello"}),
         venv="ftserve",
     ),
-    ServerSpec(
-        # Not a server: the least Python a request can cost (bench/floor.py), the measure of
-        # ftserve's own cost per request on hello and the ASGI frameworks.
-        name="floor",
-        python="ft",
-        requirements=(),
-        executable="python",
-        arguments=_floor(False),
-        interfaces=frozenset({"asgi"}),
-        distribution="ftserver",
-        modules=(),
-        unit="thread",
-        project_venv=REPO / ".venv" / "ft",
-        tls=False,
-        scenarios=frozenset({"hello", "starlette", "fastapi"}),
-    ),
+    # Not a server: the least Python a request can cost (bench/floor.py), the measure of
+    # ftserve's own cost per request on hello and the ASGI frameworks.
+    _stick("floor", _floor(False), frozenset({"hello", "starlette", "fastapi"})),
 )
 
 GIL_SERVERS: tuple[ServerSpec, ...] = (
@@ -320,34 +329,13 @@ EXTRA_SERVERS: tuple[ServerSpec, ...] = (
         project_venv=REPO / ".venv" / "ft",
         venv="ftserve",
     ),
-    ServerSpec(
-        name="floor-canned",  # the floor's loop and system calls alone (bench/floor.py --canned)
-        python="ft",
-        requirements=(),
-        executable="python",
-        arguments=_floor(True),
-        interfaces=frozenset({"asgi"}),
-        distribution="ftserver",
-        modules=(),
-        unit="thread",
-        project_venv=REPO / ".venv" / "ft",
-        tls=False,
-    ),
-    ServerSpec(
-        name="floor-ws",  # not a server: a WebSocket echo with no app and no checks (bench/wsfloor.py)
-        python="ft",
-        requirements=(),
-        executable="python",
-        arguments=lambda launch: [
+    _stick("floor-canned", _floor(True)),  # the floor's loop and system calls alone (floor.py --canned)
+    _stick(
+        "floor-ws",  # not a server: a WebSocket echo with no app and no checks (bench/wsfloor.py)
+        lambda launch: [
             str(REPO / "bench" / "wsfloor.py"), "--host", launch.host, "--port", str(launch.port),
             "--threads", str(launch.workers), launch.app,
         ],  # fmt: skip
-        interfaces=frozenset({"asgi"}),
-        distribution="ftserver",
-        modules=(),
-        unit="thread",
-        project_venv=REPO / ".venv" / "ft",
-        tls=False,
         protocols=frozenset({"websocket"}),
     ),
 )
