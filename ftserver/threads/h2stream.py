@@ -215,13 +215,10 @@ class H2Stream(LoopWaiting):
             w.report_response(exchange, self.driver.info.client, self.started_at)
 
     def send_last(self, exchange: Exchange, body: bytes) -> None:
-        # (send_body and response_complete, the usual whole response framed at once)
+        # (send_body, the usual whole response framed at once)
         if not (self.head_pending and not self.closed and self._send_whole(exchange, body)):
             self.send_body(exchange, body, False)
-        w = self.driver.w
-        w.stats.requests += 1
-        if w.report:  # the access log, metrics
-            w.report_response(exchange, self.driver.info.client, self.started_at)
+        self.response_complete(exchange)
 
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
         if self.driver.w.concurrency is not None:

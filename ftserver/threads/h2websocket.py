@@ -88,10 +88,6 @@ class H2WebSocketStream(H2Stream):
             self.end_pending = True
             self.driver.pump(self)
 
-    def send_last(self, exchange: Exchange, body: bytes) -> None:
-        self.send_body(exchange, body, False)
-        self.response_complete(exchange)  # (ours, not H2Stream's inlined one)
-
     def app_finished(self, exchange: Exchange, exc: BaseException | None) -> None:
         if not self.upgraded:
             super().app_finished(exchange, exc)

@@ -178,7 +178,7 @@ class ResponseWriter:
         # The same for the last head sent before its body (send_response, _remember_streamed).
         self._streamed_status = 0
         self._streamed_fields: list[tuple[bytes, bytes]] | None = None
-        self._streamed_head: tuple[Any, ...] = ((), b"", b"", _NO_BODY, 0, True)
+        self._streamed_head: tuple[Any, ...] = ((), b"", b"", _NO_BODY, 0)
         self._http11 = True
         self._is_head = False
         self._keep_alive = True
@@ -211,14 +211,11 @@ class ResponseWriter:
         """
         state = (self._keep_alive, self._http11, self._is_head)
         if status == self._streamed_status and headers == self._streamed_fields and body_length is None:
-            made_for, before, after, framing, to_send, keep_alive = self._streamed_head  # (a head again)
+            made_for, before, after, framing, to_send = self._streamed_head  # (a head again)
             if made_for == state and reason is None and self._response_state == RESPONSE_READY:
                 if date is not self._tail_date:
-                    self._tail_date = date
-                    self._tail = _date_and_server(date, self._server_header, self._defaults)
-                    self._tail_end = self._tail + b"\r\n"
-                self._keep_alive = keep_alive
-                self._framing = framing
+                    self._new_tail(date)
+                self._framing = framing  # (keep-alive stays: a head that ends it is never made again)
                 self._to_send = to_send
                 self._response_state = RESPONSE_SENDING
                 return before + self._tail + after
@@ -227,6 +224,12 @@ class ResponseWriter:
         if body_length is None and reason is None:
             self._remember_streamed(status, headers, parts, state)
         return b"".join(parts)
+
+    def _new_tail(self, date: bytes | None) -> None:
+        """The date, server and ``--header`` field lines for ``date``, in one piece."""
+        self._tail_date = date
+        self._tail = _date_and_server(date, self._server_header, self._defaults)
+        self._tail_end = self._tail + b"\r\n"
 
     def _remember_streamed(
         self, status: int, headers: list[tuple[bytes, bytes]], parts: list[bytes], state: tuple[bool, bool, bool]
@@ -247,7 +250,7 @@ class ResponseWriter:
         self._streamed_status = status
         self._streamed_fields = list(fields)
         before, after = b"".join(parts[:at]), b"".join(parts[at + 1 :])
-        self._streamed_head = (state, before, after, self._framing, self._to_send, self._keep_alive)
+        self._streamed_head = (state, before, after, self._framing, self._to_send)
 
     def send_complete(
         self,
@@ -318,9 +321,7 @@ class ResponseWriter:
         else:  # the field-by-field path keeps the connection from reuse, or raises
             return self.complete_by_fields(status, headers, date, body, reason)
         if date is not self._tail_date:
-            self._tail_date = date
-            self._tail = _date_and_server(date, self._server_header, self._defaults)
-            self._tail_end = self._tail + b"\r\n"
+            self._new_tail(date)
         self._response_state = 3
         if self._keep_alive and self._http11:
             return b"".join((head, length, self._tail_end, body))
@@ -442,9 +443,7 @@ class ResponseWriter:
             # The usual case: date, server and --header fields in one piece, remade when
             # the date changes.
             if date is not self._tail_date:
-                self._tail_date = date
-                self._tail = _date_and_server(date, self._server_header, self._defaults)
-                self._tail_end = self._tail + b"\r\n"
+                self._new_tail(date)
             parts.append(self._tail)
         else:
             if date is not None and not has_date:
