@@ -168,6 +168,8 @@ class WebSocketExchange(LoopWaiting, Exchange):
         elif self.gone is None:
             self.gone = Closed(ABNORMAL_CLOSURE, "")
             self.disconnected = True
+        if session is not None:
+            session.release()
         self._wake()
 
     def _feed(self, data: bytes) -> None:

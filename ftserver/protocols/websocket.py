@@ -283,7 +283,16 @@ class WebSocketSession:
             elif kind is CloseConnection:
                 events.append(self._on_close(event))
                 break
+        if self.closed is not None:
+            self.release()
         return events
+
+    def release(self) -> None:
+        """Nothing more is received: wsproto's frame parser (a generator that refers to
+        its own parser object) is closed, so the session is freed without the cyclic GC."""
+        parser = getattr(getattr(self._conn, "_proto", None), "_parse_more", None)
+        if parser is not None:
+            parser.close()
 
     def _on_close(self, event: CloseConnection) -> Closed:
         conn = self._conn

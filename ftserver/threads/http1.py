@@ -237,6 +237,7 @@ class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
                     break
         except ProtocolError as exc:
             self._protocol_error(exc)
+            exc.__traceback__ = None  # (the parser keeps the error; its frames refer to it)
             return
         if start is not None and self.cycle is not None and self.request is start:
             self.start_exchange(self.cycle)
@@ -548,8 +549,7 @@ class HTTP1Driver(Deadlines, FileBody, asyncio.Protocol):
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         if self.cycle is None and self.w.http2 is not None:
-            # HTTP/2 with prior knowledge (RFC 9113 §3.3): its preface reads as a request
-            # for HTTP/2.0, which the parser refuses; nothing is paid on HTTP/1.1 requests.
+            # HTTP/2 with prior knowledge (RFC 9113 §3.3): the parser refuses its preface.
             preface = prior_knowledge(self.conn, exc)
             if preface is not None:
                 hand_over_to_h2(self, preface)

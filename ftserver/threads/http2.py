@@ -237,6 +237,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         w.stats.closed += 1
         for stream in list(self.streams.values()):
             stream.gone()
+        self.conn.release()
 
     def pause_writing(self) -> None:
         self.transport_paused = True
@@ -358,6 +359,7 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
                 self.conn.reset(stream.stream_id, ErrorCodes.NO_ERROR)
                 self.flush_soon()
             del streams[stream.stream_id]
+            stream.exchange = None  # (the exchange refers to its stream: no cycle for the GC)
             if not streams:
                 self.idle_since = self.w.now
                 if self.closing and not self.receiving:

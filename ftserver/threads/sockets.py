@@ -385,6 +385,7 @@ class SocketTransport(asyncio.Transport):
             self._protocol.connection_lost(exc)
         finally:
             self._sock.close()
+            self._protocol = None  # type: ignore[assignment]  # (it refers to us: no cycle for the GC)
 
     # -- selector registration -----------------------------------------------------
 

@@ -199,16 +199,23 @@ class WSGIExchange(Exchange):
             self._abort(exc)
             return
         self.complete = True
-        self.reported = True
+        self._report()
         self.stream.response_complete(self)
 
     def loop_finished(self, error: BaseException | None) -> None:
         """The handler is done without completing the response."""
         if self.reported:
             return
-        self.reported = True
+        self._report()
         self.stopped = True
         self.stream.app_finished(self, error)
+
+    def _report(self) -> None:
+        """The exchange is over (its end goes to the stream next): the input's reports of
+        consumed bytes go nowhere now (it no longer refers to us: no cycle for the GC)."""
+        self.reported = True
+        if self.input is not None:
+            self.input.detach()
 
     def loop_give_up(self, timeout: float) -> None:
         """The client stopped reading: stop sending and drop the connection (closing
@@ -256,7 +263,7 @@ class WSGIExchange(Exchange):
         """The driver refused part of the response: answer 500 or close, stop the handler."""
         self.stopped = True
         if not self.reported:
-            self.reported = True
+            self._report()
             self.stream.app_finished(self, exc)
 
     async def _drain(self, waiter: Any) -> None:
@@ -274,7 +281,7 @@ class WSGIExchange(Exchange):
                 self.body_sent = True
                 stream.send_body(self, b"", False)
                 self.complete = True
-                self.reported = True
+                self._report()
                 stream.response_complete(self)
         except BaseException as exc:  # noqa: BLE001 - a disconnect, a cancel after a stall
             if self.disconnected or isinstance(exc, OSError):

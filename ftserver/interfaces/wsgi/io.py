@@ -55,6 +55,10 @@ class ErrorStream:
             self.pending = ""
 
 
+def _ignore(args: tuple[int, bool]) -> None:
+    """(``WSGIInput`` reports after its exchange is over)"""
+
+
 def _log_line(line: str) -> None:
     """One ``wsgi.errors`` line to the ``ftserver.error`` logger's handlers.
 
@@ -167,6 +171,10 @@ class WSGIInput:
             self._waiter = None
         if waiter is not None:
             waiter.release()
+
+    def detach(self) -> None:
+        """The exchange is over: what the handler reports from now on is dropped."""
+        self._consumed = _ignore
 
     # -- handler side ------------------------------------------------------------------
 

@@ -511,6 +511,10 @@ class HTTP2Connection:
     def data_to_send(self) -> bytes:
         return self.h2.data_to_send()
 
+    def release(self) -> None:
+        """The connection is gone: nothing more is received (the sending calls still work)."""
+        self.h2.release()
+
 
 def _as_bytes(value: Any) -> bytes:
     if isinstance(value, str):

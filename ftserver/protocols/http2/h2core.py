@@ -395,6 +395,12 @@ class ServerConnection(H2Connection):
         return True
 
 
+    def release(self) -> None:
+        """The connection is over: h2's table of frame handlers (bound methods of the
+        connection) goes, so the connection is freed without the cyclic GC."""
+        self._frame_dispatch_table = {}
+
+
 class ServerStream(H2Stream):
     """h2's stream, receiving a field block without what ``request.py`` does itself: no
     ``content-length`` tracking (the driver checks it: a stream error), no informational
