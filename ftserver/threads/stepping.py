@@ -136,23 +136,26 @@ class Stepper:
         runner = _runner(coro)
         try:
             yielded = ctx.run(next, runner, runner)
-        except BaseException as e:  # noqa: BLE001 - reported to the protocol, which answers 500
+        except BaseException as exc:  # noqa: BLE001 - reported to the protocol, which answers 500
             _leave_task(loop, task)
-            exc: BaseException | None = e
-        else:
-            _leave_task(loop, task)
-            if yielded is not runner:  # suspended: a host task goes on with it
-                host.job = _Job(runner, ctx, yielded, owner)
-                parked = host.parked
-                if parked is not None and not parked.done():
-                    parked.set_result(None)
-                return
-            exc = None
+            if not task.cancelling():  # type: ignore[union-attr]
+                idle.append(host)
+            # (in the block: ``exc`` is unbound at its end, so this frame, which its
+            # traceback holds, does not hold it: no cycle for the GC)
+            owner.app_done(exc)
+            return
+        _leave_task(loop, task)
+        if yielded is not runner:  # suspended: a host task goes on with it
+            host.job = _Job(runner, ctx, yielded, owner)
+            parked = host.parked
+            if parked is not None and not parked.done():
+                parked.set_result(None)
+            return
         if not task.cancelling():  # type: ignore[union-attr]
             idle.append(host)
         # else: the app cancelled its task and finished anyway; the pending cancellation
         # ends this host when it parks.
-        owner.app_done(exc)
+        owner.app_done(None)
 
     def _new_host(self) -> _Host:
         host = _Host()

@@ -9,6 +9,7 @@ with the GC off, then counts the ``ftserver`` objects a collection finds unreach
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import gc
 import socket
@@ -24,21 +25,28 @@ import pytest
 from websockets.sync.client import connect
 
 from ftserver.testing import serve
-from tests.apps.basic import echo, hello, stream
+from tests.apps.basic import crash, crash_after_start, echo, hello, stream
 from tests.threads.h2client import H2Client
 from tests.websocket.apps import Recorder, make_app
 from tests.websocket.h2ws import H2WebSocketClient
 
 
+async def crash_suspended(scope, receive, send):
+    await asyncio.sleep(0.001)
+    raise RuntimeError("the app's mistake, after a suspension")
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         return
-    handler = {"/echo": echo, "/stream": stream}.get(scope["path"], hello)
-    await handler(scope, receive, send)
+    routes = {"/echo": echo, "/stream": stream, "/crash": crash, "/crash-late": crash_after_start, "/crash-suspended": crash_suspended}
+    await routes.get(scope["path"], hello)(scope, receive, send)
 
 
 def wsgi_app(environ, start_response):
     body = environ["wsgi.input"].read()
+    if environ["PATH_INFO"].startswith("/crash"):
+        raise RuntimeError("the app's mistake")
     start_response("200 OK", [("content-type", "text/plain")])
     return [b"hello ", body]
 
@@ -46,6 +54,8 @@ def wsgi_app(environ, start_response):
 class RSGIApp:
     async def __rsgi__(self, scope, protocol):
         body = await protocol()
+        if scope.path.startswith("/crash"):
+            raise RuntimeError("the app's mistake")
         protocol.response_bytes(200, [("content-type", "text/plain")], b"hello " + body)
 
 
@@ -142,6 +152,46 @@ def test_http2_streams_and_connections(interface):
             h2_requests(server.port, ["/"])
 
     with serve(APPS[interface], interface=interface) as server:
+        check(server, clients)
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi", "rsgi"])
+def test_app_errors(interface):
+    paths = ["/crash", "/crash-late", "/crash-suspended"]
+
+    def clients() -> None:
+        with httpx.Client(base_url=server.url) as client:
+            for path in paths:
+                try:
+                    assert client.get(path).status_code == 500
+                except httpx.RemoteProtocolError:  # (the error after the response started)
+                    pass
+        client = H2Client(server.port)
+        try:
+            for path in paths:
+                client.response(client.request(path))
+        finally:
+            client.close()
+
+    with serve(APPS[interface], interface=interface, log_level="critical") as server:
+        check(server, clients)
+
+
+def test_static_files(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"hello" * 1000)
+
+    def clients() -> None:
+        with httpx.Client(base_url=server.url) as client:
+            for _ in range(3):
+                assert client.get("/static/a.txt").content == b"hello" * 1000
+        client = H2Client(server.port)
+        try:
+            for _ in range(3):
+                assert client.response(client.request("/static/a.txt"))[1] == b"hello" * 1000
+        finally:
+            client.close()
+
+    with serve(app, static_path_mount=(str(tmp_path),)) as server:
         check(server, clients)
 
 

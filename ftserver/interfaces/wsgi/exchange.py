@@ -358,8 +358,9 @@ class Handler:
             logger.info("request body from %s timed out: %s", exchange.info.client, error)
             self.headers_sent = True
             ctx.inbox.post(exchange.loop_end, _BODY_TIMEOUT_RESPONSE)
-            return
-        ctx.inbox.post(exchange.loop_finished, error)
+        else:
+            ctx.inbox.post(exchange.loop_finished, error)
+        error = None  # (its traceback holds this frame: no cycle for the GC)
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
