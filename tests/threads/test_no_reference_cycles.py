@@ -246,3 +246,40 @@ def test_websockets():
 
     with serve(make_app(rec)) as server:
         check(server, clients)
+
+
+def test_refused_tls_handshakes_and_timeouts(certs):
+    def clients() -> None:
+        for data in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x00\x05hello"):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(data)  # plain HTTP, a broken ClientHello
+                while sock.recv(4096):
+                    pass
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            while sock.recv(4096):  # no ClientHello: the handshake timeout
+                pass
+        context = certs.client_context()
+        for data in (b"GET / HTTP/1.1\r\nHost: x\r\n", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"):
+            with context.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10), server_hostname="localhost") as sock:
+                sock.sendall(data)  # a head, a body that stop: 408
+                assert sock.recv(4096).startswith(b"HTTP/1.1 408")
+
+    with serve(
+        app, ssl_certfile=certs.server, ssl_keyfile=certs.server_key, ssl_handshake_timeout=0.3,
+        timeout_header_read=0.3, timeout_io=0.3, log_level="critical",
+    ) as server:
+        check(server, clients)
+
+
+def test_http2_connection_errors():
+    def clients() -> None:
+        for frame in (b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00", b"\x00\x00\x08\x06\x00\x00\x00\x00\x03abcdefgh"):
+            client = H2Client(server.port)
+            try:
+                client.send_raw(frame)  # a WINDOW_UPDATE of 0 on the connection; a PING on a stream
+                client.goaway()
+            finally:
+                client.close()
+
+    with serve(app, log_level="critical") as server:
+        check(server, clients)
