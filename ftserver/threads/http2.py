@@ -353,11 +353,15 @@ class HTTP2Driver(Deadlines, asyncio.Protocol):
         streams = self.streams
         if streams.get(stream.stream_id) is stream:
             if stream.body_open and not stream.closed:
-                # The response is complete before the request body: the client may stop
-                # sending it (RFC 9113 §8.1), and its window is not held open for nothing.
+                # The response is complete before the request body. The rest of a body the
+                # client can send within its window is let come and dropped (curl 7.88 takes
+                # a reset as an error); else the client is told to stop sending it (RFC 9113
+                # §8.1: RST_STREAM NO_ERROR), and its window is not held open for nothing.
                 stream.body_open = False
-                self.conn.reset(stream.stream_id, ErrorCodes.NO_ERROR)
-                self.flush_soon()
+                length = stream.request.content_length
+                if length is None or not self.conn.can_finish_body(stream.stream_id, length - stream.received):
+                    self.conn.reset(stream.stream_id, ErrorCodes.NO_ERROR)
+                    self.flush_soon()
             del streams[stream.stream_id]
             stream.exchange = None  # (the exchange refers to its stream: no cycle for the GC)
             if not streams:

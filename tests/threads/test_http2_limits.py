@@ -342,6 +342,27 @@ def test_a_response_before_the_whole_body_resets_the_rest_with_no_error():
             client.close()
 
 
+def test_a_response_before_a_body_that_fits_the_window_lets_the_rest_come():
+    """A body of known length the client can finish without a WINDOW_UPDATE is not reset
+    (curl 7.88 fails on that reset); one larger than the window is (RST_STREAM NO_ERROR)."""
+    with serve(basic.hello) as server:
+        client = H2Client(server.port)
+        try:
+            small = client.request("/", "POST", headers=[(b"content-length", b"2000")], end=False)
+            send_body(client, small, b"x" * 1000, end=False)
+            assert client.response(small)[1] == b"Hello, world!"
+            send_body(client, small, b"x" * 1000, end=True)  # (the rest, dropped)
+            large = client.request("/", "POST", headers=[(b"content-length", b"200000")], end=False)
+            send_body(client, large, b"x" * 1000, end=False)
+            assert client.response(large)[1] == b"Hello, world!"
+            client.events_until(lambda events: any(isinstance(e, h2.events.StreamReset) for e in events))
+            assert client.response(client.request("/"))[1] == b"Hello, world!"  # the connection goes on
+            resets = [(e.stream_id, e.error_code) for e in client.events if isinstance(e, h2.events.StreamReset)]
+            assert resets == [(large, ErrorCodes.NO_ERROR)]
+        finally:
+            client.close()
+
+
 def test_stalled_request_body_gets_408():
     with serve(basic.echo, timeout_io=1.0) as server:
         client = H2Client(server.port)

@@ -199,10 +199,10 @@ def test_h2c_upgrade():
     def clients() -> None:
         for _ in range(3):
             out = subprocess.run(
-                ["curl", "-s", "--http2", "-d", "abc", f"{server.url}/echo", f"{server.url}/"],
+                ["curl", "-s", "--http2", "-d", "abc", f"{server.url}/echo", f"{server.url}/echo"],
                 capture_output=True, timeout=30, check=True,
-            ).stdout
-            assert out == b"abcHello, world!"
+            ).stdout  # (POSTs the app reads: curl 7.88 may fail on the reset of an unread body)
+            assert out == b"abcabc"
 
     with serve(app) as server:
         check(server, clients)

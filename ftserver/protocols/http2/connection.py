@@ -384,6 +384,14 @@ class HTTP2Connection:
             unacked = 0
         self.stream_unacked[stream_id] = unacked
 
+    def can_finish_body(self, stream_id: int, remaining: int) -> bool:
+        """Whether the client may send the ``remaining`` bytes of the stream's request body
+        without a WINDOW_UPDATE from us."""
+        try:
+            return remaining <= self.h2.remote_flow_control_window(stream_id)
+        except H2ProtocolError:
+            return False
+
     def send_window(self, stream_id: int) -> int:
         """Bytes the stream may send now (its window and the connection's)."""
         try:
