@@ -188,6 +188,7 @@ class Stepper:
                     exc = e
                 host.job = None
                 job.owner.app_done(exc)
+                exc = None  # (its traceback holds this frame: no cycle once the host retires)
                 if task.cancelling():
                     # Leftover cancellation requests would confuse the next request's
                     # asyncio.timeout / cancel scopes: retire this host.

@@ -394,7 +394,6 @@ class ServerConnection(H2Connection):
         self._data_to_send += frames  # (h2 4.4's output buffer, pinned by test_h2_fast_path.py)
         return True
 
-
     def release(self) -> None:
         """The connection is over: h2's table of frame handlers (bound methods of the
         connection) goes, so the connection is freed without the cyclic GC."""
