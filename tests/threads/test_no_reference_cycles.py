@@ -283,3 +283,18 @@ def test_http2_connection_errors():
 
     with serve(app, log_level="critical") as server:
         check(server, clients)
+
+
+def test_wsgi_bodies_that_never_come():
+    def clients() -> None:
+        for _ in range(3):  # the client goes mid-body: the app never runs
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+                time.sleep(0.05)
+        for _ in range(2):  # the body stalls: 408
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 408")
+
+    with serve(wsgi_app, interface="wsgi", timeout_io=0.3, log_level="critical") as server:
+        check(server, clients)

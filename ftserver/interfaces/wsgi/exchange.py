@@ -142,11 +142,14 @@ class WSGIExchange(Exchange):
         self.held = None  # never handed over: no app runs for it
         if self.input is not None:
             self.input.fail(ClientDisconnected("client disconnected before the request body was complete"))
+            self.input.detach()  # (nothing reported matters now; no cycle for the GC)
 
     def on_body_timeout(self) -> bool:
         """A held body: no app runs, the driver answers 408. A handed-over one: the app's
         reads raise ``TimeoutError``, and the handler answers (``Handler._handle``)."""
         if self.held is not None or self.input is None:
+            if self.input is not None:
+                self.input.detach()  # (no app runs for it: the driver answers 408)
             return super().on_body_timeout()
         self.input.fail(TimeoutError("request body: no data received for --timeout-io"), timed_out=True)
         return False
