@@ -81,7 +81,7 @@ class WSGIExchange(Exchange):
         self.stream = stream
         self.request = request
         self.info = info
-        self.input: WSGIInput | None = None if body_done else WSGIInput(self.loop_consumed)
+        self.input: WSGIInput | None = None if body_done else WSGIInput()
         self.complete = False
         self.disconnected = False
         self.started = False
@@ -142,14 +142,11 @@ class WSGIExchange(Exchange):
         self.held = None  # never handed over: no app runs for it
         if self.input is not None:
             self.input.fail(ClientDisconnected("client disconnected before the request body was complete"))
-            self.input.detach()  # (nothing reported matters now; no cycle for the GC)
 
     def on_body_timeout(self) -> bool:
         """A held body: no app runs, the driver answers 408. A handed-over one: the app's
         reads raise ``TimeoutError``, and the handler answers (``Handler._handle``)."""
         if self.held is not None or self.input is None:
-            if self.input is not None:
-                self.input.detach()  # (no app runs for it: the driver answers 408)
             return super().on_body_timeout()
         self.input.fail(TimeoutError("request body: no data received for --timeout-io"), timed_out=True)
         return False
@@ -202,23 +199,16 @@ class WSGIExchange(Exchange):
             self._abort(exc)
             return
         self.complete = True
-        self._report()
+        self.reported = True
         self.stream.response_complete(self)
 
     def loop_finished(self, error: BaseException | None) -> None:
         """The handler is done without completing the response."""
         if self.reported:
             return
-        self._report()
+        self.reported = True
         self.stopped = True
         self.stream.app_finished(self, error)
-
-    def _report(self) -> None:
-        """The exchange is over (its end goes to the stream next): the input's reports of
-        consumed bytes go nowhere now (it no longer refers to us: no cycle for the GC)."""
-        self.reported = True
-        if self.input is not None:
-            self.input.detach()
 
     def loop_give_up(self, timeout: float) -> None:
         """The client stopped reading: stop sending and drop the connection (closing
@@ -266,7 +256,7 @@ class WSGIExchange(Exchange):
         """The driver refused part of the response: answer 500 or close, stop the handler."""
         self.stopped = True
         if not self.reported:
-            self._report()
+            self.reported = True
             self.stream.app_finished(self, exc)
 
     async def _drain(self, waiter: Any) -> None:
@@ -284,7 +274,7 @@ class WSGIExchange(Exchange):
                 self.body_sent = True
                 stream.send_body(self, b"", False)
                 self.complete = True
-                self._report()
+                self.reported = True
                 stream.response_complete(self)
         except BaseException as exc:  # noqa: BLE001 - a disconnect, a cancel after a stall
             if self.disconnected or isinstance(exc, OSError):
@@ -334,7 +324,7 @@ class Handler:
         if wsgi_input is None:
             self.input = ctx.empty_input
         else:
-            wsgi_input.attach(ctx.inbox)
+            wsgi_input.attach(ctx.inbox, exchange.loop_consumed)
             self.input = wsgi_input
         result = None
         error: BaseException | None = None
@@ -354,6 +344,8 @@ class Handler:
                         logger.error("Exception in close() of the WSGI response iterable", exc_info=exc)
                     else:
                         error = error or exc
+        if wsgi_input is not None:
+            wsgi_input.detach()
         if error is None:
             return
         if self.input.timed_out and not self.headers_sent and not exchange.disconnected:

@@ -56,7 +56,7 @@ class ErrorStream:
 
 
 def _ignore(args: tuple[int, bool]) -> None:
-    """(``WSGIInput`` reports after its exchange is over)"""
+    """(``WSGIInput`` reports outside the app's run)"""
 
 
 def _log_line(line: str) -> None:
@@ -128,15 +128,15 @@ class WSGIInput:
         "timed_out",
     )
 
-    def __init__(self, consumed: Callable[[tuple[int, bool]], None]) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._chunks: collections.deque[bytes] = collections.deque()
         self._done = False
         self._error: BaseException | None = None
         self._waiter: Any = None  # a held lock the handler waits on, released by the loop
         # Handler-side state. ``consumed((nbytes, want_more))`` is posted to the loop: the
-        # handler took ``nbytes`` more, and waits for more if ``want_more``.
-        self._consumed = consumed
+        # handler took ``nbytes`` more, and waits for more if ``want_more`` (``attach``).
+        self._consumed: Callable[[tuple[int, bool]], None] = _ignore
         self._inbox: LoopInbox | None = None
         self._buf = b""
         self._unreported = 0
@@ -172,15 +172,17 @@ class WSGIInput:
         if waiter is not None:
             waiter.release()
 
-    def detach(self) -> None:
-        """The exchange is over: what the handler reports from now on is dropped."""
-        self._consumed = _ignore
-
     # -- handler side ------------------------------------------------------------------
 
-    def attach(self, inbox: LoopInbox) -> None:
-        """On the handler thread, before the app reads: where to post."""
+    def attach(self, inbox: LoopInbox, consumed: Callable[[tuple[int, bool]], None]) -> None:
+        """On the handler thread, before the app reads: where to post, and what."""
         self._inbox = inbox
+        self._consumed = consumed
+
+    def detach(self) -> None:
+        """On the handler thread, once the app is done: reports go nowhere (and the input no
+        longer refers to its exchange, which refers to it: no cycle for the GC)."""
+        self._consumed = _ignore
 
     def _take(self) -> bytes:
         """The next received bytes (all that are buffered), ``b""`` at the end of the body."""
